@@ -1,0 +1,264 @@
+"""The task protocol: scene generator, GUI state machine, score, and the virtual annotator.
+
+A task is one class deriving from :class:`Task` plus an :class:`Annotator` subclass. The task
+generates its ground truth from a seed, keeps the GUI state (view, annotations, undo stack), answers
+what the screen shows (canvas image, overlays, status lines, selected buttons) and scores the
+annotations. It knows nothing of pixels outside its canvas: :mod:`annobc.tasks.session` puts a
+task on a screen, hit-tests clicks and renders frames.
+
+Coordinates handed to a task are *data coordinates* (u, v) on its canvas data grid, with data pixel
+(row i, column j) centred at (u=j, v=i); the screen size never changes a scene or a score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from annobc.gui import CanvasMapper
+    from annobc.tasks.session import Session
+
+# Every click falls in exactly one category (the first six by element, `invalid` when none is hit).
+CATEGORIES = ("navigate", "place", "view", "select", "undo", "done", "invalid")
+BUTTON_CATEGORIES = ("navigate", "view", "select", "undo", "done")
+# Annotation phases shared by all tasks (the `phase` latent).
+PHASES = ("survey", "navigate", "inspect", "place", "select", "verify", "correct", "finish")
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    category: str
+
+    def __post_init__(self):
+        if self.category not in BUTTON_CATEGORIES:
+            raise ValueError(f"button {self.label!r}: category must be one of {BUTTON_CATEGORIES}")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What one action did to the annotation state."""
+
+    annotated: bool = False  # the action added or changed an annotation (not UNDO)
+    wrong: bool = False  # ... and the annotation it made is wrong against the ground truth
+
+
+NO_EFFECT = Effect()
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Fields shared by every task's persona; tasks subclass this with their own knobs."""
+
+    mistake_rate: float = 0.05  # probability that a decision or placement goes wrong
+    notice_rate: float = 0.98  # probability that a mistake is noticed and corrected
+    place_sigma: float = 0.4  # canvas placement noise, data pixels (standard deviation)
+    place_max: float = 1.2  # placement noise is clipped at this radius, data pixels
+
+
+def params_to_dict(params: Any) -> dict:
+    """A params dataclass as plain JSON types (tuples become lists)."""
+    return json_ready(dataclasses.asdict(params))
+
+
+def json_ready(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def params_from_dict(params_cls: type, values: dict | None) -> Any:
+    """Build a params dataclass from a dict, checking names and turning lists into tuples."""
+    values = dict(values or {})
+    names = {f.name for f in dataclasses.fields(params_cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown task parameter(s) {unknown}; known: {sorted(names)}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return params_cls(**fixed)
+
+
+class Task(ABC):
+    """One episode of one annotation task: ground truth, GUI state, score.
+
+    Subclasses set the class attributes and implement the abstract methods. ``UNDO`` and ``DONE``
+    are handled here: annotating actions call :meth:`checkpoint` first, and UNDO restores the last
+    checkpoint of ``self.ann`` (the annotation state). View state (slice, channel, tool) is not
+    undone, as in the tools these tasks imitate.
+
+    ``self.ann`` is treated as immutable: an action that changes annotations assigns a new value
+    (tuples, frozen dataclasses) instead of mutating the old one. That makes a checkpoint a
+    reference, and lets :meth:`memo` cache anything derived from the annotations (matching against
+    the ground truth, the wrong count) until they change.
+    """
+
+    task_id: ClassVar[str]
+    version: ClassVar[int] = 0
+    instruction: ClassVar[str]  # one line a person reads before starting
+    Params: ClassVar[type]
+    buttons: ClassVar[tuple[Button, ...]]
+    personas: ClassVar[dict[str, Persona]]
+    Annotator: ClassVar[type["Annotator"]]
+    # Reference ranges for the annotator's behaviour, e.g. from a human study:
+    # statistic name -> (low, high). Checked by `annobc stats`.
+    reference_ranges: ClassVar[dict[str, tuple[float, float]]] = {}
+
+    def __init__(self, params: Any, seed: int):
+        self.params = params
+        self.seed = int(seed)
+        self.ann: Any = None
+        self.done = False
+        self._undo_stack: list[Any] = []
+        self._memo: dict[str, Any] = {}
+        self._memo_ann: Any = object()
+        self.setup(np.random.default_rng(self.seed))
+
+    # -- scene and state ----------------------------------------------------------------------
+    @abstractmethod
+    def setup(self, rng: np.random.Generator) -> None:
+        """Generate the ground truth from ``rng`` and set the initial GUI state and ``self.ann``."""
+
+    @property
+    @abstractmethod
+    def data_shape(self) -> tuple[int, int]:
+        """(height, width) of the canvas data grid."""
+
+    # -- GUI state machine --------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Remember the annotation state before an annotating action, for UNDO."""
+        self._undo_stack.append(self.ann)
+
+    def memo(self, name: str, compute):
+        """``compute()`` cached until ``self.ann`` is replaced (see the class docstring)."""
+        if self._memo_ann is not self.ann:
+            self._memo.clear()
+            self._memo_ann = self.ann
+        if name not in self._memo:
+            self._memo[name] = compute()
+        return self._memo[name]
+
+    def press(self, label: str) -> Effect:
+        if label == "UNDO":
+            if self._undo_stack:
+                self.ann = self._undo_stack.pop()
+            return NO_EFFECT
+        if label == "DONE":
+            self.done = True
+            return NO_EFFECT
+        return self.press_button(label)
+
+    @abstractmethod
+    def press_button(self, label: str) -> Effect:
+        """A click on a task button other than UNDO and DONE."""
+
+    @abstractmethod
+    def click_canvas(self, u: float, v: float) -> Effect:
+        """A click on the canvas at data coordinates (u, v)."""
+
+    # -- what the screen shows ----------------------------------------------------------------
+    @abstractmethod
+    def view_key(self) -> Hashable:
+        """A key that identifies the canvas base image (e.g. the slice), for caching."""
+
+    @abstractmethod
+    def view_image(self) -> np.ndarray:
+        """The canvas base image, (h, w, 3) uint8 on the data grid, for the current view."""
+
+    @abstractmethod
+    def draw_overlays(self, canvas: np.ndarray, mapper: "CanvasMapper") -> None:
+        """Draw annotations (markers, nodes, faint previous points) onto the canvas pixels."""
+
+    @abstractmethod
+    def status(self) -> tuple[str, ...]:
+        """Status lines, most important first."""
+
+    def selected(self) -> tuple[str, ...]:
+        """Labels of buttons shown as selected/active (tool, tab, toggles)."""
+        return ()
+
+    # -- latents and score --------------------------------------------------------------------
+    @abstractmethod
+    def position(self) -> float:
+        """Where in the data axis the view is, in [0, 1] (z/Z, t/T, band/B, ...)."""
+
+    @abstractmethod
+    def n_wrong(self) -> int:
+        """Number of wrong annotations currently in the annotation state."""
+
+    @abstractmethod
+    def score(self) -> tuple[float, bool]:
+        """(score in [0, 1], success) of the current annotation state."""
+
+    @classmethod
+    def default_params(cls) -> Any:
+        return cls.Params()
+
+    @classmethod
+    def button(cls, label: str) -> Button:
+        for b in cls.buttons:
+            if b.label == label:
+                return b
+        raise KeyError(label)
+
+
+@dataclass
+class Intent:
+    """One click the annotator wants to make, with the latents it knows about."""
+
+    x: int
+    y: int
+    phase: str
+    target: int = -1
+    is_correction: bool = False
+
+
+class Annotator(ABC):
+    """A scripted, seeded, fallible annotator.
+
+    Subclasses implement :meth:`script` as a generator that yields :class:`Intent` objects; the
+    runner applies each click to the session before resuming the generator, so the script can read
+    the task's state after every click. Use :meth:`press` and :meth:`place` to build intents: they
+    put button clicks at a jittered point inside the button and canvas clicks at a noisy point.
+    """
+
+    def __init__(self, session: "Session", persona: Persona, rng: np.random.Generator):
+        self.session = session
+        self.task = session.task
+        self.persona = persona
+        self.rng = rng
+
+    @abstractmethod
+    def script(self) -> Iterator[Intent]:
+        """Yield the clicks of one episode, ending with DONE."""
+
+    # -- helpers ------------------------------------------------------------------------------
+    def press(self, label: str, phase: str, target: int = -1, correction: bool = False) -> Intent:
+        r = self.session.layout.buttons[label]
+        # People click near the centre of a button, rarely on its border.
+        x = int(np.clip(np.round(r.x0 + (r.w - 1) / 2 + self.rng.normal(0, r.w / 7)), r.x0 + 1, r.x1 - 2))
+        y = int(np.clip(np.round(r.y0 + (r.h - 1) / 2 + self.rng.normal(0, r.h / 7)), r.y0 + 1, r.y1 - 2))
+        return Intent(x, y, phase, target, correction)
+
+    def place(self, u: float, v: float, phase: str = "place", target: int = -1,
+              correction: bool = False, sigma: float | None = None) -> Intent:
+        """A canvas click aimed at data point (u, v), with the persona's placement noise."""
+        p = self.persona
+        sigma = p.place_sigma if sigma is None else sigma
+        d = self.rng.normal(0.0, sigma, 2)
+        r = float(np.hypot(*d))
+        if r > p.place_max:
+            d *= p.place_max / r
+        x, y = self.session.mapper.to_screen(u + d[0], v + d[1])
+        return Intent(x, y, phase, target, correction)
+
+    def chance(self, p: float) -> bool:
+        return bool(self.rng.random() < p)

@@ -1,0 +1,356 @@
+"""colored_dot_tracking: mark every dot of the requested colour at its brightest slice.
+
+Analogue: marking puncta or nuclei in a 3D microscopy stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+
+from annobc.gui import draw_mark
+from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+
+COLORS = {
+    "RED": (255, 60, 50),
+    "GREEN": (60, 235, 60),
+    "BLUE": (70, 120, 255),
+    "YELLOW": (245, 225, 40),
+    "CYAN": (40, 225, 235),
+    "MAGENTA": (235, 60, 235),
+}
+MARKER_COLOR = (255, 255, 255)
+MATCH_XY = 2.0
+NOISE_BANK = 512  # a marker matches a dot within this many data pixels, on the dot's peak slice
+
+
+@lru_cache(maxsize=1)
+def noise_bank() -> np.ndarray:
+    """A fixed field of unit-variance, slightly correlated noise (2x2 mean, like camera noise)."""
+    n = np.random.default_rng(20261127).normal(0.0, 1.0, (NOISE_BANK + 1, NOISE_BANK + 1))
+    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
+    return n.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Params:
+    size: int = 112  # canvas data grid side, pixels
+    n_slices: tuple[int, int] = (24, 32)
+    n_targets: tuple[int, int] = (12, 18)
+    n_distractors: tuple[int, int] = (2, 6)
+    sigma_xy: tuple[float, float] = (1.5, 3.0)
+    sigma_z: tuple[float, float] = (1.0, 2.0)
+    amplitude: tuple[float, float] = (0.6, 1.0)
+    noise: float = 7.0  # standard deviation of the background noise, grey levels
+    min_separation: float = 7.0  # minimum xy distance between dot centres, pixels
+
+
+@dataclass(frozen=True)
+class DotPersona(Persona):
+    notice_rate: float = 0.995
+    order: str = "scan"  # "scan": by depth; "nearest": nearest dot next
+    overshoot_rate: float = 0.8  # steps 1-2 slices past the brightest slice and comes back
+    slip_rate: float = 0.03  # places one slice off the brightest
+    offcentre_rate: float = 0.012  # places 3-4 px off the centre
+    distractor_rate: float = 0.012  # marks a dot of another colour
+    mip_check_rate: float = 0.08  # after a placement, toggles MIP on and off to check
+    final_check: bool = True  # toggles MIP at the end to verify before DONE
+
+
+@dataclass
+class Dot:
+    x: float
+    y: float
+    z: float  # continuous depth of the centre
+    peak: int  # brightest slice
+    sigma_xy: float
+    sigma_z: float
+    amplitude: float
+    color: str
+
+
+class ColoredDotTracking(Task):
+    """Mark every dot of the requested colour at its brightest z-slice.
+
+    ## Description
+    A stack of z-slices holds blurred 3D dots (3D Gaussians) of several colours over a noisy
+    background. The status line names the requested colour. The annotator must find every dot of
+    that colour and place a marker on it at the slice where it is brightest.
+
+    ## Action Space
+    A left click at a screen pixel. Buttons: ``+Z``, ``-Z`` (navigate), ``MIP`` (view: max-intensity
+    projection on/off), ``UNDO``, ``DONE``. A canvas click places a marker at (x, y, current z).
+
+    ## Observation Space
+    The rendered screen: the current slice (or the MIP) with markers as crosses on their slice (all
+    markers in MIP), the status lines ``FIND <COLOUR>  Z <z>/<Z-1>`` and
+    ``MARKERS <n>  MIP ON|OFF``, and the MIP button highlighted while on.
+
+    ## Rewards
+    Zero until the episode ends, then the F1 score of markers against the requested dots (a match
+    needs xy within 2 data pixels and the exact brightest slice).
+
+    ## Episode End
+    DONE terminates; the env's step cap truncates. Success: F1 = 1.
+
+    ## Arguments
+    See :class:`Params`: stack depth, number of target and distractor dots, dot sizes in xy and z,
+    amplitude, noise, minimum separation.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    task_id = "colored_dot_tracking"
+    version = 0
+    instruction = "Mark every dot of the requested colour at the slice where it is brightest."
+    Params = Params
+    buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("MIP", "view"),
+               Button("UNDO", "undo"), Button("DONE", "done"))
+    personas = {
+        "default": DotPersona(),
+        "nearest": DotPersona(order="nearest", overshoot_rate=0.6, mip_check_rate=0.12),
+        "careless": DotPersona(slip_rate=0.06, offcentre_rate=0.03, distractor_rate=0.03,
+                               notice_rate=0.9, overshoot_rate=0.3, mip_check_rate=0.0),
+    }
+    # Human study on this task (TASKS.md): fractions of clicks per episode, and clicks per episode.
+    reference_ranges = {
+        "action_mix.navigate": (0.67, 0.78),
+        "action_mix.place": (0.14, 0.23),
+        "action_mix.view": (0.05, 0.10),
+        "action_mix.undo": (0.006, 0.013),
+        "correction_rate": (0.024, 0.076),
+        "mean_length": (70, 120),
+    }
+
+    # -- scene ---------------------------------------------------------------------------------
+    def setup(self, rng: np.random.Generator) -> None:
+        p = self.params
+        self.n_slices = int(rng.integers(p.n_slices[0], p.n_slices[1] + 1))
+        self.color = str(rng.choice(list(COLORS)))
+        others = [c for c in COLORS if c != self.color]
+        n_t = int(rng.integers(p.n_targets[0], p.n_targets[1] + 1))
+        n_d = int(rng.integers(p.n_distractors[0], p.n_distractors[1] + 1))
+        xy = self._sample_positions(rng, n_t + n_d)
+        dots = []
+        for i, (x, y) in enumerate(xy):
+            sz = float(rng.uniform(*p.sigma_z))
+            # Centre within 0.2 of a slice so that one slice is visibly the brightest.
+            peak = int(rng.integers(2, self.n_slices - 2))
+            z = peak + float(rng.uniform(-0.2, 0.2))
+            color = self.color if i < n_t else str(rng.choice(others))
+            dots.append(Dot(x, y, z, peak, float(rng.uniform(*p.sigma_xy)), sz,
+                            float(rng.uniform(*p.amplitude)), color))
+        self.targets = dots[:n_t]
+        self.distractors = dots[n_t:]
+        self._noise_offsets = rng.integers(0, NOISE_BANK - p.size, (self.n_slices + 1, 2))
+        self._slices: dict = {}
+        # GUI state
+        self.z = 0
+        self.mip = False
+        self.ann: tuple[tuple[float, float, int], ...] = ()  # markers (u, v, z)
+
+    def _sample_positions(self, rng: np.random.Generator, n: int) -> list[tuple[float, float]]:
+        p, margin = self.params, 6.0
+        pts: list[tuple[float, float]] = []
+        while len(pts) < n:
+            cand = rng.uniform(margin, p.size - 1 - margin, 2)
+            if all(np.hypot(cand[0] - a, cand[1] - b) >= p.min_separation for a, b in pts):
+                pts.append((float(cand[0]), float(cand[1])))
+        return pts
+
+    @property
+    def data_shape(self) -> tuple[int, int]:
+        return (self.params.size, self.params.size)
+
+    # -- GUI state machine ----------------------------------------------------------------------
+    def press_button(self, label: str) -> Effect:
+        if label == "+Z":
+            self.z = min(self.z + 1, self.n_slices - 1)
+        elif label == "-Z":
+            self.z = max(self.z - 1, 0)
+        elif label == "MIP":
+            self.mip = not self.mip
+        return NO_EFFECT
+
+    def click_canvas(self, u: float, v: float) -> Effect:
+        self.checkpoint()
+        before = self.n_wrong()
+        self.ann = self.ann + ((u, v, self.z),)
+        return Effect(annotated=True, wrong=self.n_wrong() > before)
+
+    # -- rendering ------------------------------------------------------------------------------
+    def view_key(self):
+        return "mip" if self.mip else self.z
+
+    def view_image(self) -> np.ndarray:
+        key = self.view_key()
+        img = self._slices.get(key)
+        if img is None:
+            img = self._slices[key] = self._render_view(key)
+        return img
+
+    def _render_view(self, key) -> np.ndarray:
+        p = self.params
+        s = p.size
+        acc = np.zeros((s, s, 3), np.float32)
+        for d in self.targets + self.distractors:
+            if key == "mip":
+                gz = d.amplitude * np.exp(-0.5 * ((d.peak - d.z) / d.sigma_z) ** 2)
+            else:
+                gz = d.amplitude * np.exp(-0.5 * ((key - d.z) / d.sigma_z) ** 2)
+            if gz < 0.01:
+                continue
+            r = int(np.ceil(3 * d.sigma_xy))
+            x0, x1 = max(int(d.x) - r, 0), min(int(d.x) + r + 2, s)
+            y0, y1 = max(int(d.y) - r, 0), min(int(d.y) + r + 2, s)
+            gx = np.exp(-0.5 * ((np.arange(x0, x1) - d.x) / d.sigma_xy) ** 2)
+            gy = np.exp(-0.5 * ((np.arange(y0, y1) - d.y) / d.sigma_xy) ** 2)
+            g = (gz * gy[:, None] * gx[None, :]).astype(np.float32)
+            patch = acc[y0:y1, x0:x1]
+            np.maximum(patch, g[:, :, None] * np.asarray(COLORS[d.color], np.float32), out=patch)
+        # Each slice gets its own crop of a fixed noise bank (drawn per episode, per slice index), so
+        # a slice looks the same whatever the visit order and no noise is generated per frame.
+        oy, ox = self._noise_offsets[self.n_slices if key == "mip" else key]
+        noise = noise_bank()[oy:oy + s, ox:ox + s]
+        img = acc + (24.0 + noise * (p.noise * (1.4 if key == "mip" else 1.0)))[:, :, None]
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        r = max(2, round(2 * mapper.pixel_size))
+        for u, v, z in self.ann:
+            if self.mip or z == self.z:
+                x, y = mapper.to_canvas_px(u, v)
+                draw_mark(canvas, x, y, MARKER_COLOR, "x", r)
+
+    def status(self) -> tuple[str, ...]:
+        return (f"FIND {self.color}  Z {self.z}/{self.n_slices - 1}",
+                f"MARKERS {len(self.ann)}  MIP {'ON' if self.mip else 'OFF'}")
+
+    def selected(self) -> tuple[str, ...]:
+        return ("MIP",) if self.mip else ()
+
+    # -- latents and score ----------------------------------------------------------------------
+    def position(self) -> float:
+        return self.z / (self.n_slices - 1)
+
+    def _match(self) -> int:
+        return self.memo("match", self._compute_match)
+
+    def _compute_match(self) -> int:
+        """Greedy one-to-one matching of markers to target dots; returns the number matched."""
+        pairs = []
+        for i, (u, v, z) in enumerate(self.ann):
+            for j, d in enumerate(self.targets):
+                dist = math.hypot(u - d.x, v - d.y)
+                if z == d.peak and dist <= MATCH_XY:
+                    pairs.append((dist, i, j))
+        used_m, used_t = set(), set()
+        for _, i, j in sorted(pairs):
+            if i not in used_m and j not in used_t:
+                used_m.add(i)
+                used_t.add(j)
+        return len(used_m)
+
+    def n_wrong(self) -> int:
+        return len(self.ann) - self._match()
+
+    def score(self) -> tuple[float, bool]:
+        m = self._match()
+        if not self.ann:
+            return 0.0, False
+        precision, recall = m / len(self.ann), m / len(self.targets)
+        f1 = 0.0 if m == 0 else 2 * precision * recall / (precision + recall)
+        return f1, m == len(self.targets) == len(self.ann)
+
+
+class ColoredDotAnnotator(Annotator):
+    """Surveys in MIP, visits the dots in depth order (or nearest first), overshoots and comes back."""
+
+    persona: DotPersona
+    task: ColoredDotTracking
+
+    def script(self) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        yield self.press("MIP", "survey")
+        yield self.press("MIP", "survey")
+        for k in self._order():
+            dot = t.targets[k]
+            yield from self._do_dot(k, dot)
+            if self.chance(p.mip_check_rate):
+                yield self.press("MIP", "verify", k)
+                yield self.press("MIP", "verify", k)
+        if p.final_check:
+            yield self.press("MIP", "verify")
+            yield self.press("MIP", "verify")
+        yield self.press("DONE", "finish")
+
+    def _order(self) -> list[int]:
+        t = self.task
+        if self.persona.order == "scan":
+            return sorted(range(len(t.targets)), key=lambda k: (t.targets[k].peak, t.targets[k].y))
+        order, z, left = [], 0, set(range(len(t.targets)))
+        while left:  # nearest in depth first, ties broken by screen order
+            k = min(left, key=lambda k: (abs(t.targets[k].peak - z), t.targets[k].y))
+            order.append(k)
+            left.remove(k)
+            z = t.targets[k].peak
+        return order
+
+    def _goto(self, z: int, phase: str, k: int, correction: bool = False) -> Iterator[Intent]:
+        while self.task.z != z:
+            label = "+Z" if z > self.task.z else "-Z"
+            yield self.press(label, phase, k, correction)
+
+    def _do_dot(self, k: int, dot: Dot) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        direction = 1 if dot.peak >= t.z else -1
+        # Decide now what goes wrong with this dot, if anything.
+        roll = self.rng.random()
+        slip = roll < p.slip_rate
+        offcentre = not slip and roll < p.slip_rate + p.offcentre_rate
+        distractor = (not slip and not offcentre and t.distractors
+                      and roll < p.slip_rate + p.offcentre_rate + p.distractor_rate)
+        if distractor:
+            # Marks the nearest distractor instead, at its own brightest slice, then carries on.
+            wrong = min(t.distractors, key=lambda d: np.hypot(d.x - dot.x, d.y - dot.y))
+            yield from self._goto(wrong.peak, "navigate", k)
+            yield self.place(wrong.x, wrong.y, "place", k)
+            if self.chance(p.notice_rate):
+                yield self.press("MIP", "verify", k)
+                yield self.press("MIP", "verify", k)
+                yield self.press("UNDO", "correct", k, True)
+            direction = 1 if dot.peak >= t.z else -1
+        yield from self._goto(dot.peak, "navigate", k)
+        if self.chance(p.overshoot_rate):
+            lo, hi = 0, t.n_slices - 1
+            past = int(np.clip(dot.peak + direction * int(self.rng.integers(1, 3)), lo, hi))
+            yield from self._goto(past, "inspect", k)
+            yield from self._goto(dot.peak, "inspect", k)
+        if slip:
+            # Stopped one slice short of (or past) the brightest slice and placed there.
+            off = int(np.clip(dot.peak - direction, 0, t.n_slices - 1))
+            yield from self._goto(off, "navigate", k)
+            yield self.place(dot.x, dot.y, "place", k)
+            if self.chance(p.notice_rate):
+                yield from self._goto(dot.peak, "inspect", k)  # the neighbour is brighter
+                yield self.press("UNDO", "correct", k, True)
+                yield self.place(dot.x, dot.y, "correct", k, True)
+            return
+        if offcentre:
+            ang = self.rng.uniform(0, 2 * np.pi)
+            dist = self.rng.uniform(3.0, 4.0)
+            yield self.place(dot.x + dist * np.cos(ang), dot.y + dist * np.sin(ang), "place", k,
+                             sigma=0.0)
+            if self.chance(p.notice_rate):
+                yield self.press("UNDO", "correct", k, True)
+                yield self.place(dot.x, dot.y, "correct", k, True)
+            return
+        yield self.place(dot.x, dot.y, "place", k)
+
+
+ColoredDotTracking.Annotator = ColoredDotAnnotator

@@ -1,0 +1,160 @@
+"""Episode records: everything needed to replay an episode bit for bit, plus its latents.
+
+An episode is fully determined by (task id, task version, params, seed, renderer version, screen
+size, theme, clicks), so frames are never stored: :func:`replay` re-renders them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
+from annobc.tasks.base import Intent, params_to_dict
+from annobc.tasks.registry import get_task_class
+from annobc.tasks.session import Session, StepResult
+
+# Per-step fields, in column order (see docs/data.md once datasets exist).
+STEP_FIELDS = ("x", "y", "element", "category", "phase", "position", "target", "mistake_present",
+               "is_mistake", "is_correction", "annotated", "timestamp_ms")
+
+
+@dataclass
+class StepRecord:
+    x: int
+    y: int
+    element: str | None
+    category: str
+    phase: str
+    position: float
+    target: int
+    mistake_present: bool
+    is_mistake: bool
+    is_correction: bool
+    annotated: bool
+    timestamp_ms: float | None = None  # set where a person clicked
+
+    @classmethod
+    def from_step(cls, intent: Intent, res: StepResult, timestamp_ms: float | None = None):
+        return cls(intent.x, intent.y, res.element, res.category, intent.phase, res.position,
+                   intent.target, res.mistake_present, res.effect.wrong,
+                   intent.is_correction or res.removed_mistake, res.effect.annotated, timestamp_ms)
+
+
+@dataclass
+class EpisodeRecord:
+    task_id: str
+    task_version: int
+    params: dict
+    seed: int
+    persona: str
+    renderer_version: str
+    screen: tuple[int, int]
+    theme: str
+    steps: list[StepRecord] = field(default_factory=list)
+    score: float = 0.0
+    success: bool = False
+    done: bool = False
+
+    @property
+    def clicks(self) -> list[tuple[int, int]]:
+        return [(s.x, s.y) for s in self.steps]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["screen"] = list(self.screen)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EpisodeRecord":
+        d = dict(d)
+        d["screen"] = tuple(d["screen"])
+        d["steps"] = [StepRecord(**s) for s in d["steps"]]
+        return cls(**d)
+
+
+def annotator_rng(seed: int, persona: str) -> np.random.Generator:
+    """The annotator's own generator, independent of the scene's (same seed, other stream)."""
+    return np.random.default_rng([int(seed), zlib.crc32(persona.encode()), 1])
+
+
+def run_annotator(task_id: str, seed: int, persona: str = "default", params: Any = None,
+                  screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str = DEFAULT_THEME,
+                  max_steps: int = 1000, frames: list | None = None) -> EpisodeRecord:
+    """Play one annotator episode and return its record.
+
+    If ``frames`` is a list, the frame before every click and the final frame are appended to it.
+    """
+    session = Session(task_id, seed, params, screen_size, theme)
+    cls = session.task_cls
+    if persona not in cls.personas:
+        raise ValueError(f"unknown persona {persona!r} for {task_id}; known: {', '.join(cls.personas)}")
+    annotator = cls.Annotator(session, cls.personas[persona], annotator_rng(seed, persona))
+    record = _new_record(session, persona)
+    for intent in annotator.script():
+        if frames is not None:
+            frames.append(session.render())
+        res = session.step(intent.x, intent.y)
+        record.steps.append(StepRecord.from_step(intent, res))
+        if session.done or len(record.steps) >= max_steps:
+            break
+    if frames is not None:
+        frames.append(session.render())
+    _finish(record, session)
+    return record
+
+
+def _new_record(session: Session, persona: str) -> EpisodeRecord:
+    return EpisodeRecord(
+        task_id=session.task_id, task_version=session.task_cls.version,
+        params=params_to_dict(session.task.params), seed=session.task.seed, persona=persona,
+        renderer_version=RENDERER_VERSION,
+        screen=(session.layout.width, session.layout.height), theme=session.screen.theme.name)
+
+
+def _finish(record: EpisodeRecord, session: Session) -> None:
+    score, success = session.task.score()
+    record.score, record.success = float(score), bool(success)
+    record.done = session.done
+
+
+def check_replayable(record: EpisodeRecord) -> None:
+    cls = get_task_class(record.task_id)
+    if record.renderer_version != RENDERER_VERSION:
+        raise ValueError(f"episode was rendered with renderer version {record.renderer_version}, "
+                         f"this is version {RENDERER_VERSION}: its frames cannot be replayed")
+    if record.task_version != cls.version:
+        raise ValueError(f"episode was recorded with {record.task_id}-v{record.task_version}, "
+                         f"this is v{cls.version}: it cannot be replayed")
+
+
+def replay_session(record: EpisodeRecord) -> Session:
+    check_replayable(record)
+    return Session(record.task_id, record.seed, record.params, record.screen, record.theme)
+
+
+def replay(record: EpisodeRecord) -> Iterator[np.ndarray]:
+    """Yield the frame before every click and the final frame, re-rendered from the record."""
+    session = replay_session(record)
+    for x, y in record.clicks:
+        yield session.render()
+        session.step(x, y)
+    yield session.render()
+
+
+def replay_score(record: EpisodeRecord) -> tuple[float, bool]:
+    session = replay_session(record)
+    for x, y in record.clicks:
+        session.step(x, y)
+    return session.task.score()
+
+
+def frame_hash(frame: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frame).tobytes()).hexdigest()

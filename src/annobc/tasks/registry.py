@@ -1,0 +1,32 @@
+"""The task registry: task id -> the class that implements it. A new task is one line here."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annobc.tasks.base import Task
+
+TASKS: dict[str, str] = {
+    "colored_dot_tracking": "annobc.tasks.colored_dot_tracking:ColoredDotTracking",
+}
+
+_loaded: dict[str, type] = {}
+
+
+def task_ids() -> list[str]:
+    return list(TASKS)
+
+
+def get_task_class(task_id: str) -> type["Task"]:
+    cls = _loaded.get(task_id)
+    if cls is not None:
+        return cls
+    try:
+        path = TASKS[task_id]
+    except KeyError:
+        raise ValueError(f"unknown task {task_id!r}; known tasks: {', '.join(TASKS)}") from None
+    module, name = path.split(":")
+    cls = _loaded[task_id] = getattr(importlib.import_module(module), name)
+    return cls

@@ -1,0 +1,89 @@
+"""A task on a screen: hit-testing, stepping and rendering. The engine under envs and annotators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, CanvasMapper, Layout, Screen, get_theme
+from annobc.tasks.base import NO_EFFECT, Effect, params_from_dict
+from annobc.tasks.registry import get_task_class
+
+
+@lru_cache(maxsize=64)
+def _screen_for(labels: tuple[str, ...], width: int, height: int, theme: str) -> Screen:
+    # Chrome, button faces and the glyph atlas depend only on these, so every episode shares them.
+    return Screen(Layout(width, height, labels), get_theme(theme))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    element: str | None  # button label, "canvas", or None
+    category: str  # one of base.CATEGORIES
+    effect: Effect
+    position: float  # latent position of the view the click was made on
+    mistake_present: bool  # an uncorrected wrong annotation existed before the click
+    removed_mistake: bool  # the click lowered the number of wrong annotations
+
+
+class Session:
+    """One episode of a task rendered on one screen.
+
+    ``params`` may be a params dataclass, a dict of overrides, or None for the defaults.
+    """
+
+    def __init__(self, task_id: str, seed: int, params: Any = None,
+                 screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str = DEFAULT_THEME):
+        cls = get_task_class(task_id)
+        if params is None or isinstance(params, dict):
+            params = params_from_dict(cls.Params, params)
+        self.task_id = task_id
+        self.task_cls = cls
+        self.task = cls(params, seed)
+        w, h = int(screen_size[0]), int(screen_size[1])
+        self.screen = _screen_for(tuple(b.label for b in cls.buttons), w, h, theme)
+        self.layout = self.screen.layout
+        self.mapper = CanvasMapper(self.layout.canvas, *self.task.data_shape)
+        self._category = {b.label: b.category for b in cls.buttons}
+        self._canvas_cache: dict = {}
+        self.steps = 0
+
+    @property
+    def done(self) -> bool:
+        return self.task.done
+
+    def step(self, x: int, y: int) -> StepResult:
+        if self.task.done:
+            raise RuntimeError("episode is over (DONE was clicked); start a new session")
+        task = self.task
+        position = task.position()
+        wrong_before = task.n_wrong()
+        element = self.layout.hit(x, y)
+        if element is None:
+            category, effect = "invalid", NO_EFFECT
+        elif element == "canvas":
+            category = "place"
+            effect = task.click_canvas(*self.mapper.to_data(x, y))
+        else:
+            category = self._category[element]
+            effect = task.press(element)
+        self.steps += 1
+        removed = category == "undo" and task.n_wrong() < wrong_before
+        return StepResult(element, category, effect, position, wrong_before > 0, removed)
+
+    def canvas_image(self) -> np.ndarray:
+        """The current view's base image at canvas pixel size (cached per view)."""
+        key = self.task.view_key()
+        img = self._canvas_cache.get(key)
+        if img is None:
+            img = self._canvas_cache[key] = self.mapper.to_canvas_image(self.task.view_image())
+        return img
+
+    def render(self, out: np.ndarray | None = None) -> np.ndarray:
+        task = self.task
+        frame = self.screen.render(self.canvas_image(), task.selected(), task.status(), out)
+        task.draw_overlays(self.screen.canvas_view(frame), self.mapper)
+        return frame

@@ -1,0 +1,37 @@
+import json
+
+from PIL import Image
+
+from annobc.cli.main import main
+
+
+def test_tasks_json(capsys):
+    assert main(["tasks", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any(r["task"] == "colored_dot_tracking" for r in rows)
+
+
+def test_play_writes_gif_with_one_frame_per_click(tmp_path, capsys):
+    out = tmp_path / "ep.gif"
+    assert main(["play", "colored_dot_tracking", "--seed", "2", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    img = Image.open(out)
+    assert img.n_frames == summary["clicks"] + 1
+    assert img.size == (320, 256)
+
+
+def test_stats_json_has_the_documented_keys(capsys):
+    assert main(["stats", "colored_dot_tracking", "--episodes", "5", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    for key in ("task", "episodes", "success_rate", "mean_length", "action_mix", "correction_rate",
+                "mistake_rate"):
+        assert key in s
+    assert s["episodes"] == 5
+    assert abs(sum(s["action_mix"].values()) - 1.0) < 1e-9
+    assert set(s["action_mix"]) == {"navigate", "place", "view", "select", "undo", "done", "invalid"}
+
+
+def test_unknown_persona_is_a_one_line_error(capsys):
+    assert main(["stats", "colored_dot_tracking", "--episodes", "1", "--persona", "nobody"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown persona 'nobody'" in err and "\n" not in err

@@ -1,0 +1,80 @@
+"""colored_dot_tracking: its GUI rules, its score, and the human ranges of its default persona."""
+
+import pytest
+
+from annobc.tasks import Session, run_annotator
+from annobc.tasks.stats import episode_stats
+
+TASK = "colored_dot_tracking"
+
+
+def click_button(s, label):
+    r = s.layout.buttons[label]
+    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
+
+
+def click_data(s, u, v):
+    return s.step(*s.mapper.to_screen(u, v))
+
+
+def test_z_navigation_is_clamped_and_mip_toggles():
+    s = Session(TASK, 0)
+    click_button(s, "-Z")
+    assert s.task.z == 0
+    for _ in range(100):
+        click_button(s, "+Z")
+    assert s.task.z == s.task.n_slices - 1
+    click_button(s, "MIP")
+    assert s.task.mip and s.task.selected() == ("MIP",)
+    assert "MIP ON" in s.task.status()[1]
+
+
+def test_perfect_markers_score_one_and_wrong_slice_is_a_mistake():
+    s = Session(TASK, 1)
+    t = s.task
+    dots = sorted(t.targets, key=lambda d: d.peak)
+    first = dots[0]
+    while t.z < first.peak - 1:
+        click_button(s, "+Z")
+    res = click_data(s, first.x, first.y)  # one slice short
+    assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.n_wrong() == 0 and len(t.ann) == 0
+    for d in dots:
+        while t.z < d.peak:
+            click_button(s, "+Z")
+        assert not click_data(s, d.x, d.y).effect.wrong
+    assert t.score() == (1.0, True)
+    click_button(s, "DONE")
+    assert s.done
+
+
+def test_distractor_and_missing_dots_lower_f1():
+    s = Session(TASK, 2)
+    t = s.task
+    d = t.distractors[0]
+    while t.z < d.peak:
+        click_button(s, "+Z")
+    assert click_data(s, d.x, d.y).effect.wrong
+    score, success = t.score()
+    assert score == 0.0 and not success
+
+
+def test_requested_colour_is_on_screen():
+    s = Session(TASK, 3)
+    assert s.task.status()[0].startswith(f"FIND {s.task.color}")
+
+
+def test_default_persona_inside_every_human_range():
+    recs = [run_annotator(TASK, seed) for seed in range(200)]
+    stats = episode_stats(recs)
+    bad = {k: v for k, v in stats["reference"].items() if not v["inside"]}
+    assert not bad, bad
+    assert len(stats["reference"]) == 6
+    assert 12 <= stats["placements_per_episode"] <= 20  # the study's ~16 placements
+
+
+@pytest.mark.parametrize("persona", ["nearest", "careless"])
+def test_other_personas_run(persona):
+    rec = run_annotator(TASK, 0, persona)
+    assert rec.done and len(rec) > 20
