@@ -115,8 +115,11 @@ def test_uniform_random_clicking_scores_near_zero(task_id):
         score, success = s.task.score()
         scores.append(score)
         successes.append(success)
-    assert not any(successes)
-    assert np.mean(scores) < 0.15, np.mean(scores)
+    chance = get_task_class(task_id).chance_level
+    if chance == 0.0:
+        assert not any(successes)
+    assert np.mean(successes) <= chance + 0.15
+    assert np.mean(scores) < chance + 0.15, np.mean(scores)
 
 
 @pytest.mark.parametrize("task_id", TASKS)

@@ -111,6 +111,9 @@ class Task(ABC):
     # Reference ranges for the annotator's behaviour, e.g. from a human study:
     # statistic name -> (low, high). Checked by `annobc stats`.
     reference_ranges: ClassVar[dict[str, tuple[float, float]]] = {}
+    # Expected score of a lucky guess: 0 for placement tasks, 1/k for a k-way decision. Uniform
+    # random clicking must not do better than this (tests/tasks/test_task_contract.py).
+    chance_level: ClassVar[float] = 0.0
 
     def __init__(self, params: Any, seed: int):
         self.params = params
