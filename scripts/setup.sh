@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Set up annobc in ./.venv: the package, its test tools, and (once training exists) the CPU torch.
+# Set up annobc in ./.venv: the package, its test tools, and the CPU build of torch.
 # Idempotent: a second run only checks that everything is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
+  "${PIP[@]}" --upgrade pip
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 \
-  | grep -v -E "^WARNING: Location .* is ignored" || true
-.venv/bin/python -c "import annobc" || { echo "setup: annobc failed to import" >&2; exit 1; }
+# The CPU build of torch, pinned here only: the data loader, the policy and training need it; the
+# gui, tasks and env layers never import it.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  "${PIP[@]}" "torch==2.13.0"
+fi
+"${PIP[@]}" -e ".[test,train]"
+.venv/bin/python -c "import annobc, torch" || { echo "setup: annobc failed to import" >&2; exit 1; }

@@ -92,9 +92,40 @@ def format_stats(s: dict) -> str:
     return "\n".join(lines)
 
 
+def format_dataset_stats(card: dict) -> str:
+    cats = ["navigate", "place", "view", "select", "undo", "done", "invalid"]
+    head = (f"{'task':<30} {'eps':>5} {'succ':>6} {'len':>6} {'corr':>6} {'mist':>6}  "
+            + " ".join(f"{c[:5]:>6}" for c in cats))
+    lines = [f"dataset: {card.get('episodes')} episodes, {card.get('steps')} steps, schema "
+             f"v{card['schema_version']}, renderer v{card['renderer_version']}, code "
+             f"{card.get('code_version', '?')}", head]
+    for t, s in card.get("stats", {}).items():
+        lines.append(f"{t:<30} {s['episodes']:>5} {s['success_rate']:>6.3f} {s['mean_length']:>6.1f} "
+                     f"{s['correction_rate']:>6.3f} {s['mistake_rate']:>6.3f}  "
+                     + " ".join(f"{s['action_mix'][c]:>6.3f}" for c in cats))
+    for split, r in card.get("seed_ranges", {}).items():
+        lines.append(f"split {split:<5} seeds {r[0]}..{r[1]}" if r else f"split {split:<5} (empty)")
+    return "\n".join(lines)
+
+
 def cmd_stats(args) -> int:
-    from annobc.tasks import run_annotator
+    from pathlib import Path
+
+    from annobc.tasks import run_annotator, task_ids
     from annobc.tasks.stats import episode_stats
+
+    if Path(args.task).is_dir():
+        from annobc.data import EpisodeStore
+
+        card = EpisodeStore(args.task).card
+        if args.json:
+            print(json.dumps({k: card[k] for k in card if k not in ("features",)}, indent=2))
+        else:
+            print(format_dataset_stats(card))
+        return 0
+    if args.task not in task_ids():
+        raise CLIError(f"{args.task!r} is neither a dataset folder nor a task; known tasks: "
+                       f"{', '.join(task_ids())}")
 
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     records = [run_annotator(args.task, s, args.persona, screen_size=args.screen)
@@ -103,6 +134,31 @@ def cmd_stats(args) -> int:
     stats["persona"] = args.persona
     stats["seeds"] = [args.seed_start, args.seed_start + args.episodes - 1]
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    return 0
+
+
+# -- generate ------------------------------------------------------------------------------------
+def cmd_generate(args) -> int:
+    from annobc.data import Plan, generate, resolve_tasks
+
+    if args.episodes_per_task < 1:
+        raise CLIError(f"--episodes-per-task must be >= 1, got {args.episodes_per_task}")
+    if args.workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    tasks = resolve_tasks(args.tasks)
+    for t in tasks:
+        from annobc.tasks import get_task_class
+
+        if args.persona not in get_task_class(t).personas:
+            raise CLIError(f"unknown persona {args.persona!r} for {t}")
+    plan = Plan(tasks=tasks, episodes_per_task=args.episodes_per_task, seed=args.seed,
+                persona=args.persona, screen=args.screen, shard_size=args.shard_size)
+    card = generate(args.out, plan, workers=args.workers)
+    if args.json:
+        print(json.dumps({k: card[k] for k in card if k != "features"}, indent=2))
+    else:
+        print(format_dataset_stats(card))
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -148,14 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_play)
 
-    s = sub.add_parser("stats", help="behaviour statistics of the virtual annotator on a task")
-    s.add_argument("task", type=_task_id)
+    s = sub.add_parser("stats", help="behaviour statistics: of the annotator on TASK, or of a dataset DIR")
+    s.add_argument("task", metavar="TASK|DIR")
     s.add_argument("--episodes", type=int, default=100)
     s.add_argument("--persona", default="default")
     s.add_argument("--seed-start", type=int, default=0)
     s.add_argument("--screen", type=parse_screen, default=DEFAULT_SCREEN)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_stats)
+    s = sub.add_parser("generate", help="generate an annotator dataset (parallel, resumable)")
+    s.add_argument("--tasks", default="all", help="'all' or a comma-separated list of task ids")
+    s.add_argument("--episodes-per-task", type=int, required=True)
+    s.add_argument("--out", required=True, help="dataset folder (re-run the same command to resume)")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--seed", type=int, default=0, help="base seed of the split seed ranges")
+    s.add_argument("--persona", default="default")
+    s.add_argument("--shard-size", type=int, default=50, help="episodes per Parquet shard")
+    s.add_argument("--screen", type=parse_screen, default=DEFAULT_SCREEN)
+    s.add_argument("--json", action="store_true", help="print the dataset card as JSON")
+    s.set_defaults(func=cmd_generate)
+
     s = sub.add_parser("demo", help="the main job on the embedded default")
     s.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     s.add_argument("--seed", type=int, default=0)
@@ -168,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError) as e:
+    except (CLIError, ValueError, FileNotFoundError) as e:
         print(f"annobc {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,186 @@
+"""Parallel, resumable generation of annotator datasets.
+
+The work is cut into shards, each a fixed (task, split, seed range). A shard is written atomically
+(steps file, then episodes file, each through a temp file and a rename), so a killed run leaves only
+whole shards; re-running the same command skips them and writes the rest. No episode is duplicated
+or lost because a shard's content is a pure function of the plan.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from annobc import __version__
+from annobc.data.schema import SCHEMA_VERSION, features
+from annobc.data.store import (CARD, DatasetError, EpisodeStore, atomic_write_json, shard_complete,
+                               write_shard)
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
+from annobc.tasks.base import params_to_dict
+from annobc.tasks.episode import run_annotator
+from annobc.tasks.registry import get_task_class, task_ids
+from annobc.tasks.stats import episode_stats
+
+SPLITS = ("train", "val", "test")
+# Seed ranges never overlap: split k of a dataset with base seed S uses seeds S + k * SPLIT_STRIDE + i.
+SPLIT_STRIDE = 10_000_000
+PLAN = "plan.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    tasks: tuple[str, ...]
+    episodes_per_task: int
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    persona: str = "default"
+    screen: tuple[int, int] = DEFAULT_SCREEN
+    theme: str = DEFAULT_THEME
+    shard_size: int = 50
+    max_steps: int = 1000
+
+    def split_counts(self) -> dict[str, int]:
+        n = self.episodes_per_task
+        val = max(1, round(n * self.split_fractions[1])) if n >= 3 else 0
+        test = max(1, round(n * self.split_fractions[2])) if n >= 3 else 0
+        return {"train": n - val - test, "val": val, "test": test}
+
+    def seed_ranges(self) -> dict[str, list[int]]:
+        """[first, last] seed of each split (the same for every task)."""
+        out = {}
+        for k, (split, n) in enumerate(self.split_counts().items()):
+            start = self.seed + k * SPLIT_STRIDE
+            out[split] = [start, start + n - 1] if n else []
+        return out
+
+    def shards(self) -> list[dict]:
+        out = []
+        for task in self.tasks:
+            for split, n in self.split_counts().items():
+                start = self.seed_ranges()[split][0] if n else 0
+                for j, first in enumerate(range(0, n, self.shard_size)):
+                    count = min(self.shard_size, n - first)
+                    out.append({"name": f"{task}-{split}-{j:05d}", "task": task, "split": split,
+                                "seeds": [start + first, start + first + count]})
+        return out
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["tasks"], d["screen"] = list(self.tasks), list(self.screen)
+        d["split_fractions"] = list(self.split_fractions)
+        return d
+
+
+def resolve_tasks(spec: str | Sequence[str]) -> tuple[str, ...]:
+    names = list(task_ids()) if spec in ("all", ["all"]) else (
+        [t.strip() for t in spec.split(",") if t.strip()] if isinstance(spec, str) else list(spec))
+    for t in names:
+        get_task_class(t)  # one-line error listing the known tasks
+    if not names:
+        raise ValueError("no tasks given")
+    return tuple(names)
+
+
+def _make_shard(args: tuple[str, dict, dict]) -> tuple[str, int]:
+    root, plan_json, shard = args
+    plan = Plan(**{**plan_json, "tasks": tuple(plan_json["tasks"]), "screen": tuple(plan_json["screen"]),
+                   "split_fractions": tuple(plan_json["split_fractions"])})
+    seeds = range(*shard["seeds"])
+    records = [run_annotator(shard["task"], s, plan.persona, screen_size=plan.screen, theme=plan.theme,
+                             max_steps=plan.max_steps) for s in seeds]
+    write_shard(Path(root), shard["name"], records, [shard["split"]] * len(records))
+    return shard["name"], len(records)
+
+
+def code_version() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def generate(out: str | Path, plan: Plan, workers: int = 1, progress: bool = True) -> dict:
+    """Generate (or finish generating) the dataset ``plan`` describes in ``out``; returns the card."""
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    plan_path = root / PLAN
+    if plan_path.exists():
+        old = json.loads(plan_path.read_text())
+        if old != plan.to_json():
+            raise DatasetError(f"{root} holds a dataset planned with other arguments ({plan_path}); "
+                               f"use a new folder or the same arguments to resume")
+    else:
+        atomic_write_json(plan_path, plan.to_json())
+    for sub in ("steps", "episodes"):  # temp files of a killed writer
+        for tmp in (root / sub).glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
+    shards = plan.shards()
+    todo = [s for s in shards if not shard_complete(root, s["name"])]
+    total = sum(s["seeds"][1] - s["seeds"][0] for s in todo)
+    done_eps = 0
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="ep", desc="generate", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    jobs = [(str(root), plan.to_json(), s) for s in todo]
+    t0 = time.perf_counter()
+    if workers > 1 and len(jobs) > 1:
+        ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+        with ctx.Pool(workers) as pool:
+            for _, n in pool.imap_unordered(_make_shard, jobs):
+                bar.update(n)
+                done_eps += n
+    else:
+        for job in jobs:
+            _, n = _make_shard(job)
+            bar.update(n)
+            done_eps += n
+    bar.close()
+    card = write_card(root, plan, [s["name"] for s in shards])
+    card["generation"] = {"episodes_written_now": done_eps, "seconds": round(time.perf_counter() - t0, 2),
+                          "workers": workers}
+    return card
+
+
+def write_card(root: Path, plan: Plan, shard_names: list[str]) -> dict:
+    card = {
+        "format": "annobc-dataset",
+        "schema_version": SCHEMA_VERSION,
+        "renderer_version": RENDERER_VERSION,
+        "code_version": code_version(),
+        "screen": list(plan.screen),
+        "theme": plan.theme,
+        "persona": plan.persona,
+        "seed_ranges": plan.seed_ranges(),
+        "tasks": {t: {"version": get_task_class(t).version,
+                      "params": params_to_dict(get_task_class(t).default_params())}
+                  for t in plan.tasks},
+        "shards": shard_names,
+        "features": features(),
+    }
+    atomic_write_json(root / CARD, card)
+    store = EpisodeStore(root)
+    card["stats"] = dataset_stats(store)
+    card["episodes"] = len(store)
+    card["steps"] = int(sum(store.episodes["length"]))
+    atomic_write_json(root / CARD, card)
+    return card
+
+
+def dataset_stats(store: EpisodeStore) -> dict:
+    """Per-task stats of every episode in the store (all splits), as `annobc stats` computes them."""
+    out = {}
+    for t in store.tasks:
+        recs = [store.record(e) for e in store.episode_ids(tasks=[t])]
+        s = episode_stats(recs)
+        s.pop("reference", None)
+        out[t] = s
+    return out

@@ -1,0 +1,172 @@
+"""The PyTorch dataset: windows of K consecutive steps, frames rendered on the fly by replay.
+
+Each DataLoader worker takes its share of the epoch's episodes, replays each episode ONCE (one
+render per step) and cuts it into the windows ending at each of its steps, so no window costs a
+replay from the episode's start. Windows from several open episodes are interleaved at random so a
+batch mixes episodes and tasks. Episodes with materialised frames are read from the frame store
+instead of replayed.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from annobc.data.frames import load_frames
+from annobc.data.store import EpisodeStore
+from annobc.tasks.base import CATEGORIES, PHASES
+from annobc.tasks.episode import replay
+from annobc.tasks.registry import task_ids
+
+CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
+PHASE_INDEX = {p: i for i, p in enumerate(PHASES)}
+
+
+def task_index(task_id: str) -> int:
+    """A task's index in the registry: the task id the model and metrics use."""
+    return task_ids().index(task_id)
+
+
+class EpisodeWindows:
+    """One episode's frames and per-step arrays, from which windows are cut."""
+
+    def __init__(self, store: EpisodeStore, eid: str):
+        meta, st = store.meta(eid), store.steps(eid)
+        if meta["frames_stored"]:
+            self.frames = load_frames(store.root, eid)
+        else:
+            self.frames = np.stack(list(replay(store.record(eid))))  # (n + 1, H, W, 3)
+        n = int(meta["length"])
+        self.n = n
+        self.task = task_index(meta["task_id"])
+        xy = np.stack([st["x"], st["y"]], 1).astype(np.int64)  # (n, 2)
+        self.xy = xy
+        self.prev_xy = np.concatenate([np.zeros((1, 2), np.int64), xy[:-1]])  # (n, 2), BOS at 0
+        self.category = np.array([CATEGORY_INDEX[c] for c in st["category"]], np.int64)
+        self.phase = np.array([PHASE_INDEX[p] for p in st["phase"]], np.int64)
+        self.position = st["position"].astype(np.float32)
+        self.target = st["target"].astype(np.int64)
+        self.mistake_present = st["mistake_present"].astype(bool)
+        self.is_mistake = st["is_mistake"].astype(bool)
+        self.is_correction = st["is_correction"].astype(bool)
+
+    def window(self, t: int, k: int) -> dict[str, np.ndarray]:
+        """The k steps ending at step t, left-padded (valid=False) before the episode's start."""
+        lo = t - k + 1
+        idx = np.arange(lo, t + 1)
+        valid = idx >= 0
+        src = np.where(valid, idx, 0)
+        frames = np.asarray(self.frames[src[0]:src[-1] + 1] if valid.all() else self.frames[src])
+        if not valid.all():
+            frames = frames * valid[:, None, None, None].astype(np.uint8)
+        out = {
+            "frames": np.ascontiguousarray(frames),  # (k, H, W, 3) uint8
+            "valid": valid,
+            "bos": idx == 0,
+            "step": idx,
+            "task": np.int64(self.task),
+        }
+        for name in ("xy", "prev_xy", "category", "phase", "position", "target", "mistake_present",
+                     "is_mistake", "is_correction"):
+            v = getattr(self, name)[src]
+            out[name] = np.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v, np.zeros_like(v))
+        return out
+
+
+class WindowDataset(IterableDataset):
+    """Windows of ``window`` consecutive steps from one split of a dataset.
+
+    Args:
+        store: an :class:`EpisodeStore` or a dataset folder.
+        split: "train", "val" or "test".
+        window: K, the number of steps per sample.
+        tasks: restrict to these task ids (default: all in the dataset).
+        task_weights: task id -> sampling weight (default: equal per task). An epoch draws
+            ``episodes_per_epoch`` episodes (default: all of the split), picking a task by weight,
+            then the next episode of that task in a per-epoch shuffled order.
+        seed: the stream is deterministic for (seed, epoch, num_workers, rank, world_size).
+        interleave: how many episodes a worker keeps open and samples windows from.
+        rank, world_size: DistributedSampler-style sharding of episodes across processes
+            (default: from torch.distributed when it is initialised).
+
+    Each sample is a dict: frames (K, H, W, 3) uint8, xy and prev_xy (K, 2) click pixels (prev_xy
+    is zero where bos), category, phase, target (K,) int64, position (K,) float32,
+    mistake_present, is_mistake, is_correction, bos, valid (K,) bool, step (K,) and task ().
+    """
+
+    def __init__(self, store: EpisodeStore | str, split: str = "train", window: int = 8,
+                 tasks: Sequence[str] | None = None, task_weights: dict[str, float] | None = None,
+                 seed: int = 0, episodes_per_epoch: int | None = None, interleave: int = 8,
+                 rank: int | None = None, world_size: int | None = None):
+        self.store = store if isinstance(store, EpisodeStore) else EpisodeStore(store)
+        self.split, self.window, self.seed = split, int(window), int(seed)
+        self.tasks = list(tasks) if tasks is not None else self.store.tasks
+        self.by_task = {t: self.store.episode_ids(split, [t]) for t in self.tasks}
+        self.by_task = {t: e for t, e in self.by_task.items() if e}
+        if not self.by_task:
+            raise ValueError(f"no {split} episodes for tasks {self.tasks} in {self.store.root}")
+        weights = task_weights or {}
+        unknown = set(weights) - set(self.by_task)
+        if unknown:
+            raise ValueError(f"task_weights name tasks not in this split: {sorted(unknown)}")
+        self.weights = np.array([float(weights.get(t, 1.0)) for t in self.by_task])
+        if (self.weights < 0).any() or self.weights.sum() <= 0:
+            raise ValueError("task weights must be >= 0 and not all zero")
+        self.episodes_per_epoch = episodes_per_epoch or sum(len(e) for e in self.by_task.values())
+        self.interleave = int(interleave)
+        if rank is None or world_size is None:
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            else:
+                rank, world_size = 0, 1
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def epoch_episodes(self) -> list[str]:
+        """The epoch's episode sequence (before sharding across ranks and workers)."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        names = list(self.by_task)
+        queues = {t: [] for t in names}
+        p = self.weights / self.weights.sum()
+        out = []
+        for t_i in rng.choice(len(names), size=self.episodes_per_epoch, p=p):
+            t = names[t_i]
+            if not queues[t]:
+                queues[t] = list(rng.permutation(self.by_task[t]))
+            out.append(queues[t].pop())
+        return out
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        shard = self.rank * nw + wid
+        mine = self.epoch_episodes()[shard::self.world_size * nw]
+        rng = np.random.default_rng([self.seed, self.epoch, shard, 1])
+        pending = iter(mine)
+        open_eps: list[tuple[EpisodeWindows, list[int]]] = []
+        while True:
+            while len(open_eps) < self.interleave:
+                eid = next(pending, None)
+                if eid is None:
+                    break
+                ep = EpisodeWindows(self.store, eid)
+                open_eps.append((ep, list(rng.permutation(ep.n))))
+            if not open_eps:
+                return
+            i = int(rng.integers(len(open_eps)))
+            ep, steps = open_eps[i]
+            yield ep.window(steps.pop(), self.window)
+            if not steps:
+                open_eps.pop(i)
+
+    def approx_windows_per_epoch(self) -> int:
+        """Windows per epoch across all ranks (an estimate when episodes are sampled by weight)."""
+        lengths = {e: int(self.store.meta(e)["length"]) for es in self.by_task.values() for e in es}
+        mean = np.mean(list(lengths.values()))
+        return int(round(self.episodes_per_epoch * mean))
