@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the dataset card as JSON")
     s.set_defaults(func=cmd_generate)
 
+    sub.add_parser("train", help="train the click policy: annobc train CONFIG.yaml [key=value ...]",
+                   add_help=False)
+
     s = sub.add_parser("demo", help="the main job on the embedded default")
     s.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     s.add_argument("--seed", type=int, default=0)
@@ -232,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":  # the training script owns its arguments (config + overrides)
+        from annobc.train.train import main as train_main
+
+        return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

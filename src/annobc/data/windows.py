@@ -94,7 +94,8 @@ class WindowDataset(IterableDataset):
 
     Each sample is a dict: frames (K, H, W, 3) uint8, xy and prev_xy (K, 2) click pixels (prev_xy
     is zero where bos), category, phase, target (K,) int64, position (K,) float32,
-    mistake_present, is_mistake, is_correction, bos, valid (K,) bool, step (K,) and task ().
+    mistake_present, is_mistake, is_correction, bos, valid (K,) bool, step (K,), task () and
+    stream () (which rank/worker stream produced it: the key of ``set_epoch``'s ``skip``).
     """
 
     def __init__(self, store: EpisodeStore | str, split: str = "train", window: int = 8,
@@ -124,9 +125,13 @@ class WindowDataset(IterableDataset):
                 rank, world_size = 0, 1
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
+        self.skip: dict[int, int] = {}
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, skip: dict[int, int] | None = None) -> None:
+        """Start epoch ``epoch``; ``skip`` maps a stream (sample["stream"]) to how many of its
+        windows were already consumed, for an exact resume."""
         self.epoch = int(epoch)
+        self.skip = {int(k): int(v) for k, v in (skip or {}).items()}
 
     def epoch_episodes(self) -> list[str]:
         """The epoch's episode sequence (before sharding across ranks and workers)."""
@@ -148,21 +153,32 @@ class WindowDataset(IterableDataset):
         shard = self.rank * nw + wid
         mine = self.epoch_episodes()[shard::self.world_size * nw]
         rng = np.random.default_rng([self.seed, self.epoch, shard, 1])
+        skip = self.skip.get(shard, 0)
         pending = iter(mine)
-        open_eps: list[tuple[EpisodeWindows, list[int]]] = []
+        # Open episodes as [eid, windows-or-None, remaining steps]; frames are rendered on the
+        # first window actually yielded, so skipping (resume) costs no rendering.
+        open_eps: list[list] = []
         while True:
             while len(open_eps) < self.interleave:
                 eid = next(pending, None)
                 if eid is None:
                     break
-                ep = EpisodeWindows(self.store, eid)
-                open_eps.append((ep, list(rng.permutation(ep.n))))
+                n = int(self.store.meta(eid)["length"])
+                open_eps.append([eid, None, list(rng.permutation(n))])
             if not open_eps:
                 return
             i = int(rng.integers(len(open_eps)))
-            ep, steps = open_eps[i]
-            yield ep.window(steps.pop(), self.window)
-            if not steps:
+            entry = open_eps[i]
+            t = entry[2].pop()
+            if skip > 0:
+                skip -= 1
+            else:
+                if entry[1] is None:
+                    entry[1] = EpisodeWindows(self.store, entry[0])
+                sample = entry[1].window(t, self.window)
+                sample["stream"] = np.int64(shard)
+                yield sample
+            if not entry[2]:
                 open_eps.pop(i)
 
     def approx_windows_per_epoch(self) -> int:

@@ -1,0 +1,1 @@
+"""Evaluation: teacher-forced metrics and closed-loop rollouts."""

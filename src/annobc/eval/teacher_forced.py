@@ -1,0 +1,123 @@
+"""Teacher-forced metrics: the policy predicts each recorded click from the recorded history.
+
+Every window's LAST step is scored (each step once, with its full history). A prediction is the
+argmax click. Categories are those of the target click.
+
+- ``accuracy`` (overall, and per category): a canvas target counts as hit within 5 px; a button
+  target when the prediction hits the same button; an invalid target when the prediction hits
+  nothing either.
+- ``placement@2`` / ``placement@5``: canvas targets within 2 / 5 px.
+- ``button_accuracy``: button targets (navigate, view, select, undo, done) on the same button.
+- ``decision_accuracy``: select targets (class, tool, tab, animal, marker type, DIV) on the same button.
+- ``validity``: the prediction hits an interactive element (a button or the canvas).
+- ``loss_x`` / ``loss_y`` (xy head) or ``loss_pixel`` (heatmap head): cross-entropy per coordinate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from annobc.data.store import EpisodeStore
+from annobc.data.windows import WindowDataset
+from annobc.gui import Layout
+from annobc.tasks.base import CATEGORIES
+from annobc.tasks.registry import get_task_class, task_ids
+
+PLACE = CATEGORIES.index("place")
+SELECT = CATEGORIES.index("select")
+INVALID = CATEGORIES.index("invalid")
+
+
+@lru_cache(maxsize=64)
+def hit_map(task_id: str, width: int, height: int) -> np.ndarray:
+    return Layout(width, height, [b.label for b in get_task_class(task_id).buttons]).hit_map
+
+
+def score_predictions(task_ids_: list[str], pred: np.ndarray, target: np.ndarray,
+                      category: np.ndarray, screen: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Per-step hit flags for predictions vs targets (arrays of shape (n, 2), (n, 2), (n,))."""
+    w, h = screen
+    n = len(pred)
+    px, py = np.clip(pred[:, 0], 0, w - 1), np.clip(pred[:, 1], 0, h - 1)
+    pred_el = np.empty(n, np.int64)
+    tgt_el = np.empty(n, np.int64)
+    for i, t in enumerate(task_ids_):
+        hm = hit_map(t, w, h)
+        pred_el[i] = hm[py[i], px[i]]
+        tgt_el[i] = hm[target[i, 1], target[i, 0]]
+    dist = np.hypot(pred[:, 0] - target[:, 0], pred[:, 1] - target[:, 1])
+    is_place = category == PLACE
+    hit = np.where(is_place, (dist <= 5) & (pred_el == 0), pred_el == tgt_el)
+    return {"hit": hit, "dist": dist, "valid_action": pred_el != -1, "same_element": pred_el == tgt_el}
+
+
+def summarise(rows: dict[str, np.ndarray]) -> dict:
+    """Metrics from concatenated per-step arrays (hit, dist, valid_action, same_element, category)."""
+    cat = rows["category"]
+    out: dict = {"n": int(len(cat))}
+    if not len(cat):
+        return out
+    place = cat == PLACE
+    buttons = (cat != PLACE) & (cat != INVALID)
+    out["accuracy"] = float(rows["hit"].mean())
+    out["validity"] = float(rows["valid_action"].mean())
+    if place.any():
+        out["placement@2"] = float((rows["dist"][place] <= 2).mean())
+        out["placement@5"] = float((rows["dist"][place] <= 5).mean())
+    if buttons.any():
+        out["button_accuracy"] = float(rows["same_element"][buttons].mean())
+    if (cat == SELECT).any():
+        out["decision_accuracy"] = float(rows["same_element"][cat == SELECT].mean())
+    out["accuracy_by_category"] = {c: float(rows["hit"][cat == i].mean())
+                                   for i, c in enumerate(CATEGORIES) if (cat == i).any()}
+    out["count_by_category"] = {c: int((cat == i).sum()) for i, c in enumerate(CATEGORIES)
+                                if (cat == i).any()}
+    return out
+
+
+@torch.no_grad()
+def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: int | None = None,
+                   batch_size: int = 32, device: str | torch.device = "cpu", seed: int = 0,
+                   tasks: list[str] | None = None) -> dict:
+    """Teacher-forced metrics over a split: overall, and per task."""
+    cfg = model.cfg
+    was_training = model.training
+    model.eval()
+    ds = WindowDataset(store, split, window=cfg.window, seed=seed, tasks=tasks)
+    names = task_ids()
+    screen = (cfg.screen_w, cfg.screen_h)
+    cols = defaultdict(list)
+    losses = defaultdict(list)
+    seen = 0
+    for batch in DataLoader(ds, batch_size=batch_size):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        _, info = model(batch)
+        n_valid = int(batch["valid"].sum())
+        for k, v in info.items():
+            if k.startswith("loss"):
+                losses[k].append((v, n_valid))
+        pred = model.predict(batch).cpu().numpy()
+        target = batch["xy"][:, -1].cpu().numpy()
+        category = batch["category"][:, -1].cpu().numpy()
+        task_list = [names[int(t)] for t in batch["task"].cpu()]
+        flags = score_predictions(task_list, pred, target, category, screen)
+        for k, v in flags.items():
+            cols[k].append(v)
+        cols["category"].append(category)
+        cols["task"].append(np.array(task_list))
+        seen += len(pred)
+        if max_windows is not None and seen >= max_windows:
+            break
+    model.train(was_training)
+    rows = {k: np.concatenate(v) for k, v in cols.items()}
+    out = summarise(rows)
+    for k, pairs in losses.items():
+        out[k] = float(sum(v * n for v, n in pairs) / max(1, sum(n for _, n in pairs)))
+    out["by_task"] = {t: summarise({k: v[rows["task"] == t] for k, v in rows.items() if k != "task"})
+                      for t in sorted(set(rows["task"]))}
+    return out

@@ -1,0 +1,159 @@
+"""The click policy: per-frame encoder -> causal transformer over K steps -> click head.
+
+Reads top-down: ``ClickPolicy.forward(batch) -> (loss, info)`` for training, ``predict`` for
+rollouts. A batch is what ``annobc.data.windows.WindowDataset`` yields, collated:
+
+    frames (B, K, H, W, 3) uint8    prev_xy (B, K, 2)    bos (B, K)    valid (B, K)
+    xy (B, K, 2) targets            category (B, K) click category of the target
+
+The model knows the screen size, not the tasks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from annobc.models.config import PolicyConfig
+from annobc.models.encoders import make_encoder
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, k, d = x.shape
+        q, kk, v = self.qkv(x).view(b, k, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, kk, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, k, d))  # (b, heads, k, d/h) -> (b, k, d)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d),
+                                 nn.Dropout(cfg.dropout))
+
+    def forward(self, x, mask):
+        x = x + self.attn(self.ln1(x), mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class ClickPolicy(nn.Module):
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, W, H = cfg.d_model, cfg.screen_w, cfg.screen_h
+        self.encoder = make_encoder(cfg)
+        self.prev_x = nn.Embedding(W, d)
+        self.prev_y = nn.Embedding(H, d)
+        self.bos = nn.Parameter(torch.randn(d) * 0.02)  # replaces the previous click at episode start
+        self.pos = nn.Parameter(torch.randn(1, cfg.window, d) * 0.02)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        if cfg.head == "xy":
+            self.head_x = nn.Linear(d, W)
+            self.head_y = nn.Linear(d, H)
+        else:
+            self.query = nn.Linear(d, self.encoder.spatial_channels)
+        self.head_category = nn.Linear(d, cfg.n_categories) if cfg.aux_category > 0 else None
+        # Per-category loss weights (set from the training data; 1 = unweighted).
+        self.register_buffer("category_weights", torch.ones(cfg.n_categories))
+
+    # -- encoding -------------------------------------------------------------------------------
+    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        frames = batch["frames"]
+        b, k = frames.shape[:2]
+        token, spatial = self.encoder(frames.flatten(0, 1))  # (b*k, H, W, 3) -> (b*k, d)
+        x = token.view(b, k, -1)  # (b, k, d)
+        prev = self.prev_x(batch["prev_xy"][..., 0]) + self.prev_y(batch["prev_xy"][..., 1])
+        bos = batch["bos"].unsqueeze(-1)
+        x = x + torch.where(bos, self.bos.expand_as(prev), prev) + self.pos[:, :k]
+        valid = batch["valid"]
+        eye = torch.eye(k, dtype=torch.bool, device=x.device)
+        causal = torch.tril(torch.ones(k, k, dtype=torch.bool, device=x.device))
+        # Attend to earlier valid steps (and always to itself, so padded rows stay finite).
+        mask = ((causal & valid[:, None, :]) | eye).unsqueeze(1)  # (b, 1, k, k)
+        for blk in self.blocks:
+            x = blk(x, mask)
+        h = self.ln_f(x)
+        if spatial is not None:
+            spatial = spatial.view(b, k, *spatial.shape[1:])  # (b, k, C, h, w)
+        return h, spatial
+
+    def click_logits(self, h: torch.Tensor, spatial: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        if cfg.head == "xy":
+            return {"x": self.head_x(h), "y": self.head_y(h)}  # (b, k, W), (b, k, H)
+        q = self.query(h)  # (b, k, C)
+        cells = torch.einsum("bkc,bkchw->bkhw", q, spatial) / q.shape[-1] ** 0.5
+        b, k = cells.shape[:2]
+        pix = F.interpolate(cells.flatten(0, 1).unsqueeze(1), size=(cfg.screen_h, cfg.screen_w),
+                            mode="bilinear", align_corners=False)  # (b*k, 1, H, W)
+        return {"pixel": pix.view(b, k, cfg.screen_h * cfg.screen_w)}
+
+    # -- training -------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        h, spatial = self.encode(batch)
+        logits = self.click_logits(h, spatial)
+        valid = batch["valid"]
+        xy = batch["xy"]
+        ls = cfg.label_smoothing
+        if cfg.head == "xy":
+            lx = F.cross_entropy(logits["x"][valid], xy[..., 0][valid], label_smoothing=ls,
+                                 reduction="none")
+            ly = F.cross_entropy(logits["y"][valid], xy[..., 1][valid], label_smoothing=ls,
+                                 reduction="none")
+            per_step = lx + ly
+            info = {"loss_x": lx.mean().item(), "loss_y": ly.mean().item()}
+        else:
+            target = xy[..., 1] * cfg.screen_w + xy[..., 0]
+            per_step = F.cross_entropy(logits["pixel"][valid], target[valid], label_smoothing=ls,
+                                       reduction="none")
+            info = {"loss_pixel": per_step.mean().item()}
+        weights = self.category_weights[batch["category"][valid]]
+        loss = (per_step * weights).sum() / valid.sum().clamp(min=1)
+        if self.head_category is not None:
+            lc = F.cross_entropy(self.head_category(h)[valid], batch["category"][valid])
+            loss = loss + cfg.aux_category * lc
+            info["loss_category"] = lc.item()
+        info["loss"] = loss.item()
+        return loss, info
+
+    # -- acting ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, batch: dict, temperature: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """The click (x, y) for the LAST step of each window: argmax, or sampled at a temperature."""
+        cfg = self.cfg
+        h, spatial = self.encode(batch)
+        h = h[:, -1:]
+        spatial = spatial[:, -1:] if spatial is not None else None
+        logits = {k: v[:, 0] for k, v in self.click_logits(h, spatial).items()}  # (b, n)
+
+        def pick(lg: torch.Tensor) -> torch.Tensor:
+            if temperature <= 0:
+                return lg.argmax(-1)
+            probs = F.softmax(lg.float() / temperature, -1)
+            return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+        if cfg.head == "xy":
+            return torch.stack([pick(logits["x"]), pick(logits["y"])], -1)
+        p = pick(logits["pixel"])
+        return torch.stack([p % cfg.screen_w, p // cfg.screen_w], -1)
+
+    def num_params(self, encoder_only: bool = False) -> int:
+        mod = self.encoder if encoder_only else self
+        return sum(p.numel() for p in mod.parameters())

@@ -1,0 +1,1 @@
+"""Training: config, checkpoints, the (torchrun-ready) training loop."""
