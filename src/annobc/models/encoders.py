@@ -38,8 +38,11 @@ class CNNEncoder(nn.Module):
         super().__init__()
         chans = (3,) + tuple(cfg.cnn_channels)
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1), nn.GroupNorm(min(8, b), b), nn.GELU(),
-                          nn.Conv2d(b, b, 3, padding=1), nn.GroupNorm(min(8, b), b), nn.GELU())
+            # No conv bias: the GroupNorm after it removes it (and Adam would amplify its zero gradient's
+            # float noise into real updates).
+            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.GroupNorm(min(8, b), b),
+                          nn.GELU(), nn.Conv2d(b, b, 3, padding=1, bias=False),
+                          nn.GroupNorm(min(8, b), b), nn.GELU())
             for a, b in zip(chans[:-1], chans[1:]))
         n = len(cfg.cnn_channels)
         h, w = cfg.screen_h, cfg.screen_w

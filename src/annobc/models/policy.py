@@ -124,10 +124,15 @@ class ClickPolicy(nn.Module):
                                        reduction="none")
             info = {"loss_pixel": per_step.mean().item()}
         weights = self.category_weights[batch["category"][valid]]
-        loss = (per_step * weights).sum() / valid.sum().clamp(min=1)
+        # Normalised by the number of window positions, not of valid ones, so that the loss of a
+        # batch split across processes (DDP averages gradients) equals that of the whole batch.
+        denom = valid.numel()
+        loss = (per_step * weights).sum() / denom
         if self.head_category is not None:
-            lc = F.cross_entropy(self.head_category(h)[valid], batch["category"][valid])
-            loss = loss + cfg.aux_category * lc
+            lc_all = F.cross_entropy(self.head_category(h)[valid], batch["category"][valid],
+                                     reduction="none")
+            lc = lc_all.mean()
+            loss = loss + cfg.aux_category * lc_all.sum() / denom
             info["loss_category"] = lc.item()
         info["loss"] = loss.item()
         return loss, info

@@ -260,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     ap.add_argument("--print-params", action="store_true", help="print the parameter count and exit")
     args = ap.parse_args(argv)
-    # A config file may be given as the first override-looking argument too.
+    if args.config and "=" in args.config and not Path(args.config).exists():
+        args.overrides.insert(0, args.config)  # no config file, only overrides
+        args.config = None
     try:
         cfg = load_config(args.config, args.overrides)
     except ValueError as e:

@@ -1,0 +1,26 @@
+import numpy as np
+
+from annobc.eval.teacher_forced import score_predictions, summarise
+from annobc.gui import Layout
+from annobc.tasks import get_task_class
+from annobc.tasks.base import CATEGORIES
+
+TASK = "colored_dot_tracking"
+
+
+def test_hits_by_element_and_distance():
+    L = Layout(160, 128, [b.label for b in get_task_class(TASK).buttons])
+    z = L.buttons["+Z"]
+    undo = L.buttons["UNDO"]
+    c = L.canvas
+    target = np.array([[z.x0 + 2, z.y0 + 2], [c.x0 + 50, c.y0 + 50], [c.x0 + 50, c.y0 + 50],
+                       [undo.x0 + 3, undo.y0 + 3]])
+    pred = np.array([[z.x1 - 2, z.y1 - 2], [c.x0 + 53, c.y0 + 54], [c.x0 + 58, c.y0 + 50], [0, 127]])
+    cat = np.array([CATEGORIES.index(k) for k in ("navigate", "place", "place", "undo")])
+    flags = score_predictions([TASK] * 4, pred, target, cat, (160, 128))
+    assert flags["hit"].tolist() == [True, True, False, False]
+    assert flags["valid_action"].tolist() == [True, True, True, False]
+    m = summarise({**flags, "category": cat})
+    assert m["placement@5"] == 0.5 and m["placement@2"] == 0.0
+    assert m["button_accuracy"] == 0.5 and m["validity"] == 0.75
+    assert m["accuracy_by_category"] == {"navigate": 1.0, "place": 0.5, "undo": 0.0}

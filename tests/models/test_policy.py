@@ -1,0 +1,134 @@
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from annobc.models import PRESETS, ClickPolicy, PolicyConfig, preset
+from annobc.models.encoders import ViTEncoder, load_pretrained_vit
+
+TINY = dict(cnn_channels=(4, 8, 8, 8), d_model=16, n_layers=2, n_heads=2, window=4)
+
+
+def make_batch(b=3, k=4, w=160, h=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    batch = {
+        "frames": torch.randint(0, 256, (b, k, h, w, 3), dtype=torch.uint8, generator=g),
+        "prev_xy": torch.randint(0, 100, (b, k, 2), generator=g),
+        "xy": torch.randint(0, 100, (b, k, 2), generator=g),
+        "bos": torch.zeros(b, k, dtype=torch.bool),
+        "valid": torch.ones(b, k, dtype=torch.bool),
+        "category": torch.randint(0, 7, (b, k), generator=g),
+    }
+    batch["valid"][0, : k // 2] = False  # the episode starts halfway through window 0
+    batch["bos"][0, k // 2] = True
+    return batch
+
+
+@pytest.mark.parametrize("head", ["xy", "heatmap"])
+def test_forward_loss_and_backward(head):
+    m = ClickPolicy(PolicyConfig(head=head, aux_category=0.5, **TINY))
+    loss, info = m(make_batch())
+    loss.backward()
+    assert torch.isfinite(loss) and info["loss"] == pytest.approx(loss.item())
+    assert "loss_category" in info
+    assert ("loss_x" in info) == (head == "xy") and ("loss_pixel" in info) == (head == "heatmap")
+    assert all(p.grad is not None for n, p in m.named_parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("head", ["xy", "heatmap"])
+def test_predict_is_inside_the_screen_and_sampling_varies(head):
+    m = ClickPolicy(PolicyConfig(head=head, **TINY)).eval()
+    batch = make_batch()
+    p = m.predict(batch)
+    assert p.shape == (3, 2) and (p[:, 0] < 160).all() and (p[:, 1] < 128).all() and (p >= 0).all()
+    assert torch.equal(p, m.predict(batch))
+    g = torch.Generator().manual_seed(0)
+    samples = {tuple(m.predict(batch, temperature=5.0, generator=g)[0].tolist()) for _ in range(10)}
+    assert len(samples) > 1
+
+
+def test_causal_and_padding_masks():
+    m = ClickPolicy(PolicyConfig(**TINY)).eval()
+    batch = make_batch()
+    h1, _ = m.encode(batch)
+    later = {k: v.clone() for k, v in batch.items()}
+    later["frames"][:, -1] = 0  # change only the last frame
+    h2, _ = m.encode(later)
+    assert torch.allclose(h1[:, :-1], h2[:, :-1], atol=1e-5)  # earlier steps do not see it
+    assert not torch.allclose(h1[:, -1], h2[:, -1])
+    padded = {k: v.clone() for k, v in batch.items()}
+    padded["frames"][0, :2] = 255  # padding before the episode start must not matter
+    h3, _ = m.encode(padded)
+    assert torch.allclose(h1[0, 2:], h3[0, 2:], atol=1e-5)
+
+
+def test_loss_ignores_padding_and_uses_category_weights():
+    m = ClickPolicy(PolicyConfig(label_smoothing=0.0, **TINY))
+    batch = make_batch()
+    l1, info = m(batch)
+    n_valid = int(batch["valid"].sum())
+    expected = (info["loss_x"] + info["loss_y"]) * n_valid / batch["valid"].numel()
+    assert l1.item() == pytest.approx(expected, rel=1e-5)
+    b2 = {k: v.clone() for k, v in batch.items()}
+    b2["xy"][0, :2] = 7  # targets at padded positions
+    l2, _ = m(b2)
+    assert l1.item() == pytest.approx(l2.item())
+    m.category_weights.mul_(2.0)
+    l3, _ = m(batch)
+    assert l3.item() == pytest.approx(2 * l1.item(), rel=1e-5)
+
+
+def test_preset_sizes_span_1m_to_95m():
+    counts = {}
+    for name in PRESETS:
+        with torch.device("meta"):
+            counts[name] = ClickPolicy(preset(name)).num_params()
+    assert 0.7e6 <= counts["tiny"] <= 1.6e6
+    assert 3e6 <= counts["small"] <= 7e6
+    assert 24e6 <= counts["vit-s"] <= 34e6
+    assert 85e6 <= counts["vit-b"] <= 110e6
+
+
+def test_config_round_trip_and_errors():
+    cfg = PolicyConfig(head="heatmap", **TINY)
+    assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown model key"):
+        PolicyConfig.from_dict({"nope": 1})
+    with pytest.raises(ValueError, match="head must be one of"):
+        PolicyConfig(head="magic")
+    with pytest.raises(ValueError, match="unknown model preset"):
+        preset("huge")
+
+
+VIT = dict(encoder="vit", vit_dim=24, vit_depth=2, vit_heads=2, d_model=16, n_layers=1, n_heads=2,
+           window=2)
+
+
+def test_pretrained_vit_weights_load_from_disk_with_timm_names(tmp_path):
+    src = ViTEncoder(PolicyConfig(**VIT))
+    sd = {f"backbone.{k}": v.clone() for k, v in src.state_dict().items() if not k.startswith("to_token")}
+    # A checkpoint made at another resolution: a 4x4 patch grid, as DINOv2's are square.
+    sd["backbone.pos_embed"] = torch.randn(1, 1 + 16, 24)
+    sd["mask_token"] = torch.zeros(1, 24)  # DINOv2 extra, ignored
+    path = tmp_path / "dinov2_tiny.safetensors"
+    save_file(sd, str(path))
+    enc = ViTEncoder(PolicyConfig(**VIT, pretrained=str(path)))
+    got = enc.state_dict()
+    assert torch.equal(got["blocks.1.attn.qkv.weight"], src.state_dict()["blocks.1.attn.qkv.weight"])
+    assert got["pos_embed"].shape == (1, 1 + enc.grid[0] * enc.grid[1], 24)
+    assert torch.equal(got["pos_embed"][:, 0], sd["backbone.pos_embed"][:, 0])
+    report = load_pretrained_vit(enc, str(path))
+    assert "mask_token" in report["skipped"] and report["loaded"] > 10
+    pth = tmp_path / "w.pth"
+    torch.save({"model": {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}}, pth)
+    assert load_pretrained_vit(enc, str(pth))["loaded"] > 10
+
+
+def test_missing_pretrained_weights_warn_once_and_init_randomly(tmp_path):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m = ClickPolicy(PolicyConfig(**VIT, pretrained=str(tmp_path / "absent.safetensors")))
+    assert len([x for x in w if "not found" in str(x.message)]) == 1
+    loss, _ = m(make_batch(k=2))
+    assert torch.isfinite(loss)
