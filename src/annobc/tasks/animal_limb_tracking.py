@@ -1,0 +1,648 @@
+"""animal_limb_tracking: label the pose keypoints of a walking animal in every labelled frame.
+
+Analogue: pose labelling for markerless motion capture (the labelling GUI of a DeepLabCut-style
+pose-estimation toolkit: one tab per body part, a frame list, a click places the selected part).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+
+from annobc.gui import draw_mark
+from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+
+KEYPOINTS = ("NOSE", "TAIL", "FL", "FR", "HL", "HR")
+NOSE, TAIL, FL, FR, HL, HR = range(6)
+N_KP = len(KEYPOINTS)
+MIRROR = {FL: FR, FR: FL, HL: HR, HR: HL}  # left <-> right of the same leg pair
+# Marker colour and shape per keypoint: left legs are crosses, right legs squares.
+KP_COLORS = ((255, 50, 50), (255, 225, 30), (40, 220, 255), (255, 140, 20), (60, 255, 110),
+             (235, 70, 255))
+KP_SHAPES = ("x", "x", "cross", "square", "cross", "square")
+FAINT_ALPHA = 0.45  # previous frame's keypoints
+PCK_PX = 3.0  # a keypoint is correct within this many data pixels of the ground truth
+SUCCESS_PCK = 0.9
+NOISE_BANK = 512
+
+# Body plan in body lengths (nose tip to tail base), in straight body coordinates: a forward along
+# the spine from the body centre, b towards the animal's left.
+TRUNK_C, TRUNK_A, TRUNK_B, TRUNK_TAPER = -0.08, 0.38, 0.155, 0.12  # wider at the hips
+HEAD_C, HEAD_A, HEAD_B, HEAD_TAPER = 0.335, 0.185, 0.10, 0.5  # pointed snout
+NOSE_A, TAILBASE_A = 0.515, -0.46
+EAR_A, EAR_B, EAR_R = 0.25, 0.105, 0.055
+EYE_A, EYE_B, EYE_R = 0.40, 0.062, 0.022
+FRONT_A, FRONT_B, SHOULDER_A, SHOULDER_B = 0.19, 0.215, 0.16, 0.08
+HIND_A, HIND_B, HIP_A, HIP_B = -0.30, 0.23, -0.27, 0.10
+PAW_R, LEG_R = 0.042, 0.024
+TAIL_START, TAIL_LEN, TAIL_AMP, TAIL_R0, TAIL_R1 = -0.44, 0.85, 0.07, 0.034, 0.012
+BEND_GAIN = 1.6  # spine bend per unit turn rate (the body curves into a turn)
+
+# (floor colour, texture amplitude, grid line contrast, coats that stand out on it)
+FLOORS = (
+    ((188, 174, 146), 16.0, 0.0, ("black", "brown")),  # wood-chip bedding
+    ((196, 198, 201), 6.0, -14.0, ("black", "brown")),  # white acrylic open field with a grid
+    ((64, 68, 78), 6.0, 12.0, ("white", "agouti")),  # dark arena floor with a grid
+)
+# coat, ears, tail, paws/nose
+COATS = {
+    "black": ((42, 38, 36), (78, 60, 60), (84, 74, 74), (226, 156, 156)),
+    "brown": ((112, 84, 60), (160, 116, 100), (160, 128, 116), (232, 164, 160)),
+    "white": ((228, 224, 216), (238, 186, 186), (232, 186, 180), (244, 168, 168)),
+    "agouti": ((150, 122, 92), (190, 146, 130), (186, 152, 140), (236, 170, 164)),
+}
+
+COAT_ARRAYS = {k: tuple(np.asarray(c, np.float32) for c in v) for k, v in COATS.items()}
+EYE_COLOR = np.asarray((20, 16, 16), np.float32)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """x clipped to [0, 1] in place (x is a temporary); cheaper than np.clip on small arrays."""
+    return np.minimum(np.maximum(x, 0.0, out=x), 1.0, out=x)
+
+
+_DISCS: dict = {}
+
+
+def disc_alpha(qx: int, qy: int, r8: int) -> np.ndarray:
+    """Coverage (n, n, 1) of a soft disc of radius r8/8 px centred (qx/8, qy/8) px off the
+    middle pixel of the patch; cached, since discs repeat with the same subpixel offsets."""
+    key = (qx, qy, r8)
+    a = _DISCS.get(key)
+    if a is None:
+        r = r8 / 8.0
+        c = int(math.ceil(r + 1.0))
+        d = np.arange(-c, c + 1, dtype=np.float32)
+        dist = np.hypot(d[None, :] - qx / 8.0, d[:, None] - qy / 8.0)
+        a = _DISCS[key] = unit(r + 0.5 - dist)[:, :, None]
+    return a
+
+
+@lru_cache(maxsize=1)
+def noise_bank() -> np.ndarray:
+    """A fixed field of smooth unit-variance noise (two scales), shared by floors and fur."""
+    rng = np.random.default_rng(20261205)
+    fine = rng.normal(0.0, 1.0, (NOISE_BANK, NOISE_BANK))
+    coarse = rng.normal(0.0, 1.0, (NOISE_BANK // 4 + 1, NOISE_BANK // 4 + 1))
+    coarse = np.kron(coarse, np.ones((4, 4)))[:NOISE_BANK, :NOISE_BANK]
+    k = np.ones(5) / 5.0  # box-blur the blocky coarse field into blotches
+    coarse = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 0, coarse)
+    coarse = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, coarse)
+    fine = 0.5 * (fine + np.roll(fine, 1, 0))
+    n = 0.6 * fine / fine.std() + 0.8 * coarse / coarse.std()
+    return (n / n.std()).astype(np.float32)
+
+
+_EMPTY_OVERLAY = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros((0, 3), np.uint8))
+
+
+@lru_cache(maxsize=32)
+def mark_offsets(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel offsets (dy, dx) of a draw_mark marker, read back from a scratch patch."""
+    patch = np.zeros((2 * r + 3, 2 * r + 3, 3), np.uint8)
+    draw_mark(patch, r + 1, r + 1, (255, 255, 255), kind, r)
+    dy, dx = np.nonzero(patch[:, :, 0])
+    return dy - (r + 1), dx - (r + 1)
+
+
+@dataclass(frozen=True)
+class Params:
+    size: int = 112  # canvas data grid side, pixels
+    n_frames: tuple[int, int] = (6, 10)  # labelled frames
+    body_length: tuple[float, float] = (36.0, 44.0)  # nose tip to tail base, pixels
+    speed: tuple[float, float] = (3.0, 5.0)  # body displacement per frame, pixels
+    turn_rate: float = 0.12  # largest mean heading change per frame, radians
+    gait_step: tuple[float, float] = (1.3, 2.1)  # gait phase advance per frame, radians
+    stride: tuple[float, float] = (0.07, 0.10)  # paw swing amplitude, fraction of body length
+    texture: float = 1.0  # scale of the floor texture and fur noise
+    margin: float = 5.0  # keypoints stay this far inside the canvas, pixels
+
+
+@dataclass(frozen=True)
+class LimbPersona(Persona):
+    notice_rate: float = 0.92  # notices a wrong-tab slip, or a consistent left/right swap
+    order: str = "head_to_tail"  # keypoint order in a frame: "head_to_tail" or "legs_first"
+    zigzag: bool = False  # reverse the order every other frame (saves a tab click)
+    swap_rate: float = 0.05  # per leg pair per frame: takes the animal's left for its right
+    swap_notice_now: float = 0.6  # sees the swap as soon as the first marker lands
+    wrong_tab_rate: float = 0.025  # per keypoint: forgets to switch tabs before placing
+    frame_check: float = 0.9  # before moving on, sees a wrong or missing keypoint in this frame
+    survey_rate: float = 0.5  # flips through all frames before starting
+    inspect_rate: float = 0.2  # per frame: looks back at the previous frame before labelling
+    review_rate: float = 0.2  # steps back through every frame to check before DONE
+
+
+@dataclass(frozen=True)
+class Pose:
+    cx: float
+    cy: float
+    theta: float  # heading, radians (screen coordinates, v down)
+    bend: float  # spine curvature (>0 bends to the animal's right)
+    gait: float  # gait phase of the FL/HR diagonal, radians
+    tail_phase: float
+
+
+class AnimalLimbTracking(Task):
+    """Label six pose keypoints (NOSE, TAIL, FL, FR, HL, HR) of a walking animal in every frame.
+
+    ## Description
+    A top-down video of a mouse-like animal walking across a textured floor (bedding, or an
+    open-field arena with a grid), 6-10 labelled frames. The animal has a pointed head with ears,
+    a trunk, a long tail and four legs moving in a trotting gait cycle (diagonal pairs in phase).
+    The annotator must place six keypoints in every frame: the nose tip (NOSE), the tail base
+    (TAIL) and the four paws (FL, FR, HL, HR: front/hind, the animal's own left/right, read from
+    its heading). As in pose-labelling tools, one tab per keypoint selects which keypoint the next
+    canvas click places.
+
+    ## Action Space
+    A left click at a screen pixel. Buttons: ``NOSE``, ``TAIL``, ``FL``, ``FR``, ``HL``, ``HR``
+    (select: the keypoint tab), ``PREV``, ``NEXT`` (navigate: frame), ``UNDO``, ``DONE``. A canvas
+    click places the selected keypoint in the current frame at the clicked point, replacing that
+    keypoint if it was already placed there (undoable).
+
+    ## Observation Space
+    The rendered screen: the current frame with its placed keypoints as markers in a colour and
+    shape per keypoint (NOSE red x, TAIL yellow x, FL cyan +, FR orange square, HL green +,
+    HR magenta square), the previous frame's keypoints drawn faintly, the selected tab
+    highlighted, and the status lines ``FRAME <f>/<T>  KEY <tab>  ALL <n>/<6T>`` and
+    ``IN FRAME <k>/6: <placed keypoints, - where missing>``.
+
+    ## Rewards
+    Zero until the episode ends, then PCK: the fraction of all frames x keypoints placed within
+    3 data pixels of the ground truth (missing keypoints count as wrong).
+
+    ## Episode End
+    DONE terminates; the env's step cap truncates. Success: PCK >= 0.9.
+
+    ## Arguments
+    See :class:`Params`: number of frames, body length, walking speed, turn rate, gait phase step,
+    stride, floor texture, margin.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    task_id = "animal_limb_tracking"
+    version = 0
+    instruction = ("In every frame select each keypoint tab (nose, tail base, front/hind left/right "
+                   "paw) and click it on the animal.")
+    Params = Params
+    buttons = tuple(Button(k, "select") for k in KEYPOINTS) + (
+        Button("PREV", "navigate"), Button("NEXT", "navigate"),
+        Button("UNDO", "undo"), Button("DONE", "done"))
+    personas = {
+        "default": LimbPersona(),
+        # Efficient: no survey, reverses the order each frame so the tab carries over.
+        "zigzag": LimbPersona(zigzag=True, survey_rate=0.0, inspect_rate=0.05, review_rate=0.0,
+                              swap_rate=0.07, wrong_tab_rate=0.035, notice_rate=0.88),
+        # Careful: paws first, always surveys and reviews, fewer mistakes.
+        "legs_first": LimbPersona(order="legs_first", survey_rate=1.0, inspect_rate=0.4,
+                                  review_rate=1.0, swap_rate=0.04, wrong_tab_rate=0.02,
+                                  notice_rate=0.95),
+    }
+
+    # -- scene ---------------------------------------------------------------------------------
+    def setup(self, rng: np.random.Generator) -> None:
+        p = self.params
+        s = p.size
+        T = self.n_frames = int(rng.integers(p.n_frames[0], p.n_frames[1] + 1))
+        self.body_len = bl = float(rng.uniform(*p.body_length))
+        speed = float(rng.uniform(*p.speed))
+        omega = float(rng.uniform(-p.turn_rate, p.turn_rate))
+        theta0 = float(rng.uniform(0, 2 * np.pi))
+        gait0 = float(rng.uniform(0, 2 * np.pi))
+        dgait = float(rng.uniform(*p.gait_step))
+        self.stride_f, self.stride_h = (float(rng.uniform(*p.stride)) for _ in range(2))
+        jitter = rng.uniform(-1.0, 1.0, (T, 3))
+        tail0 = float(rng.uniform(0, 2 * np.pi))
+        floor = int(rng.integers(len(FLOORS)))
+        coat = str(rng.choice(FLOORS[floor][3]))
+        self._floor_kind, self.coat = floor, coat
+        self._noise_offset = rng.integers(0, NOISE_BANK - s, 2)
+        self._fur_offset = rng.integers(0, NOISE_BANK - 64, 2)
+        shift_u, shift_v = rng.uniform(0, 1, 2)
+
+        # Walk: heading drifts by omega per frame (with a little jitter), the body moves along it.
+        thetas = theta0 + omega * np.arange(T) + 0.03 * np.cumsum(jitter[:, 0])
+        omegas = np.diff(thetas, prepend=thetas[0] - omega)
+        steps = speed * (1.0 + 0.12 * jitter[:, 1])
+        mid = thetas - 0.5 * omegas
+        du, dv = steps * np.cos(mid), steps * np.sin(mid)
+        du[0] = dv[0] = 0.0
+        path_u, path_v = np.cumsum(du), np.cumsum(dv)
+        gaits = gait0 + dgait * np.arange(T)
+        tails = tail0 + (1.6 + 0.4 * jitter[:, 2]) * np.arange(T)
+        scale = 1.0
+        lo_room, hi_room = p.margin, s - 1 - p.margin
+        while True:  # shrink the path until every keypoint of every frame fits the canvas
+            poses = [Pose(float(scale * path_u[t]), float(scale * path_v[t]), float(thetas[t]),
+                          float(BEND_GAIN * omegas[t]), float(gaits[t]), float(tails[t]))
+                     for t in range(T)]
+            kps = np.array([self._keypoints(ps) for ps in poses])  # (T, 6, 2)
+            lo, hi = kps.reshape(-1, 2).min(0), kps.reshape(-1, 2).max(0)
+            if np.all(hi - lo <= hi_room - lo_room) or scale < 0.05:
+                break
+            scale *= 0.8
+        ou = lo_room - lo[0] + shift_u * max(0.0, (hi_room - lo_room) - (hi[0] - lo[0]))
+        ov = lo_room - lo[1] + shift_v * max(0.0, (hi_room - lo_room) - (hi[1] - lo[1]))
+        self.poses = [Pose(ps.cx + ou, ps.cy + ov, ps.theta, ps.bend, ps.gait, ps.tail_phase)
+                      for ps in poses]
+        self.gt = kps + np.array([ou, ov])  # (T, 6, 2) ground-truth keypoints (u, v)
+        self._gt_list = self.gt.tolist()
+        self._frames: dict = {}
+        self._marker_cache: dict = {}
+        self._floor_img: np.ndarray | None = None
+        # GUI state
+        self.frame = 0
+        self.sel = NOSE
+        # Annotations: per frame a tuple of six entries, None or (u, v).
+        self.ann: tuple[tuple, ...] = ((None,) * N_KP,) * T
+
+    # Body geometry --------------------------------------------------------------------------
+    def _paw_ab(self, pose: Pose) -> list[tuple[float, float]]:
+        """Straight body coordinates (a, b) of FL, FR, HL, HR in body lengths (trotting gait)."""
+        g = pose.gait
+        sf, sh = self.stride_f, self.stride_h
+        return [(FRONT_A + sf * math.sin(g), FRONT_B + 0.012 * math.cos(g)),
+                (FRONT_A + sf * math.sin(g + math.pi), -FRONT_B - 0.012 * math.cos(g + math.pi)),
+                (HIND_A + sh * math.sin(g + math.pi), HIND_B + 0.012 * math.cos(g + math.pi)),
+                (HIND_A + sh * math.sin(g), -HIND_B - 0.012 * math.cos(g))]
+
+    def _to_world(self, pose: Pose, a: float, b: float) -> tuple[float, float]:
+        """Straight body coordinates (body lengths) -> data coordinates (u, v)."""
+        bl = self.body_len
+        a, b = a * bl, b * bl - pose.bend * a * a / bl
+        c, s = math.cos(pose.theta), math.sin(pose.theta)
+        # forward (c, s); the animal's left (s, -c), seen from above
+        return (pose.cx + a * c + b * s, pose.cy + a * s - b * c)
+
+    def _keypoints(self, pose: Pose) -> list[tuple[float, float]]:
+        pts = [(NOSE_A, 0.0), (TAILBASE_A, 0.0)] + self._paw_ab(pose)
+        return [self._to_world(pose, a, b) for a, b in pts]
+
+    @property
+    def data_shape(self) -> tuple[int, int]:
+        return (self.params.size, self.params.size)
+
+    # -- GUI state machine ----------------------------------------------------------------------
+    def press_button(self, label: str) -> Effect:
+        if label == "NEXT":
+            self.frame = min(self.frame + 1, self.n_frames - 1)
+        elif label == "PREV":
+            self.frame = max(self.frame - 1, 0)
+        else:
+            self.sel = KEYPOINTS.index(label)
+        return NO_EFFECT
+
+    def click_canvas(self, u: float, v: float) -> Effect:
+        self.checkpoint()
+        f, k = self.frame, self.sel
+        row = list(self.ann[f])
+        row[k] = (float(u), float(v))
+        self.ann = self.ann[:f] + (tuple(row),) + self.ann[f + 1:]
+        gu, gv = self._gt_list[f][k]
+        return Effect(annotated=True, wrong=(u - gu) ** 2 + (v - gv) ** 2 > PCK_PX * PCK_PX)
+
+    # -- rendering ------------------------------------------------------------------------------
+    def view_key(self):
+        return self.frame
+
+    def view_image(self) -> np.ndarray:
+        img = self._frames.get(self.frame)
+        if img is None:
+            img = self._frames[self.frame] = self._render_frame(self.frame)
+        return img
+
+    def _floor(self) -> np.ndarray:
+        if self._floor_img is None:
+            s, p = self.params.size, self.params
+            color, amp, grid, _ = FLOORS[self._floor_kind]
+            oy, ox = self._noise_offset
+            n = noise_bank()[oy:oy + s, ox:ox + s] * (amp * p.texture)
+            if grid:
+                # Open-field arena floor: grid lines every 28 px, at a per-episode offset.
+                g = np.zeros((s, s), np.float32)
+                g[(np.arange(s) + oy) % 28 == 0, :] = grid
+                g[:, (np.arange(s) + ox) % 28 == 0] = grid
+                n = n + g
+            img = np.asarray(color, np.float32)[None, None, :] + n[:, :, None]
+            self._floor_img = np.clip(img, 0, 255).astype(np.uint8)
+        return self._floor_img
+
+    def _render_frame(self, f: int) -> np.ndarray:
+        pose, bl, s = self.poses[f], self.body_len, self.params.size
+        img = self._floor().copy()
+        coat, ear_c, tail_c, paw_c = COAT_ARRAYS[self.coat]
+        to_world = self._to_world
+        # Window around the animal (tail tip included), clipped to the canvas.
+        tail_pts = [to_world(pose, TAIL_START - TAIL_LEN * q, 0.0) for q in (0.0, 0.5, 1.0)]
+        pts = np.array(self._keypoints(pose) + tail_pts)
+        x0, y0 = np.maximum(np.floor(pts.min(0) - 0.12 * bl), 0).astype(int)
+        x1, y1 = np.minimum(np.ceil(pts.max(0) + 0.12 * bl) + 1, s).astype(int)
+        if x1 <= x0 or y1 <= y0:
+            return img
+        uu = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(pose.cx)
+        vv = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(pose.cy)
+        c, sn = math.cos(pose.theta), math.sin(pose.theta)
+        a_px = uu * np.float32(c) + vv * np.float32(sn)  # pixels along the spine
+        A = a_px / np.float32(bl)  # body lengths forward
+        B = (uu * np.float32(sn) - vv * np.float32(c)
+             + np.float32(pose.bend / bl) * a_px * a_px) / np.float32(bl)  # body lengths left
+        win = img[y0:y1, x0:x1].astype(np.float32)
+        hw, ww = win.shape[:2]
+
+        def box(points, pad):
+            """Slices of the window covering world points (body coordinates) plus pad pixels."""
+            q = [to_world(pose, pa, pb) for pa, pb in points]
+            qu, qv = [z[0] for z in q], [z[1] for z in q]
+            bx0 = max(math.floor(min(qu) - pad) - x0, 0)
+            by0 = max(math.floor(min(qv) - pad) - y0, 0)
+            bx1 = min(math.ceil(max(qu) + pad) + 1 - x0, ww)
+            by1 = min(math.ceil(max(qv) + pad) + 1 - y0, hw)
+            if bx1 <= bx0 or by1 <= by0:
+                return None
+            return slice(by0, by1), slice(bx0, bx1)
+
+        def blend(sub, alpha, color):
+            w = win[sub]
+            w += alpha[:, :, None] * (color - w)
+
+        def stamp(u, v, r, color, strength=1.0):
+            """A soft disc of radius r pixels at data point (u, v), from the stamp cache."""
+            x, y = u - x0, v - y0
+            ix, iy = math.floor(x + 0.5), math.floor(y + 0.5)
+            al = disc_alpha(round((x - ix) * 8), round((y - iy) * 8), round(r * 8))
+            n = al.shape[0]
+            sy, sx = iy - n // 2, ix - n // 2
+            cy0, cx0 = max(0, -sy), max(0, -sx)
+            cy1, cx1 = n - max(0, sy + n - hw), n - max(0, sx + n - ww)
+            if cy1 <= cy0 or cx1 <= cx0:
+                return
+            w = win[sy + cy0:sy + cy1, sx + cx0:sx + cx1]
+            al = al[cy0:cy1, cx0:cx1]
+            w += (al * strength if strength != 1.0 else al) * (color - w)
+
+        def ellipse(sub, ac, ea, eb, taper, front_only=False, da=0.0, db=0.0):
+            x = (A[sub] - (ac + da)) / ea
+            t = np.maximum(x, 0.0) if front_only else x
+            w = eb * np.maximum(1.0 - taper * t, 0.2)
+            e = np.sqrt(x * x + ((B[sub] - db) / w) ** 2)
+            return e, (e - 1.0) * (np.minimum(w, ea) * bl)  # normalised radius, ~edge distance px
+
+        body_box = [(NOSE_A, 0.0), (TRUNK_C - TRUNK_A, 0.0), (0.0, 0.2), (0.0, -0.2),
+                    (TRUNK_C - 0.3, 0.2), (TRUNK_C - 0.3, -0.2)]
+        # Soft shadow under the body, offset down-right.
+        sub = box(body_box, 4.0)
+        if sub is not None:
+            da, db = 1.5 * (c + sn) / bl, 1.5 * (sn - c) / bl
+            _, d = ellipse(sub, TRUNK_C, TRUNK_A, TRUNK_B * 1.1, TRUNK_TAPER, da=da, db=db)
+            win[sub] *= (1.0 - 0.28 * unit(0.5 - d / 3.0))[:, :, None]
+        # Tail: a tapering wave behind the tail base.
+        sub = box([(TAIL_START - TAIL_LEN * q, sg * TAIL_AMP) for q in (0.0, 0.5, 1.0)
+                   for sg in (1.0, -1.0)], 2.0)
+        if sub is not None:
+            st = (TAIL_START - A[sub]) / TAIL_LEN
+            stc = unit(st.copy())
+            ph = (2 * math.pi * 1.1) * stc + pose.tail_phase
+            ramp = np.minimum(stc / 0.3, 1.0)
+            bt = TAIL_AMP * np.sin(ph) * ramp
+            slope = (TAIL_AMP * 2 * math.pi * 1.1 / TAIL_LEN) * np.cos(ph) * ramp
+            dist = np.abs(B[sub] - bt) * bl / np.sqrt(1.0 + slope * slope)
+            r = (TAIL_R0 + (TAIL_R1 - TAIL_R0) * stc) * bl
+            alpha = unit(r + 0.5 - dist) * unit((1.0 - st) * 20.0)
+            alpha *= st >= -0.05
+            blend(sub, alpha, tail_c * (0.9 + 0.1 * np.cos(ph))[:, :, None])
+        # Legs (their upper parts hidden under the body) and paws.
+        paws = self._paw_ab(pose)
+        joints = [(SHOULDER_A, SHOULDER_B), (SHOULDER_A, -SHOULDER_B), (HIP_A, HIP_B),
+                  (HIP_A, -HIP_B)]
+        leg_c = coat * 0.85 + 0.15 * paw_c
+        for (ja, jb), (pa, pb) in zip(joints, paws):
+            # Only the lower leg shows beside the body: a few overlapping soft discs.
+            for q in (0.45, 0.6, 0.75):
+                stamp(*to_world(pose, ja + q * (pa - ja), jb + q * (pb - jb)), LEG_R * bl, leg_c)
+            stamp(*to_world(pose, pa, pb), PAW_R * bl, paw_c)
+        # Trunk and head with fur texture and rounded shading.
+        sub = box(body_box, 1.5)
+        if sub is not None:
+            e1, d1 = ellipse(sub, TRUNK_C, TRUNK_A, TRUNK_B, TRUNK_TAPER)
+            e2, d2 = ellipse(sub, HEAD_C, HEAD_A, HEAD_B, HEAD_TAPER, front_only=True)
+            alpha = unit(0.5 - np.minimum(d1, d2))
+            e = np.minimum(np.minimum(e1, e2), 1.0)
+            e = 1.0 - e * e
+            fo = self._fur_offset
+            fur = noise_bank()[((A[sub] * bl).astype(np.int32) + fo[0]) % NOISE_BANK,
+                               ((B[sub] * (2 * bl)).astype(np.int32) + fo[1]) % NOISE_BANK]
+            shade = 0.78 + 0.3 * e + (0.06 * self.params.texture) * fur
+            body = coat * shade[:, :, None] + (14.0 * e)[:, :, None]
+            w = win[sub]
+            w += alpha[:, :, None] * (body - w)
+        # Ears, eyes, nose tip.
+        for sign in (1.0, -1.0):
+            stamp(*to_world(pose, EAR_A, sign * EAR_B), EAR_R * bl, ear_c)
+            stamp(*to_world(pose, EYE_A, sign * EYE_B), EYE_R * bl, EYE_COLOR, 0.8)
+        stamp(*to_world(pose, NOSE_A - 0.012, 0.0), 0.9, paw_c)
+        img[y0:y1, x0:x1] = np.clip(win, 0, 255).astype(np.uint8)
+        return img
+
+    def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        key = f"ov{self.frame}:{mapper.rect}"
+        ys, xs, cols = self.memo(key, lambda: self._overlay_pixels(canvas, mapper))
+        canvas[ys, xs] = cols
+
+    def _overlay_pixels(self, canvas: np.ndarray, mapper):
+        """Pixels and colours of this frame's markers (computed once per annotation state).
+
+        The previous frame's keypoints are blended faintly into the base image, this frame's are
+        drawn on top; each marker's pixels are cached, as placed points rarely change.
+        """
+        r = max(2, round(2 * mapper.pixel_size))
+        f = self.frame
+        parts = []
+        marks = []
+        if f > 0:
+            marks += [(k, pt, True) for k, pt in enumerate(self.ann[f - 1]) if pt is not None]
+        marks += [(k, pt, False) for k, pt in enumerate(self.ann[f]) if pt is not None]
+        for k, pt, faint in marks:
+            mkey = (f, k, pt, faint, mapper.rect)
+            part = self._marker_cache.get(mkey)
+            if part is None:
+                part = self._marker_cache[mkey] = self._marker_pixels(canvas, mapper, k, pt, faint, r)
+            parts.append(part)
+        if not parts:
+            return _EMPTY_OVERLAY
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(z) for z in zip(*parts))
+
+    @staticmethod
+    def _marker_pixels(canvas, mapper, k, pt, faint, r):
+        dy, dx = mark_offsets(KP_SHAPES[k], r)
+        x, y = mapper.to_canvas_px(*pt)
+        h, w = canvas.shape[:2]
+        ys, xs = dy + y, dx + x
+        keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        ys, xs = ys[keep], xs[keep]
+        color = np.asarray(KP_COLORS[k], np.float32)
+        if faint:
+            old = canvas[ys, xs].astype(np.float32)
+            cols = (old * (1.0 - FAINT_ALPHA) + color * FAINT_ALPHA + 0.5).astype(np.uint8)
+        else:
+            cols = np.broadcast_to(color.astype(np.uint8), (len(ys), 3))
+        return ys, xs, cols
+
+    def status(self) -> tuple[str, ...]:
+        return self.memo(f"st{self.frame}:{self.sel}", self._status)
+
+    def _status(self) -> tuple[str, ...]:
+        row = self.ann[self.frame]
+        placed = sum(pt is not None for pt in row)
+        total = sum(pt is not None for r in self.ann for pt in r)
+        names = " ".join(k if pt is not None else "-" for k, pt in zip(KEYPOINTS, row))
+        return (f"FRAME {self.frame + 1}/{self.n_frames}  KEY {KEYPOINTS[self.sel]}  "
+                f"ALL {total}/{N_KP * self.n_frames}",
+                f"IN FRAME {placed}/{N_KP}: {names}")
+
+    def selected(self) -> tuple[str, ...]:
+        return (KEYPOINTS[self.sel],)
+
+    # -- latents and score ----------------------------------------------------------------------
+    def position(self) -> float:
+        return self.frame / (self.n_frames - 1)
+
+    def keypoint_ok(self, f: int, k: int) -> bool | None:
+        """None if keypoint k of frame f is missing, else whether it is within PCK_PX."""
+        pt = self.ann[f][k]
+        if pt is None:
+            return None
+        gu, gv = self._gt_list[f][k]
+        return (pt[0] - gu) ** 2 + (pt[1] - gv) ** 2 <= PCK_PX * PCK_PX
+
+    def _counts(self) -> tuple[int, int]:
+        return self.memo("counts", self._compute_counts)
+
+    def _compute_counts(self) -> tuple[int, int]:
+        right = wrong = 0
+        thr = PCK_PX * PCK_PX
+        for row, gts in zip(self.ann, self._gt_list):
+            for pt, (gu, gv) in zip(row, gts):
+                if pt is not None:
+                    if (pt[0] - gu) ** 2 + (pt[1] - gv) ** 2 <= thr:
+                        right += 1
+                    else:
+                        wrong += 1
+        return right, wrong
+
+    def n_wrong(self) -> int:
+        return self._counts()[1]
+
+    def score(self) -> tuple[float, bool]:
+        pck = self._counts()[0] / (N_KP * self.n_frames)
+        return pck, pck >= SUCCESS_PCK
+
+
+class LimbAnnotator(Annotator):
+    """Frame by frame: select each tab and place it (order by persona), check the frame, NEXT."""
+
+    persona: LimbPersona
+    task: AnimalLimbTracking
+
+    def script(self) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        T = t.n_frames
+        if self.chance(p.survey_rate):
+            for _ in range(T - 1):
+                yield self.press("NEXT", "survey")
+            for _ in range(T - 1):
+                yield self.press("PREV", "survey")
+        for f in range(T):
+            if f > 0:
+                yield self.press("NEXT", "navigate")
+                if self.chance(p.inspect_rate):
+                    # Looks back at the last frame (gait, which side each paw is on) and returns;
+                    # a mistake left there may be seen now.
+                    yield self.press("PREV", "inspect")
+                    yield from self._check_frame(f - 1, p.frame_check)
+                    yield self.press("NEXT", "inspect")
+            yield from self._label_frame(f)
+            yield from self._check_frame(f, p.frame_check)
+        if self.chance(p.review_rate):
+            for f in range(T - 1, -1, -1):
+                if f < T - 1:
+                    yield self.press("PREV", "verify")
+                yield from self._check_frame(f, p.frame_check)
+        yield self.press("DONE", "finish")
+
+    def _order(self, f: int) -> list[int]:
+        p = self.persona
+        order = [FL, FR, HL, HR, NOSE, TAIL] if p.order == "legs_first" else list(range(N_KP))
+        if p.zigzag and f % 2 == 1:
+            order.reverse()
+        return order
+
+    def _select(self, k: int, phase: str, target: int, correction: bool = False) -> Iterator[Intent]:
+        if self.task.sel != k:
+            yield self.press(KEYPOINTS[k], phase, target, correction)
+
+    def _put(self, f: int, k: int, phase: str, target: int, correction: bool = False) -> Intent:
+        u, v = self.task.gt[f, k]
+        return self.place(float(u), float(v), phase, target, correction)
+
+    def _label_frame(self, f: int) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        order = self._order(f)
+        # A left/right confusion for a leg pair lasts until it is noticed.
+        confused = {FL: self.chance(p.swap_rate), HL: self.chance(p.swap_rate)}
+        confused[FR], confused[HR] = confused[FL], confused[HL]
+        first_of_pair: dict[int, int] = {}
+        for k in order:
+            item = f * N_KP + k
+            if k in MIRROR and confused[k]:
+                m = MIRROR[k]
+                yield from self._select(k, "select", item)
+                yield self._put(f, m, "place", item)  # on the other side's paw
+                if k not in first_of_pair and m not in first_of_pair:
+                    first_of_pair[k] = item
+                    if self.chance(p.swap_notice_now):
+                        confused[k] = confused[m] = False
+                        yield self.press("UNDO", "correct", item, True)
+                        yield self._put(f, k, "correct", item, True)
+                    continue
+                # The second of the pair, consistently swapped: now both markers are on the wrong
+                # sides, which is easier to see.
+                confused[k] = confused[m] = False
+                if self.chance(p.notice_rate):
+                    yield self.press("UNDO", "correct", item, True)
+                    yield self.press("UNDO", "correct", m + f * N_KP, True)
+                    yield from self._select(m, "correct", f * N_KP + m, True)
+                    yield self._put(f, m, "correct", f * N_KP + m, True)
+                    yield from self._select(k, "correct", item, True)
+                    yield self._put(f, k, "correct", item, True)
+                continue
+            if t.sel != k and self.chance(p.wrong_tab_rate):
+                # Places this keypoint with the previous tab still selected: that keypoint moves
+                # here (or appears here), the status still names the old tab.
+                yield self._put(f, k, "place", item)
+                if self.chance(p.notice_rate):
+                    yield self.press("UNDO", "correct", item, True)
+                    yield from self._select(k, "correct", item, True)
+                    yield self._put(f, k, "correct", item, True)
+                continue
+            yield from self._select(k, "select", item)
+            yield self._put(f, k, "place", item)
+
+    def _check_frame(self, f: int, rate: float) -> Iterator[Intent]:
+        """Look over frame f (the view must be on it): fix a wrong or missing keypoint, if seen."""
+        t = self.task
+        for k in self._order(f):
+            if t.keypoint_ok(f, k) is not True and self.chance(rate):
+                item = f * N_KP + k
+                yield from self._select(k, "correct", item, True)
+                yield self._put(f, k, "correct", item, True)
+
+
+AnimalLimbTracking.Annotator = LimbAnnotator

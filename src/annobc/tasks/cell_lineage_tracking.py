@@ -1,0 +1,729 @@
+"""cell_lineage_tracking: follow the highlighted cell through time and record its divisions.
+
+Analogue: lineage annotation in time-lapse microscopy (nuclear-marker movies tracked frame by frame,
+as in TrackMate, Mastodon or CellTracker): one point per frame on the tracked nucleus, and a
+division event at the frame where the daughters first appear.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+
+from annobc.gui import draw_mark
+from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+
+BANK = 384  # side of the fixed noise and texture banks, pixels
+# Grey level -> colour of a slightly green-grey nuclear stain.
+TINT_LUT = (np.arange(256, dtype=np.float32)[:, None] * np.array([0.93, 1.0, 0.9], np.float32)
+            ).astype(np.uint8)
+POINT_COLOR = (255, 225, 40)  # the track point of this frame
+PREV_COLOR = (255, 225, 40)  # the previous frame's point, drawn faintly
+PREV_ALPHA = 0.5
+OUTLINE_COLOR = (60, 200, 255)  # the target's outline at t = 0
+INSIDE_TOL = 0.5  # a point counts inside a nucleus up to this far past its edge, data pixels
+MITOTIC_LONG, MITOTIC_SHORT = 1.5, 0.62  # semi-axes of a nucleus on its last frame before dividing
+CLOSE_GAP = 2.5  # edge-to-edge gap (px) below which another nucleus counts as passing close
+
+
+@lru_cache(maxsize=1)
+def noise_bank() -> np.ndarray:
+    """Fixed unit-variance camera-like noise (2x2 mean), shared by every episode."""
+    n = np.random.default_rng(20261203).normal(0.0, 1.0, (BANK + 1, BANK + 1))
+    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
+    return n.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def texture_bank() -> np.ndarray:
+    """Fixed chromatin-like texture: fine grain plus coarse clumps, zero mean, unit variance."""
+    rng = np.random.default_rng(20261204)
+    f = np.fft.fftfreq(BANK)
+    k2 = f[:, None] ** 2 + f[None, :] ** 2
+
+    def smooth(sigma: float) -> np.ndarray:  # white noise under a periodic Gaussian blur
+        n = np.fft.fft2(rng.normal(0.0, 1.0, (BANK, BANK)))
+        a = np.fft.ifft2(n * np.exp(-2 * (np.pi * sigma) ** 2 * k2)).real
+        return a / a.std()
+
+    t = smooth(0.8) + 0.9 * smooth(2.0)
+    return (t / t.std()).astype(np.float32)
+
+
+@lru_cache(maxsize=32)
+def _grid(R: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[-R:R + 1, -R:R + 1].astype(np.float32)
+    return ys, xs
+
+
+@dataclass(frozen=True)
+class Params:
+    size: int = 112  # canvas data grid side, pixels
+    n_frames: tuple[int, int] = (20, 30)
+    n_cells: tuple[int, int] = (6, 12)  # nuclei at t = 0, the close-passing ones included
+    radius: tuple[float, float] = (4.5, 6.5)  # nucleus radius (major semi-axis), pixels
+    target_divisions: tuple[int, int] = (1, 2)  # divisions along the followed lineage
+    divide_prob: float = 0.3  # probability that any other nucleus divides once
+    encounters: tuple[int, int] = (1, 2)  # neighbours made to pass close to the target
+    speed: tuple[float, float] = (0.8, 1.6)  # per-nucleus random-walk speed, pixels per frame
+    persistence: float = 0.8  # velocity correlation from frame to frame
+    noise: float = 6.0  # background noise standard deviation, grey levels
+
+
+@dataclass(frozen=True)
+class LineagePersona(Persona):
+    jump_rate: float = 0.2  # at a frame where a neighbour passes close, clicks the neighbour
+    follow_max: int = 2  # keeps following the neighbour for up to this many more frames
+    late_rate: float = 0.15  # records a division one frame late
+    notice_rate: float = 0.95  # notices a mistake soon after making it
+    verify_notice_rate: float = 0.8  # finds a mistake it missed in the final check
+    peek_rate: float = 0.5  # at a close pass, looks one frame ahead before deciding
+    div_peek_rate: float = 0.3  # at a division, looks back at the mother before recording it
+    survey: bool = False  # plays the movie forward and back before tracking
+    verify: bool = True  # steps back through every frame at the end to check the track
+
+
+@dataclass
+class Cell:
+    a: float  # major semi-axis, pixels
+    b: float  # minor semi-axis
+    angle: float  # orientation of the major axis, radians
+    birth: int  # first frame
+    death: int  # last frame
+    brightness: float
+    tex: tuple[int, int]  # texture bank offset
+    divides: bool = False  # at death + 1 it is replaced by two daughters
+    div_angle: float = 0.0  # division axis (its shape at the last frame is elongated along it)
+    parent: int = -1
+    children: tuple[int, ...] = ()
+
+
+class CellLineageTracking(Task):
+    """Follow the outlined nucleus through a time-lapse movie and record its divisions.
+
+    ## Description
+    A time-lapse movie of fluorescent, textured nuclei that move by correlated random walks. Some
+    divide: the mother elongates for one frame, then two daughters separate. At t = 0 one nucleus is
+    outlined: it is the target. The annotator places one track point per frame on the nucleus it
+    follows and records a division (DIV) at the first frame that shows the two daughters. At a
+    division it follows the daughter closer to the mother's last position, which the faint
+    previous-frame point shows.
+
+    ## Action Space
+    A left click at a screen pixel. Buttons: ``PREV``, ``NEXT`` (navigate in time), ``DIV`` (select:
+    toggles a division at the current frame), ``UNDO``, ``DONE``. A canvas click places the track
+    point of the current frame (a second click on the same frame replaces it).
+
+    ## Observation Space
+    The rendered screen: the current frame with this frame's track point (a yellow x), the previous
+    frame's point drawn faintly (a + at half opacity), the target outlined at t = 0, the status lines
+    ``T <t>/<T-1>  POINTS <n>/<T>`` and ``DIVS <k> AT <frames>``, and DIV highlighted while the
+    current frame holds a recorded division.
+
+    ## Rewards
+    Zero until the episode ends, then the mean of the track accuracy (the fraction of frames whose
+    point lies inside the right nucleus; frames without a point count as wrong) and the division F1
+    (recorded division frames against the true ones, exact frame).
+
+    ## Episode End
+    DONE terminates; the env's step cap truncates. Success: track accuracy >= 0.95 and the recorded
+    divisions are exactly the true ones.
+
+    ## Arguments
+    See :class:`Params`: frames, nuclei, radius, divisions along the lineage and elsewhere, close
+    encounters, random-walk speed and persistence, noise.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    task_id = "cell_lineage_tracking"
+    version = 0
+    instruction = ("Follow the outlined cell through time, one point per frame; at a division press "
+                   "DIV and follow the daughter closer to the mother's last position.")
+    Params = Params
+    buttons = (Button("PREV", "navigate"), Button("NEXT", "navigate"), Button("DIV", "select"),
+               Button("UNDO", "undo"), Button("DONE", "done"))
+    personas = {
+        "default": LineagePersona(),
+        "surveyor": LineagePersona(survey=True, verify=False, peek_rate=0.8, div_peek_rate=0.6,
+                                   jump_rate=0.12, late_rate=0.1, notice_rate=0.97),
+        "careless": LineagePersona(jump_rate=0.35, late_rate=0.3, notice_rate=0.85,
+                                   verify_notice_rate=0.6, peek_rate=0.0, div_peek_rate=0.0),
+    }
+
+    # -- scene ---------------------------------------------------------------------------------
+    def setup(self, rng: np.random.Generator) -> None:
+        p = self.params
+        S = p.size
+        T = self.n_frames = int(rng.integers(p.n_frames[0], p.n_frames[1] + 1))
+        n_cells = int(rng.integers(p.n_cells[0], p.n_cells[1] + 1))
+        n_enc = min(int(rng.integers(p.encounters[0], p.encounters[1] + 1)), max(n_cells - 3, 0))
+        cells: list[Cell] = []
+        cap = 3 * n_cells + 8
+        pos = np.full((cap, T, 2), np.nan)
+
+        def new_cell(r: float, birth: int, parent: int = -1) -> int:
+            e = float(rng.uniform(0.82, 0.97))
+            cells.append(Cell(a=r, b=r * e, angle=float(rng.uniform(0, np.pi)), birth=birth,
+                              death=T - 1, brightness=float(rng.uniform(120, 190)),
+                              tex=(int(rng.integers(0, BANK - 32)), int(rng.integers(0, BANK - 32))),
+                              parent=parent))
+            return len(cells) - 1
+
+        # Random-walk nuclei at t = 0, the target (cell 0) away from the border.
+        n_walk = n_cells - n_enc
+        for i in range(n_walk):
+            r = float(rng.uniform(*p.radius))
+            k = new_cell(r, 0)
+            lo, hi = (26.0, S - 27.0) if i == 0 else (r + 2, S - 3 - r)
+            for _ in range(60):
+                c = rng.uniform(lo, hi, 2)
+                if all(np.hypot(*(c - pos[j, 0])) >= r + cells[j].a + 3 for j in range(k)):
+                    break
+            pos[k, 0] = c
+
+        # Division schedule: frames t_d (daughters appear; the mother is elongated at t_d - 1).
+        n_div = int(rng.integers(p.target_divisions[0], p.target_divisions[1] + 1))
+        lineage_divs: list[int] = []
+        t1 = int(rng.integers(4, max(5, T - 5 - 6 * (n_div - 1))))
+        lineage_divs.append(t1)
+        for _ in range(n_div - 1):
+            lo = lineage_divs[-1] + 6
+            if lo > T - 4:
+                break
+            lineage_divs.append(int(rng.integers(lo, T - 3)))
+        other_div = {}
+        for k in range(1, n_walk):
+            if rng.random() < p.divide_prob:
+                other_div[k] = int(rng.integers(3, T - 2))
+        speed = rng.uniform(*p.speed, cap)
+        rho = p.persistence
+        vel = rng.normal(0.0, 1.0, (cap, 2)) * speed[:, None] * 0.7
+        followed = 0
+        alive = list(range(n_walk))
+        for t in range(1, T):
+            # Divisions happen first: the mother's last frame was t - 1.
+            planned = []
+            for k in list(alive):
+                td = (lineage_divs[0] if lineage_divs and k == followed else other_div.get(k))
+                if td != t:
+                    continue
+                m = cells[k]
+                m.divides, m.death = True, t - 1
+                alive.remove(k)
+                c = pos[k, t - 1]
+                r = max(m.a * 0.85, p.radius[0] * 0.85)  # daughters are smaller, never tiny
+                dn, df = m.a * rng.uniform(0.4, 0.55), m.a * rng.uniform(1.35, 1.5)
+                # The division axis (the mother is elongated along it on its last frame): one that
+                # puts both daughters inside the field and off the other nuclei, if there is one.
+                others = np.array([pos[j, t - 1] for j in alive]).reshape(-1, 2)
+                orad = np.array([cells[j].a for j in alive])
+                best = None
+                for _ in range(8):
+                    phi = float(rng.uniform(0, np.pi))
+                    u = np.array([math.cos(phi), math.sin(phi)])
+                    a_pos, b_pos = c + u * dn, c - u * df
+                    bad = 0.0
+                    for q in (a_pos, b_pos):
+                        bad += float(np.clip(r + 1 - q, 0, None).sum() + np.clip(q - (S - 2 - r), 0, None).sum())
+                        if len(others):
+                            gap = np.hypot(*(others - q).T) - orad - r
+                            bad += float(np.clip(0.5 - gap, 0, None).sum())
+                    if best is None or bad < best[0]:
+                        best = (bad, phi, u, a_pos, b_pos)
+                    if bad == 0.0:
+                        break
+                _, m.div_angle, u, a_pos, b_pos = best
+                near, far = new_cell(r, t, k), new_cell(r, t, k)
+                m.children = (near, far)
+                pos[near, t], pos[far, t] = a_pos, b_pos
+                vel[near] = 0.3 * u * speed[near]
+                vel[far] = -0.9 * u * speed[far]
+                alive += [near, far]
+                planned.append((near, far, a_pos.copy(), b_pos.copy(), c.copy()))
+                if k == followed:
+                    followed = near
+                    lineage_divs.pop(0)
+            moving = [k for k in alive if cells[k].birth < t]
+            idx = np.array(moving, dtype=int)
+            if len(idx):
+                vel[idx] = rho * vel[idx] + math.sqrt(1 - rho * rho) * speed[idx, None] * \
+                    rng.normal(0.0, 1.0, (len(idx), 2))
+                # A nucleus about to divide rounds up and nearly stops.
+                for k in moving:
+                    td = (lineage_divs[0] if lineage_divs and k == followed else other_div.get(k))
+                    if td == t + 1:
+                        vel[k] *= 0.2
+                pos[idx, t] = pos[idx, t - 1] + vel[idx]
+            self._relax(pos, cells, alive, t)
+            self._bounce(pos, vel, cells, alive, t)
+            for near, far, a_pos, b_pos, c in planned:
+                # Which daughter is nearer the mother's last spot must stay plain to see.
+                dn_, df_ = (float(np.hypot(*(np.round(pos[j, t]) - np.round(c)))) for j in (near, far))
+                if df_ - dn_ < 2.5:
+                    pos[near, t], pos[far, t] = a_pos, b_pos
+        self.cells = cells
+        # The ground-truth lineage: at each division the daughter closer to the mother's last spot.
+        fol = np.zeros(T, int)
+        k = 0
+        divs = []
+        for t in range(T):
+            if cells[k].death < t:
+                mother = cells[k]
+                c = np.round(pos[k, t - 1])
+                k = min(mother.children, key=lambda d: float(np.hypot(*(np.round(pos[d, t]) - c))))
+                divs.append(t)
+            fol[t] = k
+        self.fol = fol
+        self.div_frames = tuple(divs)
+        # Neighbours that pass close to the target: built around the track, then kept off others.
+        self._add_encounters(rng, n_enc, pos)
+        self.pos = np.round(pos[:len(cells)])  # rendered and scored centres, whole pixels
+        self.alive = ~np.isnan(self.pos[:, :, 0])
+        self.hard = self._close_frames()
+        self._noise_offsets = rng.integers(0, BANK - S, (T, 2))
+        self._frames: dict[int, np.ndarray] = {}
+        self._inside_cache: dict[tuple, bool] = {}
+        self._sprites: dict[tuple[int, bool], tuple[np.ndarray, int]] = {}
+        # GUI state
+        self.t = 0
+        self.ann: tuple[tuple, tuple[int, ...]] = ((None,) * T, ())  # (points per frame, divisions)
+
+    def _relax(self, pos, cells, alive, t) -> None:
+        """Push overlapping nuclei apart (two passes), so that nuclei touch but never overlap."""
+        idx = np.array(alive, dtype=int)
+        if len(idx) < 2:
+            return
+        rad = np.array([cells[k].a for k in idx])
+        for _ in range(2):
+            P = pos[idx, t]
+            d = P[:, None, :] - P[None, :, :]
+            dist = np.hypot(d[..., 0], d[..., 1]) + np.eye(len(idx))
+            need = rad[:, None] + rad[None, :] + 1.0
+            push = np.clip(need - dist, 0, None)
+            np.fill_diagonal(push, 0.0)
+            if not push.any():
+                return
+            pos[idx, t] = P + 0.5 * (push[..., None] * d / dist[..., None]).sum(1)
+
+    def _bounce(self, pos, vel, cells, alive, t) -> None:
+        S = self.params.size
+        for k in alive:
+            m = cells[k].a + 1.0
+            for ax in (0, 1):
+                x = pos[k, t, ax]
+                if x < m:
+                    pos[k, t, ax], vel[k, ax] = 2 * m - x, abs(vel[k, ax])
+                elif x > S - 1 - m:
+                    pos[k, t, ax], vel[k, ax] = 2 * (S - 1 - m) - x, -abs(vel[k, ax])
+                pos[k, t, ax] = min(max(pos[k, t, ax], m), S - 1 - m)
+
+    def _add_encounters(self, rng, n_enc: int, pos) -> None:
+        p, S, T = self.params, self.params.size, self.n_frames
+        used: list[int] = []
+        for _ in range(n_enc):
+            r = float(rng.uniform(*p.radius))
+            k = len(self.cells)
+            cands = [t for t in range(3, T - 3)
+                     if all(abs(t - d) >= 3 for d in self.div_frames) and
+                     all(abs(t - u) >= 5 for u in used)]
+            plan = None
+            for _ in range(12):
+                if not cands:
+                    break
+                tc = int(rng.choice(cands))
+                f = self.fol[tc]
+                F = pos[f, tc]
+                ang = rng.uniform(0, 2 * np.pi)
+                o = np.array([math.cos(ang), math.sin(ang)])
+                at = F + o * (self.cells[f].a + r + rng.uniform(0.8, 2.0))
+                if not (r + 6 <= at[0] <= S - 7 - r and r + 6 <= at[1] <= S - 7 - r):
+                    continue
+                vf = (pos[f, tc + 1] - pos[f, tc - 1]) / 2
+                side = np.array([-o[1], o[0]]) * (1 if rng.random() < 0.5 else -1)
+                drift = vf + side * rng.uniform(1.4, 2.4)
+                plan = (tc, at, drift)
+                break
+            if plan is None:
+                continue
+            tc, at, drift = plan
+            used.append(tc)
+            self.cells.append(Cell(a=r, b=r * float(rng.uniform(0.82, 0.97)),
+                                   angle=float(rng.uniform(0, np.pi)), birth=0, death=T - 1,
+                                   brightness=float(rng.uniform(120, 190)),
+                                   tex=(int(rng.integers(0, BANK - 32)),
+                                        int(rng.integers(0, BANK - 32)))))
+            steps = rng.normal(0.0, 0.45, (T, 2))
+            walk = np.cumsum(steps, 0)
+            walk -= walk[tc]
+            traj = at + (np.arange(T) - tc)[:, None] * drift + walk
+            lo, hi = r + 1.0, S - 2.0 - r
+            span = hi - lo  # fold the path back into the field (a reflecting border)
+            traj = lo + np.abs(((traj - lo) + span) % (2 * span) - span)
+            rad = np.array([c.a for c in self.cells[:-1]]) + r
+            others = pos[:k]  # (k, T, 2), NaN where a nucleus is not alive
+            for _ in range(3):  # keep it off every other nucleus (a touching gap at the pass)
+                d = traj[None] - others
+                dist = np.hypot(d[..., 0], d[..., 1]) + 1e-6
+                need = rad[:, None] + np.where(np.arange(T) == tc, 0.8, 1.0)[None]
+                over = np.nan_to_num(need - dist, nan=0.0).clip(0, None)
+                if not over.any():
+                    break
+                traj = traj + np.nan_to_num(d / dist[..., None] * over[..., None]).sum(0)
+                traj = traj.clip(lo, hi)
+            pos[k] = traj
+
+    def _close_frames(self) -> dict[int, int]:
+        """Close passes: for each run of frames (t >= 1) in which the same nucleus stays within
+        CLOSE_GAP of the followed one, the frame where they are closest -> that nucleus."""
+        close: dict[int, tuple[int, float]] = {}
+        rad = np.array([c.a for c in self.cells])
+        parent = np.array([c.parent for c in self.cells])
+        birth = np.array([c.birth for c in self.cells])
+        for t in range(1, self.n_frames):
+            f = self.fol[t]
+            d = self.pos[:, t] - self.pos[f, t]
+            gap = np.hypot(d[:, 0], d[:, 1]) - rad - rad[f]
+            skip = ~self.alive[:, t]
+            skip[f] = True
+            if parent[f] >= 0:  # the sister daughter just after a division is not a "neighbour"
+                skip |= (parent == parent[f]) & (t - birth < 3)
+            gap[skip] = np.inf
+            j = int(np.argmin(gap))
+            if gap[j] < CLOSE_GAP:
+                close[t] = (j, float(gap[j]))
+        out = {}
+        t = 1
+        while t < self.n_frames:
+            if t not in close:
+                t += 1
+                continue
+            nb, run = close[t][0], [t]
+            while run[-1] + 1 in close and close[run[-1] + 1][0] == nb:
+                run.append(run[-1] + 1)
+            out[min(run, key=lambda u: close[u][1])] = nb
+            t = run[-1] + 1
+        return out
+
+    @property
+    def data_shape(self) -> tuple[int, int]:
+        return (self.params.size, self.params.size)
+
+    # -- geometry ------------------------------------------------------------------------------
+    def shape(self, k: int, t: int) -> tuple[float, float, float, bool]:
+        """(a, b, angle, mitotic) of nucleus k at frame t: elongated on its last frame if it divides."""
+        c = self.cells[k]
+        if c.divides and t == c.death:
+            return c.a * MITOTIC_LONG, c.a * MITOTIC_SHORT, c.div_angle, True
+        return c.a, c.b, c.angle, False
+
+    def inside(self, k: int, t: int, u: float, v: float) -> bool:
+        key = (k, t, u, v)
+        got = self._inside_cache.get(key)
+        if got is None:
+            got = self._inside_cache[key] = self._inside(k, t, u, v)
+        return got
+
+    def _inside(self, k: int, t: int, u: float, v: float) -> bool:
+        if not self.alive[k, t]:
+            return False
+        a, b, ang, _ = self.shape(k, t)
+        dx, dy = u - self.pos[k, t, 0], v - self.pos[k, t, 1]
+        ca, sa = math.cos(ang), math.sin(ang)
+        xr, yr = dx * ca + dy * sa, -dx * sa + dy * ca
+        return (xr / (a + INSIDE_TOL)) ** 2 + (yr / (b + INSIDE_TOL)) ** 2 <= 1.0
+
+    def centre(self, k: int, t: int) -> tuple[float, float]:
+        return float(self.pos[k, t, 0]), float(self.pos[k, t, 1])
+
+    # -- GUI state machine ----------------------------------------------------------------------
+    @property
+    def points(self) -> tuple:
+        return self.ann[0]
+
+    @property
+    def divisions(self) -> tuple[int, ...]:
+        return self.ann[1]
+
+    def press_button(self, label: str) -> Effect:
+        if label == "PREV":
+            self.t = max(self.t - 1, 0)
+        elif label == "NEXT":
+            self.t = min(self.t + 1, self.n_frames - 1)
+        elif label == "DIV":
+            self.checkpoint()
+            divs = self.divisions
+            if self.t in divs:
+                new = tuple(d for d in divs if d != self.t)
+            else:
+                new = tuple(sorted(divs + (self.t,)))
+            before = self.n_wrong()
+            self.ann = (self.points, new)
+            return Effect(annotated=True, wrong=self.n_wrong() > before)
+        return NO_EFFECT
+
+    def click_canvas(self, u: float, v: float) -> Effect:
+        self.checkpoint()
+        pts = list(self.points)
+        pts[self.t] = (float(u), float(v))
+        self.ann = (tuple(pts), self.divisions)
+        return Effect(annotated=True, wrong=not self.inside(self.fol[self.t], self.t, u, v))
+
+    # -- rendering ------------------------------------------------------------------------------
+    def view_key(self):
+        return self.t
+
+    def view_image(self) -> np.ndarray:
+        img = self._frames.get(self.t)
+        if img is None:
+            img = self._frames[self.t] = self._render_frame(self.t)
+        return img
+
+    def _sprite(self, k: int, mitotic: bool) -> tuple[np.ndarray, int]:
+        key = (k, mitotic)
+        got = self._sprites.get(key)
+        if got is not None:
+            return got
+        c = self.cells[k]
+        a, b, ang, _ = self.shape(k, c.death if mitotic else c.birth)
+        R = int(math.ceil(a)) + 2
+        ys, xs = _grid(R)
+        ca, sa = math.cos(ang), math.sin(ang)
+        xr, yr = xs * ca + ys * sa, -xs * sa + ys * ca
+        q = np.sqrt((xr / a) ** 2 + (yr / b) ** 2)
+        edge = np.clip((1.0 - q) * b / 1.6 + 0.5, 0.0, 1.0)  # a soft, ~1.5 px rim
+        oy, ox = c.tex
+        tex = texture_bank()[oy:oy + 2 * R + 1, ox:ox + 2 * R + 1]
+        if mitotic:
+            # Condensed chromatin: brighter, smoother, with a faint waist where it will split.
+            waist = 1.0 - 0.35 * np.exp(-0.5 * (xr / (0.22 * a)) ** 2)
+            body = c.brightness * 1.25 * (0.9 + 0.08 * tex) * waist
+        else:
+            body = c.brightness * (0.8 + 0.2 * tex) * (0.88 + 0.12 * np.clip(1 - q * q, 0, 1))
+        spr = (edge * body).astype(np.float32)
+        self._sprites[key] = (spr, R)
+        return spr, R
+
+    def _render_frame(self, t: int) -> np.ndarray:
+        p = self.params
+        S = p.size
+        oy, ox = self._noise_offsets[t]
+        acc = 16.0 + p.noise * noise_bank()[oy:oy + S, ox:ox + S]
+        ks = np.flatnonzero(self.alive[:, t])
+        for k, x, y in zip(ks.tolist(), *self.pos[ks, t].astype(int).T.tolist()):
+            c = self.cells[k]
+            spr, R = self._sprite(k, c.divides and t == c.death)
+            y0, x0 = y - R, x - R
+            if y0 >= 0 and x0 >= 0 and y + R < S and x + R < S:
+                patch = acc[y0:y + R + 1, x0:x + R + 1]
+                np.maximum(patch, spr + patch * 0.15, out=patch)
+                continue
+            sy0, sx0 = max(0, -y0), max(0, -x0)
+            y0c, x0c = max(y0, 0), max(x0, 0)
+            y1c, x1c = min(y + R + 1, S), min(x + R + 1, S)
+            patch = acc[y0c:y1c, x0c:x1c]
+            np.maximum(patch, spr[sy0:sy0 + y1c - y0c, sx0:sx0 + x1c - x0c] + patch * 0.15, out=patch)
+        return np.take(TINT_LUT, np.clip(acc, 0, 255).astype(np.uint8), axis=0)
+
+    def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        ps = mapper.pixel_size
+        r = max(2, round(2 * ps))
+        t = self.t
+        if t == 0:
+            x, y = mapper.to_canvas_px(*self.centre(0, 0))
+            draw_mark(canvas, x, y, OUTLINE_COLOR, "ring", max(3, round((self.cells[0].a + 2.5) * ps)))
+        pts = self.points
+        if t > 0 and pts[t - 1] is not None:
+            x, y = mapper.to_canvas_px(*pts[t - 1])
+            draw_mark(canvas, x, y, PREV_COLOR, "cross", r, PREV_ALPHA)
+        if pts[t] is not None:
+            x, y = mapper.to_canvas_px(*pts[t])
+            draw_mark(canvas, x, y, POINT_COLOR, "x", r)
+
+    def status(self) -> tuple[str, ...]:
+        n = sum(q is not None for q in self.points)
+        divs = self.divisions
+        shown = " ".join(str(d) for d in divs[:6]) + (" ..." if len(divs) > 6 else "")
+        return (f"T {self.t}/{self.n_frames - 1}  POINTS {n}/{self.n_frames}",
+                f"DIVS {len(divs)}" + (f" AT {shown}" if divs else ""))
+
+    def selected(self) -> tuple[str, ...]:
+        return ("DIV",) if self.t in self.divisions else ()
+
+    # -- latents and score ----------------------------------------------------------------------
+    def position(self) -> float:
+        return self.t / (self.n_frames - 1)
+
+    def point_ok(self, t: int) -> bool:
+        q = self.points[t]
+        return q is not None and self.inside(self.fol[t], t, *q)
+
+    def _evaluate(self) -> tuple[int, int, int]:
+        """(frames with a right point, wrong points, wrong division frames)."""
+        def compute():
+            good = bad = 0
+            for t, q in enumerate(self.points):
+                if q is None:
+                    continue
+                if self.inside(self.fol[t], t, *q):
+                    good += 1
+                else:
+                    bad += 1
+            wrong_divs = sum(d not in self.div_frames for d in self.divisions)
+            return good, bad, wrong_divs
+        return self.memo("eval", compute)
+
+    def n_wrong(self) -> int:
+        _, bad, wrong_divs = self._evaluate()
+        return bad + wrong_divs
+
+    def track_accuracy(self) -> float:
+        return self._evaluate()[0] / self.n_frames
+
+    def division_f1(self) -> float:
+        truth, rec = set(self.div_frames), set(self.divisions)
+        if not truth and not rec:
+            return 1.0
+        return 2 * len(truth & rec) / (len(truth) + len(rec))
+
+    def score(self) -> tuple[float, bool]:
+        acc = self.track_accuracy()
+        f1 = self.division_f1()
+        return 0.5 * (acc + f1), bool(acc >= 0.95 and set(self.divisions) == set(self.div_frames))
+
+
+class LineageAnnotator(Annotator):
+    """Clicks the followed nucleus, NEXT, clicks, ...; DIV then the nearer daughter at a division."""
+
+    persona: LineagePersona
+    task: CellLineageTracking
+
+    def script(self) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        T = t.n_frames
+        self.late_missed: set[int] = set()  # frames holding a late division it did not notice
+        if p.survey:
+            for _ in range(T - 1):
+                yield self.press("NEXT", "survey")
+            for _ in range(T - 1):
+                yield self.press("PREV", "survey")
+        yield self._point(0, "place")
+        f = 0
+        while f < T - 1:
+            yield self.press("NEXT", "navigate", int(t.fol[f]))
+            f += 1
+            k = int(t.fol[f])
+            if f in t.div_frames:
+                f = yield from self._division(f)
+                continue
+            if f in t.hard:
+                if f < T - 1 and self.chance(p.peek_rate):
+                    yield self.press("NEXT", "inspect", k)
+                    yield self.press("PREV", "inspect", k)
+                m = self._jump_span(f)
+                if m >= 0 and self.chance(p.jump_rate):
+                    f = yield from self._jump(f, m)
+                    continue
+            yield self._point(f, "place")
+        if p.verify:
+            yield from self._verify()
+        yield self.press("DONE", "finish")
+
+    def _point(self, f: int, phase: str, correction: bool = False) -> Intent:
+        k = int(self.task.fol[f])
+        return self.place(*self.task.centre(k, f), phase, k, correction)
+
+    def _division(self, f: int) -> Iterator[Intent]:
+        """At the first frame that shows the daughters; returns the frame it ends on."""
+        t, p = self.task, self.persona
+        k = int(t.fol[f])
+        late_ok = f + 1 <= t.n_frames - 1 and (f + 1) not in t.div_frames
+        if late_ok and self.chance(p.late_rate):
+            # Takes the two daughters for a still-dividing nucleus; records the division one frame on.
+            yield self._point(f, "place")
+            yield self.press("NEXT", "navigate", k)
+            f += 1
+            k = int(t.fol[f])
+            yield self.press("DIV", "select", k)
+            if self.chance(p.notice_rate):
+                yield self.press("PREV", "inspect", k, True)  # the daughters were already apart
+                yield self.press("UNDO", "correct", k, True)
+                yield self.press("DIV", "correct", k, True)
+                yield self.press("NEXT", "correct", k, True)
+            else:
+                self.late_missed.add(f)
+            yield self._point(f, "place")
+            return f
+        if self.chance(p.div_peek_rate):
+            yield self.press("PREV", "inspect", k)  # the elongated mother and where it was
+            yield self.press("NEXT", "inspect", k)
+        yield self.press("DIV", "select", k)
+        yield self._point(f, "place")
+        return f
+
+    def _jump_span(self, f: int) -> int:
+        """How many more frames the annotator could follow the close neighbour (-1: no jump here)."""
+        t = self.task
+        nb = t.hard[f]
+        m = 0
+        while m < self.persona.follow_max:
+            g = f + m + 1
+            if g > t.n_frames - 1 or not t.alive[nb, g] or g in t.div_frames or g + 1 in t.div_frames:
+                break
+            m += 1
+        if f in t.div_frames or f + 1 in t.div_frames:
+            return -1
+        return m
+
+    def _jump(self, f0: int, m_max: int) -> Iterator[Intent]:
+        """Clicks the neighbour at a close pass and follows it; returns the frame it ends on."""
+        t, p = self.task, self.persona
+        T = t.n_frames
+        nb = t.hard[f0]
+        k = int(t.fol[f0])
+        m = int(self.rng.integers(0, m_max + 1))
+        yield self.place(*t.centre(nb, f0), "place", k)
+        f = f0
+        for _ in range(m):
+            yield self.press("NEXT", "navigate", k)
+            f += 1
+            yield self.place(*t.centre(nb, f), "place", int(t.fol[f]))
+        if not self.chance(p.notice_rate):
+            return f  # it picks up the right nucleus again next frame, leaving these points wrong
+        if f < T - 1:
+            yield self.press("NEXT", "navigate", k)  # the two have drifted apart: wrong nucleus
+            f += 1
+        for _ in range(m + 1):
+            yield self.press("UNDO", "correct", k, True)
+        while f > f0:
+            yield self.press("PREV", "correct", k, True)
+            f -= 1
+        yield self._point(f0, "correct", True)
+        return f0
+
+    def _verify(self) -> Iterator[Intent]:
+        """Steps back through every frame, checking each point and division, fixing what it finds."""
+        t, p = self.task, self.persona
+        f = t.t
+        while True:
+            k = int(t.fol[f])
+            if not t.point_ok(f) and self.chance(p.verify_notice_rate):
+                yield self._point(f, "correct", True)
+            if f in self.late_missed and self.chance(p.verify_notice_rate):
+                yield self.press("DIV", "correct", k, True)  # no division here: one frame earlier
+                yield self.press("PREV", "correct", k, True)
+                f -= 1
+                yield self.press("DIV", "correct", int(t.fol[f]), True)
+                continue
+            if f == 0:
+                return
+            yield self.press("PREV", "verify", k)
+            f -= 1
+
+
+CellLineageTracking.Annotator = LineageAnnotator

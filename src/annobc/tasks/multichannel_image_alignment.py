@@ -1,0 +1,779 @@
+"""multichannel_image_alignment: align channel B to channel A with landmark pairs.
+
+Analogue: landmark registration of imaging channels or rounds (e.g. two rounds of cyclic
+immunofluorescence of one tissue section, registered on fiducial beads and tissue corners, as in
+BigWarp or Fiji's landmark registration).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Generator, Iterator
+
+import numpy as np
+
+from annobc.gui import draw_mark
+from annobc.gui.font import GlyphAtlas
+from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+
+TISSUE_BANK = 384  # side of the fixed tissue texture that every scene crops from
+NOISE_BANK = 512
+MISMATCH_TOL = 4.0  # a pair is mismatched when B is this far (px) from where A's partner truly is
+SINGLE_TOL = 3.0  # an unpaired landmark this close to a one-channel feature can never be paired
+SUCCESS_ERR = 1.5  # registration error (px) at or under which the alignment succeeds
+ZERO_SCORE_ERR = 10.0  # score = max(0, 1 - err / 10)
+A_COLOR = (255, 225, 40)  # channel-A landmarks (yellow)
+B_COLOR = (40, 235, 255)  # channel-B landmarks (cyan)
+VIEW_LABEL = {"A": "CH-A", "B": "CH-B", "O": "OVERLAY"}
+VIEW_POSITION = {"A": 0.0, "O": 0.5, "B": 1.0}
+
+
+# -- fixed texture banks (built once per process, shared by every episode) ------------------------
+def _upsample(coarse: np.ndarray, n: int) -> np.ndarray:
+    """Bilinear upsampling of a small square grid to n x n (smooth low-frequency fields)."""
+    k = coarse.shape[0]
+    t = np.linspace(0.0, k - 1.0, n)
+    i0 = np.clip(np.floor(t).astype(np.intp), 0, k - 2)
+    f = (t - i0).astype(np.float32)
+    rows = coarse[i0] * (1 - f)[:, None] + coarse[i0 + 1] * f[:, None]
+    return rows[:, i0] * (1 - f)[None, :] + rows[:, i0 + 1] * f[None, :]
+
+
+@lru_cache(maxsize=1)
+def tissue_bank() -> np.ndarray:
+    """(2, N, N) float32: the same tissue seen in two stains.
+
+    Layer 0 (channel A) is a nuclear stain: bright textured nuclei, faint cytoplasm. Layer 1
+    (channel B) is a membrane/cytoplasm stain: cell outlines and cytoplasm, dimmer nuclei. Cells
+    are a jittered-grid Voronoi tiling with elliptical nuclei; stroma/lumen gaps come from a
+    low-frequency mask, so the overlay shows large-scale structure as well as cells.
+    """
+    rng = np.random.default_rng(20261205)
+    n, sp = TISSUE_BANK, 9.0
+    g = int(np.ceil(n / sp)) + 3
+    gy, gx = np.mgrid[0:g, 0:g].astype(np.float32)
+    sy = (gy - 1 + 0.5) * sp + rng.uniform(-0.33, 0.33, (g, g)).astype(np.float32) * sp
+    sx = (gx - 1 + 0.5) * sp + rng.uniform(-0.33, 0.33, (g, g)).astype(np.float32) * sp
+    rx = rng.uniform(2.6, 4.0, (g, g))
+    ry = rx * rng.uniform(0.6, 1.0, (g, g))
+    ang = rng.uniform(0, np.pi, (g, g))
+    bright = rng.uniform(0.55, 1.0, (g, g)) * (rng.random((g, g)) > 0.12)  # some cut above the nucleus
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    ci = (yy // sp).astype(np.intp) + 1
+    cj = (xx // sp).astype(np.intp) + 1
+    d1 = np.full((n, n), np.inf, np.float32)
+    d2 = d1.copy()
+    bi, bj = ci.copy(), cj.copy()
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            a, b = ci + di, cj + dj
+            d = np.hypot(yy - sy[a, b], xx - sx[a, b])
+            closer = d < d1
+            d2 = np.where(closer, d1, np.minimum(d2, d))
+            d1 = np.where(closer, d, d1)
+            bi = np.where(closer, a, bi)
+            bj = np.where(closer, b, bj)
+    dy, dx = yy - sy[bi, bj], xx - sx[bi, bj]
+    ca, sa = np.cos(ang[bi, bj]), np.sin(ang[bi, bj])
+    u, v = dx * ca + dy * sa, -dx * sa + dy * ca
+    r = np.sqrt((u / rx[bi, bj]) ** 2 + (v / ry[bi, bj]) ** 2)
+    fine = rng.normal(0, 1, (n + 1, n + 1)).astype(np.float32)
+    fine = 0.25 * (fine[:-1, :-1] + fine[1:, 1:] + fine[:-1, 1:] + fine[1:, :-1])
+    chromatin = np.clip(0.78 + 0.3 * fine, 0.4, 1.2)
+    nuc = bright[bi, bj] / (1.0 + np.exp((r - 1.0) * 7.0)) * chromatin
+    membrane = np.exp(-(((d2 - d1) / 1.3) ** 2))
+    lf = _upsample(rng.uniform(0, 1, (9, 9)).astype(np.float32), n)
+    mask = np.clip((lf - 0.18) * 4.0, 0.0, 1.0)
+    mod = 0.75 + 0.5 * _upsample(rng.uniform(0, 1, (13, 13)).astype(np.float32), n)
+    cyto = (0.3 + 0.7 * membrane) * mod * np.clip(0.85 + 0.25 * fine, 0.5, 1.2)
+    nuc, cyto = nuc * mask, cyto * mask
+    bank = np.stack([0.6 * nuc + 0.12 * cyto, 0.28 * nuc + 0.5 * cyto]).astype(np.float32)
+    return bank
+
+
+@lru_cache(maxsize=1)
+def noise_bank() -> np.ndarray:
+    """A fixed field of unit-variance, slightly correlated noise (camera-like)."""
+    n = np.random.default_rng(20261206).normal(0.0, 1.0, (NOISE_BANK + 1, NOISE_BANK + 1))
+    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
+    return n.astype(np.float32)
+
+
+def _lut(kind: str) -> np.ndarray:
+    v = np.arange(256, dtype=np.float32) / 255.0
+    hi = np.clip((v - 0.62) / 0.38, 0.0, 1.0) * 0.9  # highlights saturate towards white
+    if kind == "green":
+        rgb = np.stack([hi, v, hi], 1)
+    else:  # magenta
+        rgb = np.stack([v, hi, v * 0.95], 1)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+LUT_A, LUT_B = _lut("green"), _lut("magenta")
+
+
+@lru_cache(maxsize=4)
+def _atlas(scale: int) -> GlyphAtlas:
+    return GlyphAtlas(scale)
+
+
+@lru_cache(maxsize=32)
+def _stamp(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel offsets (dy, dx) of a draw_mark shape, so many marks paint in one call."""
+    pad = r + 2
+    img = np.zeros((2 * pad + 1, 2 * pad + 1, 3), np.uint8)
+    draw_mark(img, pad, pad, (255, 255, 255), kind, r)
+    dy, dx = np.nonzero(img[:, :, 0])
+    return dy - pad, dx - pad
+
+
+@lru_cache(maxsize=256)
+def _text_stamp(text: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel offsets (dy, dx) of a text label from its top-left corner."""
+    mask = _atlas(scale).render(text)
+    return np.nonzero(mask[: mask.shape[0] - scale, : mask.shape[1] - scale])
+
+
+def _paint(img: np.ndarray, items: list, color, alpha: float = 1.0) -> None:
+    """Paint stamps [(x, y, (dy, dx)), ...] in one colour, clipped to the image."""
+    if not items:
+        return
+    ys = np.concatenate([y + st[0] for x, y, st in items])
+    xs = np.concatenate([x + st[1] for x, y, st in items])
+    h, w = img.shape[:2]
+    keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    ys, xs = ys[keep], xs[keep]
+    if alpha >= 1.0:
+        img[ys, xs] = color
+    else:
+        old = img[ys, xs].astype(np.float32)
+        img[ys, xs] = (old * (1.0 - alpha) + np.asarray(color, np.float32) * alpha + 0.5).astype(np.uint8)
+
+
+def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    h, w = img.shape
+    x0 = np.clip(np.floor(xs).astype(np.intp), 0, w - 2)
+    y0 = np.clip(np.floor(ys).astype(np.intp), 0, h - 2)
+    fx = np.clip(xs - x0, 0.0, 1.0).astype(np.float32)
+    fy = np.clip(ys - y0, 0.0, 1.0).astype(np.float32)
+    top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
+    bot = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def _rot(th: float) -> np.ndarray:
+    c, s = math.cos(th), math.sin(th)
+    return np.array([[c, -s], [s, c]])
+
+
+@dataclass(frozen=True)
+class Params:
+    size: int = 112  # canvas data grid side, pixels
+    shift_px: tuple[float, float] = (6.0, 12.0)  # magnitude of B's shift against A (any direction)
+    # B also rotated by up to this many degrees (5 at higher difficulty); above 0 the estimate is
+    # rigid (rotation + translation) instead of a translation.
+    max_rotation_deg: float = 0.0
+    n_shared: tuple[int, int] = (8, 12)  # landmarks visible in both channels
+    n_only_a: tuple[int, int] = (2, 4)  # landmarks visible in channel A only
+    n_only_b: tuple[int, int] = (2, 4)  # landmarks visible in channel B only
+    corner_fraction: float = 0.3  # fraction of landmarks that are tissue corners (rest: puncta)
+    noise_a: float = 0.035  # noise standard deviation, fraction of full scale
+    noise_b: float = 0.05
+    min_separation: float = 9.0  # minimum distance between landmarks, pixels
+
+
+@dataclass(frozen=True)
+class AlignPersona(Persona):
+    notice_rate: float = 0.97  # a mismatched pair is noticed in the overlay
+    n_pairs: tuple[int, int] = (4, 5)  # landmark pairs placed
+    order: str = "spread"  # "spread": farthest-first over the field; "scan": reading order
+    survey_blinks: tuple[int, int] = (2, 3)  # A/B toggles before starting
+    blink_continue: float = 0.4  # after each A/B toggle while looking for a partner, another one
+    max_blinks: int = 3
+    flick_rate: float = 0.35  # after a pair's overlay check, flicks CH-B/OVERLAY once more
+    confirm_rate: float = 0.5  # on seeing misalignment, flicks once more before UNDO
+    late_notice_rate: float = 0.8  # a mismatch missed at first is caught in the final check
+    mismatch_rate: float = 0.07  # B partner put on the wrong feature
+    single_rate: float = 0.045  # A landmark put on a feature that channel B does not show
+
+
+@dataclass
+class Feature:
+    kind: str  # "punctum" or "corner"
+    channels: str  # "AB", "A" or "B"
+    x: float  # position in channel A (tissue) coordinates
+    y: float
+    bx: float  # where it appears in channel B (true transform)
+    by: float
+    amp_a: float
+    amp_b: float
+    sigma: float  # punctum size, or corner arm half-width
+    arm: float  # corner arm length
+    phi: float  # corner first arm direction
+    opening: float  # corner angle between arms
+
+
+class MultichannelImageAlignment(Task):
+    """Align channel B to channel A by placing corresponding landmark pairs.
+
+    ## Description
+    Two channels of one tissue section: channel A (nuclear stain, green) and channel B
+    (membrane/cytoplasm stain, magenta) with its own noise. B is A shifted by 6-12 pixels in a
+    random direction (and rotated at higher difficulty). Salient landmarks are bright puncta
+    (fiducial beads) and tissue corners; most show in both channels, a few in one channel only.
+    The annotator places a landmark in A, its partner in B, and so on; the pairs define a
+    least-squares transform, and the overlay shows A with B warped by it.
+
+    ## Action Space
+    A left click at a screen pixel. Buttons: ``CH-A``, ``CH-B``, ``OVERLAY`` (view: which image the
+    canvas shows; the shown one is highlighted), ``UNDO``, ``DONE``. A canvas click adds a landmark
+    in the shown channel (nothing in the overlay); landmarks pair in order: A1-B1, A2-B2, ...
+
+    ## Observation Space
+    The rendered screen: the shown channel with its landmarks as numbered crosses (A yellow, B
+    cyan) and the other channel's landmarks as faint rings (the A landmark awaiting its partner as
+    a bright ring); the overlay (A green, B magenta warped by the current estimate, white where
+    they agree) with A landmarks as crosses and B landmarks mapped back by the estimate as x's.
+    Status: ``VIEW <CH-A|CH-B|OVERLAY>  PAIRS <n>  NEXT <A|B><k>`` and
+    ``A <n> B <n>  DX <dx> DY <dy>`` (the estimated shift; ``R <deg>`` when rotation is on).
+
+    ## Rewards
+    Zero until the episode ends, then ``max(0, 1 - err / 10)``, where err is the registration
+    error: the mean distance, over a grid covering the canvas, between where the estimated and the
+    true transform send each point (0 without a complete pair).
+
+    ## Episode End
+    DONE terminates; the env's step cap truncates. Success: registration error <= 1.5 px.
+
+    ## Arguments
+    See :class:`Params`: shift range, maximum rotation, numbers of shared and one-channel
+    landmarks, share of corners, noise of each channel, landmark separation.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    task_id = "multichannel_image_alignment"
+    version = 0
+    instruction = "Place matching landmark pairs in channels A and B until the overlay is aligned."
+    Params = Params
+    buttons = (Button("CH-A", "view"), Button("CH-B", "view"), Button("OVERLAY", "view"),
+               Button("UNDO", "undo"), Button("DONE", "done"))
+    personas = {
+        "default": AlignPersona(),
+        "thorough": AlignPersona(n_pairs=(6, 7), order="scan", survey_blinks=(3, 4),
+                                 blink_continue=0.5, flick_rate=0.7, mismatch_rate=0.04,
+                                 single_rate=0.03, notice_rate=0.99),
+        "hasty": AlignPersona(n_pairs=(4, 4), survey_blinks=(2, 2), blink_continue=0.15,
+                              max_blinks=2, flick_rate=0.0, confirm_rate=0.0,
+                              mismatch_rate=0.12, single_rate=0.08, notice_rate=0.92,
+                              late_notice_rate=0.5, place_sigma=0.55),
+    }
+
+    # -- scene ---------------------------------------------------------------------------------
+    def setup(self, rng: np.random.Generator) -> None:
+        p = self.params
+        s = p.size
+        self.c = (s - 1) / 2.0
+        mag = float(rng.uniform(*p.shift_px))
+        ang = float(rng.uniform(0, 2 * np.pi))
+        self.shift = (mag * math.cos(ang), mag * math.sin(ang))
+        self.theta = math.radians(float(rng.uniform(-p.max_rotation_deg, p.max_rotation_deg))) \
+            if p.max_rotation_deg > 0 else 0.0
+        self.rigid = p.max_rotation_deg > 0
+        # True transform as p -> R p + t (A coordinates -> B coordinates).
+        self.R_true = _rot(self.theta)
+        c = np.array([self.c, self.c])
+        self.t_true = c + np.array(self.shift) - self.R_true @ c
+        # Tissue crop (with a margin for B's shift and rotation), orientation, noise offsets.
+        self.margin = int(math.ceil(p.shift_px[1] + s * 0.71 * math.sin(math.radians(p.max_rotation_deg)) + 3))
+        crop = s + 2 * self.margin
+        if crop > TISSUE_BANK:
+            raise ValueError(f"size {s} with shift {p.shift_px[1]} does not fit the tissue bank")
+        self._crop_at = (int(rng.integers(0, TISSUE_BANK - crop + 1)),
+                         int(rng.integers(0, TISSUE_BANK - crop + 1)), int(rng.integers(0, 8)))
+        self._noise_at = rng.integers(0, NOISE_BANK - s, (2, 2))
+        self.features = self._sample_features(rng)
+        self.shared = [i for i, f in enumerate(self.features) if f.channels == "AB"]
+        self._views: dict = {}
+        # GUI state: the shown view ("A", "B" or overlay "O"); landmarks (A points, B points).
+        self.view = "A"
+        self.ann: tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] = ((), ())
+        grid = np.arange(2.0, s, 4.0)
+        gx, gy = np.meshgrid(grid, grid)
+        self._grid = np.stack([gx.ravel(), gy.ravel()], 1)  # where the registration error is measured
+
+    def to_b(self, x: float, y: float) -> tuple[float, float]:
+        q = self.R_true @ np.array([x, y]) + self.t_true
+        return float(q[0]), float(q[1])
+
+    def to_a(self, x: float, y: float) -> tuple[float, float]:
+        q = self.R_true.T @ (np.array([x, y]) - self.t_true)
+        return float(q[0]), float(q[1])
+
+    def _sample_features(self, rng: np.random.Generator) -> list[Feature]:
+        p, s, m = self.params, self.params.size, 6.0
+        counts = [("AB", int(rng.integers(p.n_shared[0], p.n_shared[1] + 1))),
+                  ("A", int(rng.integers(p.n_only_a[0], p.n_only_a[1] + 1))),
+                  ("B", int(rng.integers(p.n_only_b[0], p.n_only_b[1] + 1)))]
+        feats: list[Feature] = []
+        pts: list[tuple[float, float]] = []
+
+        def inside(x, y):
+            return m <= x <= s - 1 - m and m <= y <= s - 1 - m
+
+        for channels, n in counts:
+            made, tries = 0, 0
+            while made < n and tries < 4000:
+                tries += 1
+                if channels == "B":  # sampled where B shows it
+                    bx, by = rng.uniform(m, s - 1 - m, 2)
+                    x, y = self.to_a(bx, by)
+                else:
+                    x, y = rng.uniform(m, s - 1 - m, 2)
+                    bx, by = self.to_b(x, y)
+                if channels == "AB" and not inside(bx, by):
+                    continue
+                if any(math.hypot(x - a, y - b) < p.min_separation for a, b in pts):
+                    continue
+                corner = rng.random() < p.corner_fraction
+                amp = float(rng.uniform(0.75, 1.05))
+                feats.append(Feature(
+                    kind="corner" if corner else "punctum", channels=channels,
+                    x=float(x), y=float(y), bx=float(bx), by=float(by),
+                    amp_a=amp * float(rng.uniform(0.85, 1.15)), amp_b=amp * float(rng.uniform(0.85, 1.15)),
+                    sigma=float(rng.uniform(0.65, 0.85) if corner else rng.uniform(0.9, 1.3)),
+                    arm=float(rng.uniform(5.0, 7.5)), phi=float(rng.uniform(0, 2 * np.pi)),
+                    opening=float(rng.uniform(np.radians(70), np.radians(115)))))
+                pts.append((float(x), float(y)))
+                made += 1
+        return feats
+
+    @property
+    def data_shape(self) -> tuple[int, int]:
+        return (self.params.size, self.params.size)
+
+    # -- GUI state machine ----------------------------------------------------------------------
+    def press_button(self, label: str) -> Effect:
+        if label == "CH-A":
+            self.view = "A"
+        elif label == "CH-B":
+            self.view = "B"
+        elif label == "OVERLAY":
+            self.view = "O"
+        return NO_EFFECT
+
+    def click_canvas(self, u: float, v: float) -> Effect:
+        if self.view == "O":
+            return NO_EFFECT  # the overlay is for checking, landmarks go on a channel
+        self.checkpoint()
+        before = self.n_wrong()
+        a, b = self.ann
+        if self.view == "A":
+            self.ann = (a + ((float(u), float(v)),), b)
+        else:
+            self.ann = (a, b + ((float(u), float(v)),))
+        return Effect(annotated=True, wrong=self.n_wrong() > before)
+
+    def next_expected(self) -> str:
+        na, nb = len(self.ann[0]), len(self.ann[1])
+        return f"B{nb + 1}" if na > nb else f"A{na + 1}"
+
+    # -- estimate, matching, score --------------------------------------------------------------
+    def estimate(self) -> tuple[float, np.ndarray] | None:
+        """(angle, t) of the least-squares transform p -> R p + t from the complete pairs."""
+        return self.memo("estimate", self._compute_estimate)
+
+    def _compute_estimate(self):
+        a, b = self.ann
+        n = min(len(a), len(b))
+        if n == 0:
+            return None
+        A, B = np.asarray(a[:n], float), np.asarray(b[:n], float)
+        ca, cb = A.mean(0), B.mean(0)
+        th = 0.0
+        if self.rigid and n >= 2:
+            A0, B0 = A - ca, B - cb
+            th = math.atan2(float((A0[:, 0] * B0[:, 1] - A0[:, 1] * B0[:, 0]).sum()),
+                            float((A0 * B0).sum()))
+        return th, cb - _rot(th) @ ca
+
+    def registration_error(self) -> float:
+        """Mean displacement error (px) over the canvas of the estimate against the truth."""
+        return self.memo("error", self._compute_error)
+
+    def _compute_error(self) -> float:
+        est = self.estimate()
+        if est is None:
+            return math.inf
+        th, t = est
+        d = self._grid @ (_rot(th) - self.R_true).T + (t - self.t_true)
+        return float(np.hypot(d[:, 0], d[:, 1]).mean())
+
+    def pair_residuals(self) -> list[float]:
+        """For each complete pair, the distance of B from where A's partner truly is."""
+        a, b = self.ann
+        return [math.hypot(bx - tx, by - ty)
+                for (ax, ay), (bx, by) in zip(a, b) for tx, ty in [self.to_b(ax, ay)]]
+
+    def n_wrong(self) -> int:
+        return self.memo("wrong", self._compute_wrong)
+
+    def _compute_wrong(self) -> int:
+        a, b = self.ann
+        n = min(len(a), len(b))
+        wrong = sum(r > MISMATCH_TOL for r in self.pair_residuals())
+        # Unpaired landmarks on a feature the other channel does not show can never pair right.
+        for (x, y) in a[n:]:
+            wrong += any(f.channels == "A" and math.hypot(x - f.x, y - f.y) <= SINGLE_TOL
+                         for f in self.features)
+        for (x, y) in b[n:]:
+            wrong += any(f.channels == "B" and math.hypot(x - f.bx, y - f.by) <= SINGLE_TOL
+                         for f in self.features)
+        return int(wrong)
+
+    def score(self) -> tuple[float, bool]:
+        err = self.registration_error()
+        if not math.isfinite(err):
+            return 0.0, False
+        return max(0.0, 1.0 - err / ZERO_SCORE_ERR), err <= SUCCESS_ERR
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _overlay_params(self) -> tuple:
+        est = self.estimate()
+        th, t = (0.0, np.zeros(2)) if est is None else est
+        if not self.rigid:
+            return (int(round(t[0])), int(round(t[1])))
+        return (int(round(math.degrees(th) * 10)), int(round(t[0] * 2)), int(round(t[1] * 2)))
+
+    def view_key(self):
+        if self.view == "O":
+            return ("O",) + self._overlay_params()
+        return self.view
+
+    def view_image(self) -> np.ndarray:
+        key = self.view_key()
+        img = self._views.get(key)
+        if img is None:
+            if key == "A":
+                img = LUT_A[self._intensity("A")]
+            elif key == "B":
+                img = LUT_B[self._intensity("B")]
+            else:
+                img = self._render_overlay(key[1:])
+            self._views[key] = img
+        return img
+
+    def _tissue(self, layer: int) -> np.ndarray:
+        """This scene's crop of one stain of the tissue bank (oriented), with the margin."""
+        oy, ox, k = self._crop_at
+        n = self.params.size + 2 * self.margin
+        crop = tissue_bank()[layer, oy:oy + n, ox:ox + n]
+        crop = np.rot90(crop, k % 4)
+        return crop[:, ::-1] if k >= 4 else crop
+
+    def _intensity(self, ch: str) -> np.ndarray:
+        """The channel's image on the data grid as uint8 intensities (cached per channel)."""
+        key = "i" + ch
+        out = self._views.get(key)
+        if out is not None:
+            return out
+        p, s, m = self.params, self.params.size, self.margin
+        if ch == "A":
+            img = np.array(self._tissue(0)[m:m + s, m:m + s], np.float32)
+        elif self.theta == 0.0:
+            # B(q) = tissue(q - t): a sub-pixel shift, bilinear from four shifted slices.
+            tissue = self._tissue(1)
+            tx, ty = self.shift
+            ix, iy = math.floor(tx), math.floor(ty)
+            fx, fy = tx - ix, ty - iy
+            y0, x0 = m - iy - 1, m - ix - 1
+            def sl(dy, dx):
+                return tissue[y0 + dy:y0 + dy + s, x0 + dx:x0 + dx + s]
+            img = (sl(0, 0) * (fx * fy) + sl(0, 1) * ((1 - fx) * fy)
+                   + sl(1, 0) * (fx * (1 - fy)) + sl(1, 1) * ((1 - fx) * (1 - fy))).astype(np.float32)
+        else:  # B shows the tissue at T^-1(q) for each of its pixels q
+            tissue = self._tissue(1)
+            ys, xs = np.mgrid[0:s, 0:s].astype(np.float64)
+            q = np.stack([xs.ravel(), ys.ravel()], 1) - self.t_true
+            src = q @ self.R_true  # R^T applied to row vectors
+            img = _bilinear(tissue, (src[:, 0] + m).reshape(s, s), (src[:, 1] + m).reshape(s, s))
+            img = img.astype(np.float32)
+        rot = 0.0 if ch == "A" else self.theta
+        for f in self.features:
+            if ch in f.channels:
+                x, y = (f.x, f.y) if ch == "A" else (f.bx, f.by)
+                self._draw_feature(img, f, x, y, rot, f.amp_a if ch == "A" else f.amp_b)
+        oy, ox = self._noise_at[0 if ch == "A" else 1]
+        sd = p.noise_a if ch == "A" else p.noise_b
+        img = img + 0.03 + sd * noise_bank()[oy:oy + s, ox:ox + s]
+        out = self._views[key] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+    @staticmethod
+    def _draw_feature(img: np.ndarray, f: Feature, x: float, y: float, rot: float, amp: float) -> None:
+        s = img.shape[0]
+        r = 4 if f.kind == "punctum" else int(f.arm) + 3
+        x0, x1 = max(int(x) - r, 0), min(int(x) + r + 2, s)
+        y0, y1 = max(int(y) - r, 0), min(int(y) + r + 2, s)
+        if x1 <= x0 or y1 <= y0:
+            return
+        X = (np.arange(x0, x1) - x)[None, :]
+        Y = (np.arange(y0, y1) - y)[:, None]
+        if f.kind == "punctum":
+            g = np.exp(-0.5 * (X * X + Y * Y) / (f.sigma * f.sigma))
+        else:
+            d2 = None
+            for a in (f.phi + rot, f.phi + f.opening + rot):
+                ux, uy = math.cos(a), math.sin(a)
+                proj = np.clip(X * ux + Y * uy, 0.0, f.arm)
+                dd = (X - proj * ux) ** 2 + (Y - proj * uy) ** 2
+                d2 = dd if d2 is None else np.minimum(d2, dd)
+            g = 0.85 * np.exp(-0.5 * d2 / (f.sigma * f.sigma))
+        img[y0:y1, x0:x1] += (amp * g).astype(np.float32)
+
+    def _render_overlay(self, qp: tuple) -> np.ndarray:
+        """A in green, B in magenta warped by the (quantised) estimate: B_w(p) = B(T_est(p))."""
+        s = self.params.size
+        a8, b8 = self._intensity("A"), self._intensity("B")
+        out = np.zeros((s, s, 3), np.uint8)
+        out[:, :, 1] = a8
+        if not self.rigid:
+            dx, dy = qp
+            ys0, ys1 = max(0, -dy), min(s, s - dy)
+            xs0, xs1 = max(0, -dx), min(s, s - dx)
+            if ys1 > ys0 and xs1 > xs0:
+                w = b8[ys0 + dy:ys1 + dy, xs0 + dx:xs1 + dx]
+                out[ys0:ys1, xs0:xs1, 0] = w
+                out[ys0:ys1, xs0:xs1, 2] = w
+            return out
+        th, tx, ty = math.radians(qp[0] / 10), qp[1] / 2, qp[2] / 2
+        ys, xs = np.mgrid[0:s, 0:s]
+        c, sn = math.cos(th), math.sin(th)
+        sx = np.rint(c * xs - sn * ys + tx).astype(np.intp)
+        sy = np.rint(sn * xs + c * ys + ty).astype(np.intp)
+        ok = (sx >= 0) & (sx < s) & (sy >= 0) & (sy < s)
+        w = np.where(ok, b8[np.clip(sy, 0, s - 1), np.clip(sx, 0, s - 1)], 0)
+        out[:, :, 0] = w
+        out[:, :, 2] = w
+        return out
+
+    def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        # Markers change only when the landmarks do: compose once per (landmarks, view, size).
+        key = f"ovl{self.view_key()}{canvas.shape}"
+        composed = self.memo(key, lambda: self._compose(canvas.copy(), mapper))
+        canvas[...] = composed
+
+    def _compose(self, canvas: np.ndarray, mapper) -> np.ndarray:
+        a, b = self.ann
+        r = max(2, round(2 * mapper.pixel_size))
+        sc = max(1, round(mapper.pixel_size))
+        n = min(len(a), len(b))
+        cross, xmark, ring = _stamp("cross", r), _stamp("x", r), _stamp("ring", r + 1)
+
+        def marks(points, stamp, numbered=False):
+            out = []
+            for k, (u, v) in enumerate(points, 1):
+                x, y = mapper.to_canvas_px(u, v)
+                out.append((x, y, stamp))
+                if numbered:
+                    out.append((x + r + 1, y - r - 4 * sc, _text_stamp(str(k), sc)))
+            return out
+
+        if self.view == "O":
+            _paint(canvas, marks(a, cross, True), A_COLOR)
+            est = self.estimate()
+            if est is not None:
+                th, t = est
+                back = (np.asarray(b, float) - t) @ _rot(th)  # B landmarks mapped back into A
+                _paint(canvas, marks(back.tolist(), xmark), B_COLOR)
+            return canvas
+        own, other = (a, b) if self.view == "A" else (b, a)
+        own_c, other_c = (A_COLOR, B_COLOR) if self.view == "A" else (B_COLOR, A_COLOR)
+        # The other channel's landmarks as faint rings; in B, the A landmark whose partner is
+        # wanted as a bright one.
+        split = n if self.view == "B" else len(other)
+        _paint(canvas, marks(other[:split], ring), other_c, 0.45)
+        _paint(canvas, marks(other[split:], ring), other_c)
+        _paint(canvas, marks(own, cross, True), own_c)
+        return canvas
+
+    def status(self) -> tuple[str, ...]:
+        return self.memo(f"status{self.view}", self._status)
+
+    def _status(self) -> tuple[str, ...]:
+        a, b = self.ann
+        n = min(len(a), len(b))
+        line1 = f"VIEW {VIEW_LABEL[self.view]}  PAIRS {n}  NEXT {self.next_expected()}"
+        est = self.estimate()
+        if est is None:
+            return line1, f"A {len(a)} B {len(b)}  NO ESTIMATE"
+        th, t = est
+        c = np.array([self.c, self.c])
+        d = _rot(th) @ c + t - c  # displacement at the canvas centre
+        line2 = f"A {len(a)} B {len(b)}  DX {d[0]:+.1f} DY {d[1]:+.1f}"
+        if self.rigid:
+            line2 += f" R {math.degrees(th):+.1f}"
+        return line1, line2
+
+    def selected(self) -> tuple[str, ...]:
+        return (VIEW_LABEL[self.view],)
+
+    def position(self) -> float:
+        return VIEW_POSITION[self.view]
+
+
+class AlignAnnotator(Annotator):
+    """Surveys both channels, then pair by pair: checks a landmark shows in both channels, places it
+    in A, finds its partner in B by toggling between the channels, places it, checks the overlay.
+    Ends by checking every pair in the overlay against a channel."""
+
+    persona: AlignPersona
+    task: MultichannelImageAlignment
+
+    def script(self) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        for _ in range(int(self.rng.integers(p.survey_blinks[0], p.survey_blinks[1] + 1))):
+            yield self._show("B", "survey")
+            yield self._show("A", "survey")
+        yield self._show("O", "survey")  # the raw misalignment: how far and which way B is off
+        chosen = self._choose()
+        used_single: set[int] = set()
+        missed: set[int] = set()  # pairs whose mismatch went unnoticed
+        for i, j in enumerate(chosen):
+            if (yield from self._do_pair(j, used_single)):
+                missed.add(i)
+        # Final check: every pair's neighbourhood, overlay against a channel. A mismatch missed
+        # earlier stands out here (its B mark sits away from its A cross): UNDO back to it, redo.
+        for i, j in enumerate(chosen):
+            yield self._show("A" if i % 2 == 0 else "B", "verify", j)
+            yield self._show("O", "verify", j)
+            if i in missed and self.chance(p.late_notice_rate):
+                yield from self._redo_from(i, chosen)
+                missed.clear()  # the later pairs were placed again, correctly
+        yield self.press("DONE", "finish")
+
+    def _redo_from(self, i: int, chosen: list[int]) -> Iterator[Intent]:
+        """UNDO every landmark back to pair i's B, place it right, re-place the later pairs."""
+        t = self.task
+        j = chosen[i]
+        for _ in range(len(t.ann[0]) + len(t.ann[1]) - (2 * i + 1)):
+            yield self.press("UNDO", "correct", j, True)
+        f = t.features[j]
+        yield self._show("B", "correct", j, True)
+        yield from self._blinks(j, "correct", True)
+        yield self.place(f.bx, f.by, "correct", j, True)
+        yield self._show("O", "verify", j)
+        for k in chosen[i + 1:]:  # the later landmarks again, from memory
+            g = t.features[k]
+            yield self._show("A", "correct", k, True)
+            yield self.place(g.x, g.y, "correct", k, True)
+            yield self._show("B", "correct", k, True)
+            yield self.place(g.bx, g.by, "correct", k, True)
+            yield self._show("O", "verify", k)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _show(self, view: str, phase: str, k: int = -1, correction: bool = False) -> Intent:
+        return self.press(VIEW_LABEL[view], phase, k, correction)
+
+    def _choose(self) -> list[int]:
+        """Landmarks shown in both channels, spread over the field (farthest first)."""
+        t, p = self.task, self.persona
+        cand = list(t.shared)
+        n = int(self.rng.integers(p.n_pairs[0], p.n_pairs[1] + 1))
+        n = min(len(cand), n + int(t.rigid))  # one more pair when the rotation must be fitted too
+        corner = [(0, 0), (t.params.size, 0), (0, t.params.size), (t.params.size, t.params.size)]
+        cx, cy = corner[int(self.rng.integers(4))]
+        f = t.features
+        chosen = [min(cand, key=lambda i: math.hypot(f[i].x - cx, f[i].y - cy))]
+        while len(chosen) < n:
+            left = [i for i in cand if i not in chosen]
+            chosen.append(max(left, key=lambda i: min(math.hypot(f[i].x - f[k].x, f[i].y - f[k].y)
+                                                       for k in chosen)))
+        if p.order == "scan":
+            chosen.sort(key=lambda i: (int(f[i].y // 28), f[i].x))
+        return chosen
+
+    def _blinks(self, j: int, phase: str, correction: bool = False) -> Iterator[Intent]:
+        """Toggle A/B (ending on B) to find the partner: at least once, more if it is confusable."""
+        t, p = self.task, self.persona
+        f = t.features[j]
+        crowded = any(g is not f and "B" in g.channels and math.hypot(g.bx - f.bx, g.by - f.by) < 12
+                      for g in t.features)
+        n = 1
+        while n < p.max_blinks and self.chance(p.blink_continue):
+            n += 1
+        n = min(p.max_blinks, n + int(crowded and self.chance(0.5)))
+        for _ in range(n):
+            yield self._show("A", phase, j, correction)
+            yield self._show("B", phase, j, correction)
+
+    def _wrong_partner(self, j: int) -> tuple[float, float] | None:
+        """A feature in B that a person confuses with j's partner: the one nearest the A landmark's
+        own screen spot (the shift forgotten) or nearest the true partner (a look-alike)."""
+        t, s = self.task, self.task.params.size
+        f = t.features[j]
+        best, best_d = None, math.inf
+        for g in t.features:
+            if g is f or "B" not in g.channels or not (2 <= g.bx <= s - 3 and 2 <= g.by <= s - 3):
+                continue
+            d = min(math.hypot(g.bx - f.x, g.by - f.y), math.hypot(g.bx - f.bx, g.by - f.by))
+            if d < best_d:
+                best, best_d = (g.bx, g.by), d
+        return best if best_d < 25 else None
+
+    def _do_pair(self, j: int, used_single: set[int]) -> Generator[Intent, None, bool]:
+        """One pair; returns True when a mismatched partner was left in place unnoticed."""
+        t, p = self.task, self.persona
+        f = t.features[j]
+        if t.view != "A":
+            yield self._show("A", "select", j)
+        roll = self.rng.random()
+        single = roll < p.single_rate
+        mismatch = not single and roll < p.single_rate + p.mismatch_rate
+        if single:
+            # Skips the check and marks a bead that only channel A shows.
+            others = [i for i, g in enumerate(t.features) if g.channels == "A" and i not in used_single]
+            if others:
+                w = min(others, key=lambda i: math.hypot(t.features[i].x - f.x, t.features[i].y - f.y))
+                used_single.add(w)
+                g = t.features[w]
+                yield self.place(g.x, g.y, "place", j)
+                yield self._show("B", "select", j)
+                for _ in range(int(self.rng.integers(1, 3))):  # looks for it, finds nothing
+                    yield self._show("A", "inspect", j)
+                    yield self._show("B", "inspect", j)
+                yield self._show("A", "correct", j, True)
+                yield self.press("UNDO", "correct", j, True)
+        # Is it in B too? A quick look before committing.
+        yield self._show("B", "inspect", j)
+        yield self._show("A", "inspect", j)
+        yield self.place(f.x, f.y, "place", j)
+        yield self._show("B", "select", j)
+        yield from self._blinks(j, "inspect")
+        wrong = self._wrong_partner(j) if mismatch else None
+        if wrong is not None:
+            yield self.place(wrong[0], wrong[1], "place", j)
+            yield self._show("O", "verify", j)
+            if self.chance(p.notice_rate):
+                if self.chance(p.confirm_rate):
+                    yield self._show("B", "verify", j)
+                    yield self._show("O", "verify", j)
+                yield self.press("UNDO", "correct", j, True)
+                yield self._show("B", "correct", j, True)
+                yield from self._blinks(j, "correct", True)
+                yield self.place(f.bx, f.by, "correct", j, True)
+                yield self._show("O", "verify", j)
+                return False
+            return True
+        yield self.place(f.bx, f.by, "place", j)
+        yield self._show("O", "verify", j)
+        if self.chance(p.flick_rate):
+            yield self._show("B", "verify", j)
+            yield self._show("O", "verify", j)
+        return False
+
+
+MultichannelImageAlignment.Annotator = AlignAnnotator

@@ -1,0 +1,581 @@
+"""neuron_tracking: trace the neuron under the crosshair through every slice.
+
+Analogue: skeleton tracing in electron-microscopy connectomics (CATMAID, webKnossos, Neuroglancer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+
+from annobc.gui import draw_line, draw_mark
+from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+
+# -- EM texture bank ---------------------------------------------------------------------------
+# The neuropil texture is a Voronoi-like tiling (an additively weighted Voronoi diagram, so cell
+# borders curve) whose seeds drift slowly in z: each seed is a process running through the stack.
+# It is shared by all episodes and computed one bank slice at a time on first use; an episode
+# sees its own crop of it (offset, flips, z range and direction drawn from the scene's rng), so a
+# scene costs nothing to set up and each slice is rendered once, when it is first viewed.
+BANK_SIZE = 160  # bank slices are BANK_SIZE x BANK_SIZE data pixels
+BANK_DEPTH = 64  # bank slices
+BANK_CELL = 9.0  # mean seed spacing, data pixels
+BANK_SEED = 20260611
+NOISE_SIZE = 256
+MEMBRANE = 48.0  # grey level of a membrane
+BOX = 16  # side of the box a neurite profile is painted in, data pixels
+
+
+@lru_cache(maxsize=1)
+def _bank_seeds() -> dict:
+    rng = np.random.default_rng(BANK_SEED)
+    n = int(np.ceil(BANK_SIZE / BANK_CELL)) + 4  # two cells of margin on each side
+    base = (np.arange(n) - 2 + 0.5) * BANK_CELL
+    gy, gx = np.meshgrid(base, base, indexing="ij")
+    return {
+        "gy": gy + rng.uniform(-0.42, 0.42, (n, n)) * BANK_CELL,
+        "gx": gx + rng.uniform(-0.42, 0.42, (n, n)) * BANK_CELL,
+        "amp": rng.uniform(0.03, 0.15, (2, n, n)) * BANK_CELL,  # drift in z, data pixels
+        "omega": 2 * np.pi / rng.uniform(30, 120, (2, n, n)),
+        "phase": rng.uniform(0, 2 * np.pi, (2, n, n)),
+        "weight": rng.uniform(-0.25, 0.25, (n, n)) * BANK_CELL,  # cell size variety
+        "shade": rng.normal(148, 12, (n, n)),  # cytoplasm grey level of each process
+        "mito": rng.random((n, n)) < 0.12,  # processes that show a mitochondrion
+        "mito_angle": rng.uniform(0, np.pi, (n, n)),
+    }
+
+
+_BANK: dict[int, np.ndarray] = {}
+
+
+def bank_slice(zb: int) -> np.ndarray:
+    """Bank slice ``zb``: a (BANK_SIZE, BANK_SIZE) float32 EM-like texture (no noise)."""
+    img = _BANK.get(zb)
+    if img is None:
+        img = _BANK[zb] = _render_bank_slice(zb)
+    return img
+
+
+def _render_bank_slice(zb: int) -> np.ndarray:
+    p, s, g = _bank_seeds(), BANK_SIZE, BANK_CELL
+    sy = p["gy"] + p["amp"][0] * np.sin(p["omega"][0] * zb + p["phase"][0])
+    sx = p["gx"] + p["amp"][1] * np.sin(p["omega"][1] * zb + p["phase"][1])
+    ys = np.arange(s, dtype=np.float64)
+    cell = (ys // g).astype(np.intp) + 2
+    d1 = np.full((s, s), 1e9)
+    d2 = d1.copy()
+    i1 = np.zeros((s, s), np.intp)
+    j1 = i1.copy()
+    for dy in (-2, -1, 0, 1, 2):  # seeds stay within 0.57 cells of their grid point: 5x5 is exact
+        r = (cell + dy)[:, None]
+        for dx in (-2, -1, 0, 1, 2):
+            c = (cell + dx)[None, :]
+            d = np.sqrt((sy[r, c] - ys[:, None]) ** 2 + (sx[r, c] - ys[None, :]) ** 2) - p["weight"][r, c]
+            m = d < d1
+            d2 = np.where(m, d1, np.minimum(d2, d))
+            d1 = np.where(m, d, d1)
+            i1 = np.where(m, r, i1)
+            j1 = np.where(m, c, j1)
+    img = p["shade"][i1, j1]
+    # Cytoplasm grain, different on every section (as in serial-section EM).
+    grain = np.random.default_rng([BANK_SEED, zb]).normal(0.0, 1.0, (s + 2, s + 2))
+    grain = (grain[:-2, :-2] + grain[2:, 2:] + grain[:-2, 2:] + grain[2:, :-2] + grain[1:-1, 1:-1]) / 2.2
+    img = img + 6.0 * grain
+    # Mitochondria: dark granular ellipses inside some processes, turning slowly with z.
+    has = p["mito"][i1, j1]
+    ey = ys[:, None] - sy[i1, j1]
+    ex = ys[None, :] - sx[i1, j1]
+    a = p["mito_angle"][i1, j1] + 0.02 * zb
+    cu, su = np.cos(a), np.sin(a)
+    e = ((ex * cu + ey * su) / (0.3 * g)) ** 2 + ((-ex * su + ey * cu) / (0.14 * g)) ** 2
+    img = np.where(has & (e < 1.0), img - 52.0 + 8.0 * grain, img)
+    img = np.where(has & (np.abs(e - 1.0) < 0.35), img - 28.0, img)
+    # Membranes: dark where the two nearest seeds are (nearly) equally near.
+    gap = d2 - d1
+    img = img + (MEMBRANE - img) * (0.88 * np.exp(-(gap / 1.1) ** 2))
+    return img.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def noise_bank() -> np.ndarray:
+    """A fixed field of unit-variance, slightly correlated noise, cropped per slice."""
+    n = np.random.default_rng(BANK_SEED + 1).normal(0.0, 1.0, (NOISE_SIZE + 1, NOISE_SIZE + 1))
+    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
+    return n.astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def scaled_noise_bank(sigma: float) -> np.ndarray:
+    return noise_bank() * np.float32(sigma)
+
+
+# -- scene ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Params:
+    size: int = 112  # canvas data grid side, pixels
+    n_slices: tuple[int, int] = (32, 48)
+    n_neurites: tuple[int, int] = (5, 10)  # traced-looking neurites, the target included
+    n_contacts: tuple[int, int] = (1, 3)  # of them, neurites that touch the target at one slice
+    radius: tuple[float, float] = (2.0, 4.0)  # neurite cross-section radius, data pixels
+    speed: tuple[float, float] = (0.5, 1.5)  # largest lateral drift per slice, data pixels
+    contact_speed: tuple[float, float] = (1.2, 2.2)  # how fast a contact neurite slides past
+    noise: float = 9.0  # standard deviation of the imaging noise, grey levels
+    touch_gap: float = 0.4  # membrane gap between target and neighbour at a contact, pixels
+
+
+@dataclass(frozen=True)
+class Contact:
+    z: int  # slice of closest approach (the membranes touch)
+    neurite: int  # index of the neighbour in Task.centres
+
+
+@dataclass(frozen=True)
+class NeuronPersona(Persona):
+    notice_rate: float = 0.97  # a wrong-neurite or slipped node is noticed and corrected
+    peek_rate: float = 0.85  # peeks ahead (+Z, look, -Z) at a contact before deciding
+    peek_depth: int = 1  # slices looked ahead when peeking
+    swap_rate: float = 0.5  # follows the wrong neurite at a contact it did not peek at
+    swap_rate_peeked: float = 0.2  # ... and at one it peeked at
+    notice_delay: tuple[int, int] = (1, 3)  # slices followed before the divergence is noticed
+    slip_rate: float = 0.03  # a node placed on the membrane beside the profile
+    slip_undo_rate: float = 0.7  # a slip is fixed by UNDO + place (else by clicking again)
+    survey_rate: float = 0.5  # scrolls a few slices ahead and back before starting
+    review: str = "some"  # "none", "some" (a few slices back) or "all" (back through the stack)
+    review_notice: float = 0.9  # an overlooked wrong node is seen during the review
+
+
+class NeuronTracking(Task):
+    """Trace the neuron under the crosshair through every slice of an EM stack.
+
+    ## Description
+    A stack of 32-48 serial-section electron-microscopy slices: neuropil as a Voronoi-like tiling of
+    processes (dark membranes, grey cytoplasm, mitochondria, noise) that drifts slowly in z, and
+    5-10 traced-looking neurites, smooth 3D curves whose round cross-sections (radius 2-4 px) have a
+    dark membrane ring around a lighter interior. The target neurite passes through the canvas
+    centre at z = 0, where a crosshair marks it; one to three neighbours touch it (their membranes
+    meet) at one slice each and slide past. The annotator must place one skeleton node inside the
+    target's cross-section on every slice.
+
+    ## Action Space
+    A left click at a screen pixel. Buttons: ``+Z``, ``-Z`` (navigate), ``UNDO``, ``DONE``. A canvas
+    click places the node for the current slice; a second click on the same slice replaces it
+    (undoable).
+
+    ## Observation Space
+    The rendered screen: the current slice with its node (a bright dot), the previous slice's node
+    drawn faintly in red and the next slice's node faintly in blue (as tracing tools draw the
+    skeleton's neighbours on adjacent sections), the crosshair on slice 0, and the status lines
+    ``TRACE NEURON  Z <z>/<Z-1>`` and ``NODES <n>/<Z>``.
+
+    ## Rewards
+    Zero until the episode ends, then accuracy x coverage: accuracy is the fraction of nodes inside
+    the target's cross-section on their slice, coverage the fraction of slices with a node.
+
+    ## Episode End
+    DONE terminates; the env's step cap truncates. Success: accuracy >= 0.95 and coverage = 1.
+
+    ## Arguments
+    See :class:`Params`: stack depth, number of neurites and of contacts with the target, neurite
+    radius, lateral drift, how fast a contact neurite slides past, imaging noise, membrane gap at
+    a contact.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    task_id = "neuron_tracking"
+    version = 0
+    instruction = "Trace the neuron under the crosshair: place one node on it in every slice."
+    Params = Params
+    buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("UNDO", "undo"),
+               Button("DONE", "done"))
+    personas = {
+        "default": NeuronPersona(),
+        "careful": NeuronPersona(peek_rate=1.0, peek_depth=2, swap_rate_peeked=0.1,
+                                 notice_delay=(1, 2), slip_rate=0.02, survey_rate=1.0,
+                                 review="all", notice_rate=0.99),
+        "hasty": NeuronPersona(peek_rate=0.25, swap_rate=0.45, notice_delay=(2, 3),
+                               slip_rate=0.045, slip_undo_rate=0.5, survey_rate=0.0,
+                               review="none", notice_rate=0.93, place_sigma=0.5),
+    }
+
+    # -- scene ---------------------------------------------------------------------------------
+    def setup(self, rng: np.random.Generator) -> None:
+        p = self.params
+        Z = self.n_slices = int(rng.integers(p.n_slices[0], p.n_slices[1] + 1))
+        n_total = int(rng.integers(p.n_neurites[0], p.n_neurites[1] + 1))
+        n_contacts = int(rng.integers(p.n_contacts[0], p.n_contacts[1] + 1))
+        if not 48 <= p.size <= BANK_SIZE:
+            raise ValueError(f"size must be within 48..{BANK_SIZE}, got {p.size}")
+        zs = np.arange(Z, dtype=np.float64)
+        centre = self.centre = float(p.size // 2)  # the target's pixel at z = 0, under the crosshair
+        lo = 14.0  # the target keeps this far from the border
+
+        centres: list[np.ndarray] = []
+        radii: list[np.ndarray] = []
+        shades: list[float] = []
+        # The target: through the centre at z = 0, kept well inside the canvas.
+        path = self._path(rng, zs, np.array([centre, centre]))
+        dev = path - centre
+        worst = float(np.abs(dev).max())
+        if worst > centre - lo:
+            path = centre + dev * ((centre - lo) / worst)
+        centres.append(path)
+        radii.append(self._radius(rng, zs))
+        shades.append(float(rng.uniform(168, 188)))
+
+        # Neighbours that touch the target at one slice and slide past it.
+        self.contacts: list[Contact] = []
+        for _ in range(n_contacts if Z >= 12 else 0):
+            zc = None
+            for _try in range(20):
+                cand = int(rng.integers(3, Z - 5))
+                if all(abs(cand - c.z) >= 8 for c in self.contacts):
+                    zc = cand
+                    break
+            if zc is None:
+                break
+            r = self._radius(rng, zs)
+            ang = float(rng.uniform(0, 2 * np.pi))
+            normal = np.array([math.cos(ang), math.sin(ang)])
+            side = np.array([-normal[1], normal[0]]) * (1 if rng.random() < 0.5 else -1)
+            s = float(rng.uniform(*p.contact_speed))
+            curve = float(rng.uniform(0.08, 0.25))
+            dz = zs - zc
+            d0 = radii[0][zc] + r[zc] + p.touch_gap
+            off = normal[None, :] * (d0 + curve * dz ** 2)[:, None] + side[None, :] * (s * dz)[:, None]
+            gap = np.hypot(*off.T) - radii[0] - r
+            if gap.min() < p.touch_gap - 1e-9:  # radii vary along z: keep the membranes apart
+                off = off + normal[None, :] * (p.touch_gap - gap.min())
+            self.contacts.append(Contact(zc, len(centres)))
+            centres.append(path + off)
+            radii.append(r)
+            shades.append(float(np.clip(shades[0] + rng.normal(0, 3), 160, 196)))
+
+        # Free neurites: never closer than 3 px (membrane to membrane) to the target.
+        for _ in range(n_total - len(centres)):
+            for _try in range(30):
+                start = rng.uniform(6, p.size - 7, 2)
+                c = self._path(rng, zs, start)
+                r = self._radius(rng, zs)
+                ok = True
+                for k, (c2, r2) in enumerate(zip(centres, radii)):
+                    g = np.hypot(*(c - c2).T) - r - r2
+                    if g.min() < (3.0 if k == 0 else 1.0):
+                        ok = False
+                        break
+                if ok:
+                    centres.append(c)
+                    radii.append(r)
+                    shades.append(float(rng.uniform(162, 190)))
+                    break
+
+        self.centres = np.stack(centres)  # (N, Z, 2): (u, v) of each neurite on each slice
+        self.radii = np.stack(radii)  # (N, Z)
+        self.shades = np.array(shades)
+        # Each episode sees its own crop of the texture bank and of the noise bank.
+        self._zb0 = int(rng.integers(0, max(BANK_DEPTH - Z, 0) + 1))
+        self._zdir = 1 if rng.random() < 0.5 else -1
+        self._crop = rng.integers(0, BANK_SIZE - p.size + 1, 2)
+        self._flip = rng.random(3) < 0.5  # flip rows, flip columns, transpose
+        self._noise_offsets = rng.integers(0, NOISE_SIZE - p.size, (Z, 2))
+        self._brightness = rng.normal(0.0, 4.0, Z)  # sections vary a little in brightness
+        self._slices: dict[int, np.ndarray] = {}
+        # GUI state
+        self.z = 0
+        # Per slice: None, or the node (u, v, inside), `inside` judged against the target once,
+        # when the node is placed.
+        self.ann: tuple = (None,) * Z
+
+    def _path(self, rng: np.random.Generator, zs: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """A smooth curve through ``start`` at z = 0: drift plus two slow sinusoids per axis."""
+        out = np.empty((len(zs), 2))
+        for a in range(2):
+            f = rng.uniform(-0.4, 0.4) * zs
+            for _ in range(2):
+                w = 2 * np.pi / rng.uniform(20, 90)
+                ph = rng.uniform(0, 2 * np.pi)
+                f = f + rng.uniform(2, 10) * (np.sin(w * zs + ph) - np.sin(ph))
+            out[:, a] = f
+        speed = float(np.hypot(*np.diff(out, axis=0).T).max())
+        out *= float(rng.uniform(*self.params.speed)) / max(speed, 1e-6)
+        return out + start[None, :]
+
+    def _radius(self, rng: np.random.Generator, zs: np.ndarray) -> np.ndarray:
+        r0 = rng.uniform(*self.params.radius)
+        return r0 * (1 + 0.1 * np.sin(2 * np.pi * zs / rng.uniform(15, 40) + rng.uniform(0, 2 * np.pi)))
+
+    @property
+    def data_shape(self) -> tuple[int, int]:
+        return (self.params.size, self.params.size)
+
+    # -- GUI state machine ----------------------------------------------------------------------
+    def press_button(self, label: str) -> Effect:
+        if label == "+Z":
+            self.z = min(self.z + 1, self.n_slices - 1)
+        elif label == "-Z":
+            self.z = max(self.z - 1, 0)
+        return NO_EFFECT
+
+    def click_canvas(self, u: float, v: float) -> Effect:
+        self.checkpoint()
+        z = self.z
+        ok = self.inside(z, u, v)
+        self.ann = self.ann[:z] + ((float(u), float(v), ok),) + self.ann[z + 1:]
+        return Effect(annotated=True, wrong=not ok)
+
+    def inside(self, z: int, u: float, v: float, k: int = 0) -> bool:
+        """Is (u, v) inside neurite ``k``'s cross-section on slice ``z``? (k = 0: the target)"""
+        cu, cv = self.centres[k, z]
+        return math.hypot(u - cu, v - cv) <= self.radii[k, z] + 0.5
+
+    # -- rendering ------------------------------------------------------------------------------
+    def view_key(self):
+        return self.z
+
+    def view_image(self) -> np.ndarray:
+        img = self._slices.get(self.z)
+        if img is None:
+            img = self._slices[self.z] = self._render_slice(self.z)
+        return img
+
+    def _render_slice(self, z: int) -> np.ndarray:
+        p, s = self.params, self.params.size
+        zb = self._zb0 + (z if self._zdir > 0 else self.n_slices - 1 - z)
+        zb = zb % (2 * BANK_DEPTH - 2)  # a stack deeper than the bank runs back through it
+        zb = zb if zb < BANK_DEPTH else 2 * BANK_DEPTH - 2 - zb
+        oy, ox = self._crop
+        img = bank_slice(zb)[oy:oy + s, ox:ox + s]
+        if self._flip[0]:
+            img = img[::-1]
+        if self._flip[1]:
+            img = img[:, ::-1]
+        if self._flip[2]:
+            img = img.T
+        img = np.array(img, np.float32)
+        self._paint_profiles(img, z)
+        ny, nx = self._noise_offsets[z]
+        img += scaled_noise_bank(p.noise)[ny:ny + s, nx:nx + s]
+        img += self._brightness[z]
+        grey = np.clip(img, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+
+    def _paint_profiles(self, img: np.ndarray, z: int) -> None:
+        """Neurite cross-sections: lighter cytoplasm inside a dark membrane ring."""
+        base, mul, add, boxes = self._stamps()
+        s = img.shape[0]
+        for k in boxes[z]:
+            x0, y0 = base[k][z]
+            # Clip the box to the slice (profiles near the border paint in part).
+            ax, ay = max(0, -x0), max(0, -y0)
+            bx, by = min(BOX, s - x0), min(BOX, s - y0)
+            patch = img[y0 + ay:y0 + by, x0 + ax:x0 + bx]
+            patch *= mul[k, z, ay:by, ax:bx]
+            patch += add[k, z, ay:by, ax:bx]
+
+    def _stamps(self):
+        """Every profile of every slice as ``patch * mul + add`` on a BOX x BOX box, computed at once
+        on the first rendered slice (cheaper than slice by slice); ``boxes[z]``: neurites on view."""
+        st = self.__dict__.get("_stamp_cache")
+        if st is not None:
+            return st
+        c = self.centres.astype(np.float32)  # (N, Z, 2)
+        base = np.floor(c).astype(np.intp) - (BOX // 2 - 1)  # box origin, data pixels
+        k = np.arange(BOX, dtype=np.float32)
+        off = base.astype(np.float32) - c  # (N, Z, 2), all float32 from here on
+        dx = off[..., 0, None] + k  # (N, Z, BOX)
+        dy = off[..., 1, None] + k
+        d = np.sqrt(dy[..., :, None] ** 2 + dx[..., None, :] ** 2)  # (N, Z, BOX, BOX)
+        r = self.radii.astype(np.float32)[..., None, None]
+        wi = np.clip((r - 0.4 - d) * 1.25 + 0.5, 0.0, 1.0)  # cytoplasm weight
+        am = 0.92 * np.exp(-(((d - r) * (1 / 0.75)) ** 2))  # membrane weight
+        keep_m = 1.0 - am
+        mul = (1.0 - wi) * keep_m  # cytoplasm over the texture, then the membrane over that
+        add = self.shades.astype(np.float32)[:, None, None, None] * wi * keep_m + MEMBRANE * am
+        s = self.params.size
+        on = np.all((base > -BOX) & (base < s), axis=2)  # (N, Z)
+        boxes = [[k for k, v in enumerate(row) if v] for row in on.T.tolist()]
+        st = self._stamp_cache = (base.tolist(), mul, add, boxes)
+        return st
+
+    def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        r = max(1, round(mapper.pixel_size))
+        z, ann = self.z, self.ann
+        if z > 0 and ann[z - 1] is not None:
+            _stamp(canvas, *mapper.to_canvas_px(*ann[z - 1][:2]), "x", r, PREV_COLOR)
+        if z + 1 < self.n_slices and ann[z + 1] is not None:
+            _stamp(canvas, *mapper.to_canvas_px(*ann[z + 1][:2]), "x", r, NEXT_COLOR)
+        if ann[z] is not None:
+            _stamp(canvas, *mapper.to_canvas_px(*ann[z][:2]), "cross", r, NODE_COLOR)
+        if z == 0:
+            x, y = mapper.to_canvas_px(self.centre, self.centre)
+            a, b = round(6 * mapper.pixel_size), round(10 * mapper.pixel_size)
+            draw_line(canvas, x - b, y, x - a, y, CROSS_COLOR)
+            draw_line(canvas, x + a, y, x + b, y, CROSS_COLOR)
+            draw_line(canvas, x, y - b, x, y - a, CROSS_COLOR)
+            draw_line(canvas, x, y + a, x, y + b, CROSS_COLOR)
+
+    def status(self) -> tuple[str, ...]:
+        return (f"TRACE NEURON  Z {self.z}/{self.n_slices - 1}",
+                f"NODES {self.n_nodes()}/{self.n_slices}")
+
+    # -- latents and score ----------------------------------------------------------------------
+    def position(self) -> float:
+        return self.z / (self.n_slices - 1)
+
+    def n_nodes(self) -> int:
+        return self.memo("n_nodes", lambda: sum(n is not None for n in self.ann))
+
+    def wrong_slices(self) -> tuple[int, ...]:
+        """Slices whose node lies outside the target's cross-section."""
+        return self.memo("wrong", lambda: tuple(
+            z for z, n in enumerate(self.ann) if n is not None and not n[2]))
+
+    def n_wrong(self) -> int:
+        return len(self.wrong_slices())
+
+    def score(self) -> tuple[float, bool]:
+        n = self.n_nodes()
+        if n == 0:
+            return 0.0, False
+        accuracy = (n - self.n_wrong()) / n
+        coverage = n / self.n_slices
+        return accuracy * coverage, accuracy >= 0.95 and n == self.n_slices
+
+
+NODE_COLOR = (255, 230, 40)  # this slice's node, bright
+PREV_COLOR = (190, 95, 95)  # the previous slice's node, faint (muted red)
+NEXT_COLOR = (95, 130, 190)  # the next slice's node, faint (muted blue)
+CROSS_COLOR = (60, 255, 90)
+_OFFSETS: dict = {}
+
+
+def _stamp(canvas: np.ndarray, x: int, y: int, kind: str, r: int, color) -> None:
+    """A small mark ('x' or 'cross'): one fancy assignment when it lies inside the canvas."""
+    h, w = canvas.shape[:2]
+    if not (r <= x < w - r and r <= y < h - r):
+        draw_mark(canvas, x, y, color, kind, r)
+        return
+    off = _OFFSETS.get((kind, r))
+    if off is None:
+        k = np.arange(-r, r + 1)
+        z = np.zeros_like(k)
+        off = _OFFSETS[(kind, r)] = ((np.concatenate([k, k]), np.concatenate([k, -k])) if kind == "x"
+                                     else (np.concatenate([k, z]), np.concatenate([z, k])))
+    canvas[off[0] + y, off[1] + x] = color
+
+
+class NeuronAnnotator(Annotator):
+    """Clicks the target's cross-section, +Z, repeats; peeks ahead at contacts; undoes wrong turns."""
+
+    persona: NeuronPersona
+    task: NeuronTracking
+    TARGET = 0
+
+    def script(self) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        Z = t.n_slices
+        contacts = {c.z: c for c in t.contacts}
+        if self.chance(p.survey_rate):
+            k = int(self.rng.integers(2, 5))
+            yield from self._goto(k, "survey")
+            yield from self._goto(0, "survey")
+        z = 0
+        while z < Z:
+            yield from self._goto(z, "navigate")
+            c = contacts.get(z)
+            if c is not None:
+                yield from self._contact(c)
+            else:
+                yield from self._trace_node(z)
+            z = t.z + 1
+        yield from self._review()
+        yield self.press("DONE", "finish")
+
+    # -- pieces -------------------------------------------------------------------------------
+    def _goto(self, z: int, phase: str, correction: bool = False) -> Iterator[Intent]:
+        while self.task.z != z:
+            label = "+Z" if z > self.task.z else "-Z"
+            yield self.press(label, phase, self.TARGET, correction)
+
+    def _place_on(self, z: int, k: int, phase: str, correction: bool = False) -> Intent:
+        """A click on neurite ``k``'s profile at slice z (a wrong one when k is not the target)."""
+        t = self.task
+        cu, cv = t.centres[k, z]
+        it = self.place(cu, cv, phase, self.TARGET, correction)
+        if k != 0 and t.inside(z, *self.session.mapper.to_data(it.x, it.y)):
+            # Noise carried it onto the target's membrane: aim at the neighbour's far side.
+            d = np.array([cu, cv]) - t.centres[0, z]
+            d = d / max(float(np.hypot(*d)), 1e-6)
+            it = self.place(cu + d[0], cv + d[1], phase, self.TARGET, correction, sigma=0.0)
+        return it
+
+    def _trace_node(self, z: int) -> Iterator[Intent]:
+        t, p = self.task, self.persona
+        if not self.chance(p.slip_rate):
+            yield self._place_on(z, 0, "place")
+            return
+        # A slip: the node lands on the membrane beside the profile.
+        ang = self.rng.uniform(0, 2 * np.pi)
+        dist = t.radii[0, z] + self.rng.uniform(1.8, 3.0)
+        cu, cv = t.centres[0, z]
+        yield self.place(cu + dist * np.cos(ang), cv + dist * np.sin(ang), "place", self.TARGET,
+                         sigma=0.0)
+        if self.chance(p.notice_rate):
+            if self.chance(p.slip_undo_rate):
+                yield self.press("UNDO", "correct", self.TARGET, True)
+            yield self._place_on(z, 0, "correct", True)
+
+    def _contact(self, c: Contact) -> Iterator[Intent]:
+        """At a slice where a neighbour touches the target: peek, decide, maybe take a wrong turn."""
+        t, p = self.task, self.persona
+        z = c.z
+        peeked = self.chance(p.peek_rate)
+        if peeked:
+            ahead = min(z + p.peek_depth, t.n_slices - 1)
+            yield from self._goto(ahead, "inspect")
+            yield from self._goto(z, "inspect")
+        swap = self.chance(p.swap_rate_peeked if peeked else p.swap_rate)
+        if not swap:
+            yield self._place_on(z, 0, "place")
+            return
+        # Follows the neighbour: a node on it here and on the next slices.
+        yield self._place_on(z, c.neurite, "place")
+        if not self.chance(p.notice_rate):
+            return  # not noticed: picks the target up again on the next slice by continuity
+        lo, hi = p.notice_delay
+        k = int(self.rng.integers(lo, hi + 1))
+        for j in range(1, k):
+            yield self.press("+Z", "navigate", self.TARGET)
+            yield self._place_on(z + j, c.neurite, "place")
+        # One slice further the two have diverged: the traced profile is not the target.
+        yield self.press("+Z", "inspect", self.TARGET)
+        yield from self._goto(z, "correct", True)
+        for _ in range(k):
+            yield self.press("UNDO", "correct", self.TARGET, True)
+        yield self._place_on(z, 0, "correct", True)
+
+    def _review(self) -> Iterator[Intent]:
+        """Scrolls back over the trace; replaces any wrong node it notices."""
+        t, p = self.task, self.persona
+        if p.review == "none":
+            return
+        if p.review == "all":
+            back = t.n_slices - 1
+        elif self.chance(0.5):
+            back = int(self.rng.integers(3, 7))
+        else:
+            return
+        for z in range(t.z, t.z - back - 1, -1):
+            if z < 0:
+                break
+            yield from self._goto(z, "verify")
+            if z in t.wrong_slices() and self.chance(p.review_notice):
+                yield self._place_on(z, 0, "correct", True)
+
+
+NeuronTracking.Annotator = NeuronAnnotator

@@ -1,0 +1,191 @@
+"""3d_exploration_classification: its GUI rules, its score, its scenes and its annotator's mistakes."""
+
+import numpy as np
+import pytest
+
+from annobc.tasks import Session, frame_hash, run_annotator
+from annobc.tasks.exploration_classification_3d import (CLASSES, ELLIPSOID, PAIR, SPHERE, TORUS,
+                                                          ExplorationClassification3D)
+
+TASK = "3d_exploration_classification"
+
+
+def click_button(s, label):
+    r = s.layout.buttons[label]
+    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
+
+
+def click_data(s, u, v):
+    return s.step(*s.mapper.to_screen(u, v))
+
+
+def seed_of_class(label, start=0):
+    return next(seed for seed in range(start, start + 200)
+                if Session(TASK, seed).task.label == label)
+
+
+def test_labels_fit_the_panel_and_classes_are_select_buttons():
+    cls = ExplorationClassification3D
+    for b in cls.buttons:
+        assert len(b.label) <= 9
+    assert [b.label for b in cls.buttons if b.category == "select"] == list(CLASSES)
+    assert cls.chance_level == 0.25
+
+
+def test_view_opens_at_the_middle_slice_and_z_is_clamped():
+    s = Session(TASK, 0)
+    t = s.task
+    assert t.z == t.n_slices // 2
+    assert t.status()[0].startswith(f"Z {t.z}/{t.n_slices - 1}  CLASS NONE")
+    for _ in range(t.n_slices):
+        click_button(s, "-Z")
+    assert t.z == 0
+    for _ in range(2 * t.n_slices):
+        click_button(s, "+Z")
+    assert t.z == t.n_slices - 1 and t.position() == 1.0
+    assert t.status()[0].startswith(f"Z {t.n_slices - 1}/")
+
+
+def test_class_buttons_select_highlight_and_status():
+    s = Session(TASK, 1)
+    t = s.task
+    assert t.selected() == ()
+    res = click_button(s, "TORUS")
+    assert res.category == "select" and res.effect.annotated
+    assert t.selected() == ("TORUS",) and "CLASS TORUS" in t.status()[0]
+    # The selected class is a radio button: clicking it again changes nothing.
+    res = click_button(s, "TORUS")
+    assert not res.effect.annotated and t.selected() == ("TORUS",)
+    click_button(s, "2 SPHERES")
+    assert t.selected() == ("2 SPHERES",) and "CLASS 2 SPHERES" in t.status()[0]
+
+
+@pytest.mark.parametrize("label", [SPHERE, ELLIPSOID, TORUS, PAIR])
+def test_right_class_scores_one_wrong_class_is_a_mistake_and_undo_removes_it(label):
+    s = Session(TASK, seed_of_class(label))
+    t = s.task
+    assert t.score() == (0.0, False)  # nothing selected yet
+    wrong = CLASSES[(label + 1) % 4]
+    res = click_button(s, wrong)
+    assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
+    assert t.score() == (0.0, False)
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.ann is None and t.n_wrong() == 0 and t.selected() == ()
+    res = click_button(s, CLASSES[label])
+    assert res.effect.annotated and not res.effect.wrong
+    assert t.score() == (1.0, True)
+    click_button(s, "DONE")
+    assert s.done
+
+
+def test_reselecting_fixes_a_wrong_choice_and_undo_goes_back_to_it():
+    s = Session(TASK, seed_of_class(TORUS))
+    t = s.task
+    click_button(s, "SPHERE")
+    assert t.n_wrong() == 1
+    click_button(s, "TORUS")
+    assert t.n_wrong() == 0 and t.score() == (1.0, True)
+    click_button(s, "UNDO")  # undoes the last selection: back to the wrong one
+    assert t.selected() == ("SPHERE",) and t.n_wrong() == 1
+
+
+def test_canvas_click_pins_a_crosshair_that_is_not_an_annotation():
+    s = Session(TASK, 2)
+    t = s.task
+    before = frame_hash(s.render())
+    res = click_data(s, 40, 50)
+    assert res.category == "place" and not res.effect.annotated and not res.effect.wrong
+    assert t.pin == (40.0, 50.0) and "PIN 40,50" in t.status()[1] and t.ann is None
+    assert frame_hash(s.render()) != before
+    click_button(s, "+Z")  # drawn on every slice
+    frame = s.render()
+    c = s.layout.canvas
+    assert (frame[c.y0 + 50, c.x0 + 40 + 5] == (255, 215, 60)).all()
+    assert (frame[c.y0 + 50, c.x0 + 40] != (255, 215, 60)).any()  # the centre is left open
+    click_button(s, "UNDO")  # view state is not undone
+    assert t.pin == (40.0, 50.0)
+
+
+def _stats(label, seeds=range(40)):
+    """Per-slice brightness of the object's axis and of its brightest ring, for one class."""
+    out = []
+    for seed in seeds:
+        t = Session(TASK, seed).task
+        if t.label != label:
+            continue
+        prof = t.profiles()
+        peak = prof.max(1)
+        vis = np.nonzero(peak >= 0.3 * peak.max())[0]
+        out.append((t, prof, peak, vis))
+    assert out
+    return out
+
+
+def test_every_slice_of_sphere_ellipsoid_and_pair_is_a_disc():
+    # A single slice cannot tell these three apart: each shows a disc, brightest on its axis.
+    for label in (SPHERE, ELLIPSOID, PAIR):
+        for _, prof, peak, vis in _stats(label):
+            assert np.allclose(prof[vis, 0], peak[vis], rtol=0.02)
+
+
+def test_classes_differ_over_the_scan():
+    z = ExplorationClassification3D.Params().z_step
+    # Ellipsoid: visible over more slices than its disc is wide; a sphere about as many.
+    for label, lo, hi in ((SPHERE, 0.6, 1.5), (ELLIPSOID, 1.6, 3.0)):
+        for t, _, _, vis in _stats(label):
+            ratio = (vis[-1] - vis[0] + 1) * z / (2 * t.shape["r"])
+            assert lo <= ratio <= hi, (label, ratio)
+    # Torus: a hole in its middle slices, blurred over at its ends.
+    for _, prof, peak, vis in _stats(TORUS):
+        centre = prof[vis, 0] / peak[vis]
+        assert centre.min() < 0.3
+        assert centre[len(centre) // 2] < 0.3 and min(centre[0], centre[-1]) > centre.min()
+    # Two spheres: the disc shrinks, (nearly) vanishes between them and comes back.
+    for t, _, peak, vis in _stats(PAIR):
+        inner = peak[vis[0]:vis[-1] + 1]
+        assert inner.min() < 0.3 * peak.max()
+
+
+def test_scene_is_one_object_inside_the_stack_and_setup_is_lazy():
+    for seed in range(20):
+        t = Session(TASK, seed).task
+        assert t._profiles is None  # nothing is rendered before the first view
+        assert 32 <= t.n_slices <= 40
+        _, _, _, vis = _stats(t.label, [seed])[0]
+        assert vis[0] >= 1 and vis[-1] <= t.n_slices - 2
+
+
+def test_annotator_premature_choice_is_undone_then_right_class_selected():
+    found = False
+    for seed in range(60):
+        rec = run_annotator(TASK, seed)
+        steps = rec.steps
+        for i, st in enumerate(steps):
+            if st.is_mistake:
+                found = True
+                j = next(k for k in range(i + 1, len(steps)) if steps[k].category == "undo")
+                assert steps[j].is_correction and steps[j].phase == "correct"
+                assert all(steps[k].mistake_present for k in range(i + 1, j + 1))
+                assert rec.success
+    assert found
+
+
+def test_personas_scan_differently():
+    a = run_annotator(TASK, 4)
+    b = run_annotator(TASK, 4, "quick")
+    # default comes back up to verify; quick stops at the bottom of the stack
+    assert any(s.phase == "verify" for s in a.steps)
+    assert not any(s.phase == "verify" for s in b.steps)
+    assert len(a) > len(b) >= 50
+    assert sum(s.category == "place" for s in a.steps) == 2
+    assert sum(s.category == "place" for s in b.steps) == 1
+
+
+def test_annotator_selects_only_after_the_whole_object_was_seen():
+    for seed in range(10):
+        rec = run_annotator(TASK, seed)
+        t = Session(TASK, seed).task
+        _, _, _, vis = _stats(t.label, [seed])[0]
+        final = [s for s in rec.steps if s.category == "select" and not s.is_mistake][-1]
+        z = round(final.position * (t.n_slices - 1))
+        assert z > vis[-1]

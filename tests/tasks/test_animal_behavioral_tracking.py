@@ -1,0 +1,229 @@
+"""animal_behavioral_tracking: GUI rules, identity by proximity, the score and its mistakes."""
+
+import math
+
+import numpy as np
+import pytest
+
+from annobc.tasks import Session, frame_hash, run_annotator
+from annobc.tasks.animal_behavioral_tracking import ID_COLORS, MATCH_PX
+from annobc.tasks.stats import episode_stats
+
+TASK = "animal_behavioral_tracking"
+
+
+def click_button(s, label):
+    r = s.layout.buttons[label]
+    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
+
+
+def click_data(s, u, v):
+    return s.step(*s.mapper.to_screen(u, v))
+
+
+def seed_with(n_animals):
+    return next(seed for seed in range(100) if Session(TASK, seed).task.n_animals == n_animals)
+
+
+def put(s, k, m, pt):
+    """Select animal k and marker m, then click pt."""
+    click_button(s, f"A{k + 1}")
+    click_button(s, ("FRONT", "BACK")[m])
+    return click_data(s, *pt)
+
+
+def annotate_all(s):
+    t = s.task
+    for f in range(t.n_frames):
+        while t.t < f:
+            click_button(s, "NEXT")
+        for k in range(t.n_animals):
+            for m in (0, 1):
+                assert not put(s, k, m, t.gt_point(f, k, m)).effect.wrong
+
+
+def test_frames_are_clamped_and_status_shows_the_hierarchy():
+    s = Session(TASK, 0)
+    t = s.task
+    assert t.selected() == ("A1", "FRONT")
+    assert t.status()[0] == f"FRAME 1/{t.n_frames}  A1 FRONT"
+    click_button(s, "PREV")
+    assert t.t == 0
+    for _ in range(20):
+        click_button(s, "NEXT")
+    assert t.t == t.n_frames - 1 and t.position() == 1.0
+    click_button(s, "A2")
+    click_button(s, "BACK")
+    assert t.selected() == ("A2", "BACK")
+    assert t.status()[0] == f"FRAME {t.n_frames}/{t.n_frames}  A2 BACK"
+    assert t.status()[1].startswith(f"{t.n_animals} ANIMALS  HERE 0/{2 * t.n_animals}")
+
+
+def test_unused_animal_button_does_nothing():
+    s = Session(TASK, seed_with(2))
+    click_button(s, "A2")
+    before = frame_hash(s.render())
+    res = click_button(s, "A3")
+    assert res.category == "select" and s.task.animal == 1
+    assert frame_hash(s.render()) == before
+    s3 = Session(TASK, seed_with(3))
+    click_button(s3, "A3")
+    assert s3.task.selected()[0] == "A3"
+
+
+def test_click_places_the_selected_marker_and_replaces_it():
+    s = Session(TASK, 1)
+    t = s.task
+    click_button(s, "NEXT")
+    res = put(s, 1, 1, (40.0, 50.0))
+    assert res.category == "place" and res.effect.annotated
+    assert t.ann[t.slot(1, 1, 1)] == pytest.approx((40.0, 50.0))
+    assert sum(a is not None for a in t.ann) == 1
+    click_data(s, 60.0, 30.0)  # same frame, animal and marker: replaces
+    assert t.ann[t.slot(1, 1, 1)] == pytest.approx((60.0, 30.0))
+    assert sum(a is not None for a in t.ann) == 1
+    assert "HERE 1/" in t.status()[1]
+    click_button(s, "UNDO")
+    assert t.ann[t.slot(1, 1, 1)] == pytest.approx((40.0, 50.0))
+
+
+def test_perfect_annotation_scores_one_and_succeeds():
+    s = Session(TASK, 2)
+    annotate_all(s)
+    assert s.task.score() == (1.0, True) and s.task.n_wrong() == 0
+    click_button(s, "DONE")
+    assert s.done
+
+
+def test_identity_swap_is_a_mistake_that_lowers_the_score_and_undo_removes_it():
+    s = Session(TASK, 3)
+    t = s.task
+    annotate_all(s)
+    # Re-place A1's front in the last frame on A2's snout: the right spot, the wrong identity.
+    f = t.n_frames - 1
+    res = put(s, 0, 0, t.gt_point(f, 1, 0))
+    assert res.effect.wrong and t.n_wrong() == 1
+    score, success = t.score()
+    assert score == pytest.approx(1 - 1 / len(t.ann)) and success
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.n_wrong() == 0 and t.score() == (1.0, True)
+
+
+def test_front_back_flip_and_stale_selection_are_mistakes():
+    s = Session(TASK, 4)
+    t = s.task
+    assert put(s, 0, 0, t.gt_point(0, 0, 1)).effect.wrong  # FRONT on the tail base
+    assert put(s, 0, 1, t.gt_point(0, 0, 0)).effect.wrong  # BACK on the snout
+    assert t.n_wrong() == 2
+    click_button(s, "UNDO")
+    click_button(s, "UNDO")
+    assert t.n_wrong() == 0
+    assert not put(s, 0, 0, t.gt_point(0, 0, 0)).effect.wrong
+    # Forgets to switch to BACK: the tail-base click replaces the front marker.
+    res = click_data(s, *t.gt_point(0, 0, 1))
+    assert res.effect.wrong and t.n_wrong() == 1 and t.ann[t.slot(0, 0, 1)] is None
+
+
+def test_many_missing_or_wrong_markers_fail():
+    s = Session(TASK, 5)
+    t = s.task
+    annotate_all(s)
+    f = t.n_frames - 1
+    for k in range(t.n_animals):  # the last frame's identities all rotated
+        for m in (0, 1):
+            put(s, k, m, t.gt_point(f, (k + 1) % t.n_animals, m))
+    score, success = t.score()
+    wrong = 2 * t.n_animals
+    assert t.n_wrong() == wrong and score == pytest.approx(1 - wrong / len(t.ann))
+    assert success == (score >= 0.9)
+    for _ in range(wrong):
+        click_button(s, "UNDO")
+    assert t.score() == (1.0, True)
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 3))
+def test_scene_keeps_identity_decidable_and_has_an_encounter(seed):
+    t = Session(TASK, seed).task
+    n = t.n_animals
+    assert 2 <= n <= 3 and 5 <= t.n_frames <= 8
+    met = False
+    for f in range(1, t.n_frames):
+        for i in range(n):
+            own = [math.dist(t.gt_point(f, i, m), t.gt_point(f - 1, i, m)) for m in (0, 1)]
+            for j in range(n):
+                if j != i:
+                    other = [math.dist(t.gt_point(f, i, m), t.gt_point(f - 1, j, m)) for m in (0, 1)]
+                    assert sum(other) > sum(own)
+                    met |= t.body_distance(f, i, j) < t.params.encounter
+            # Same-identity points of different animals are never within a match of each other.
+            for j in range(n):
+                if j != i:
+                    assert all(math.dist(t.gt_point(f, i, m), t.gt_point(f, j, m)) >= 2 * MATCH_PX
+                               for m in (0, 1))
+    assert met
+
+
+def test_colour_tags_only_in_the_first_frame_and_faint_previous_markers():
+    s = Session(TASK, 6)
+    t = s.task
+
+    def tag_pixels(img, k):
+        c = np.asarray(ID_COLORS[k], int)
+        return int((np.abs(img.astype(int) - c).sum(2) < 60).sum())
+
+    assert all(tag_pixels(t.view_image(), k) >= 6 for k in range(t.n_animals))
+    click_button(s, "NEXT")
+    assert all(tag_pixels(t.view_image(), k) == 0 for k in range(t.n_animals))
+    click_button(s, "PREV")
+    put(s, 0, 0, t.gt_point(0, 0, 0))
+    x, y = s.mapper.to_screen(*t.ann[t.slot(0, 0, 0)])
+    assert tuple(s.render()[y, x]) == ID_COLORS[0]  # this frame: full colour
+    click_button(s, "NEXT")
+    base = s.mapper.to_canvas_image(t.view_image())
+    px = s.render()[y, x]
+    under = base[y - s.layout.canvas.y0, x - s.layout.canvas.x0]
+    assert tuple(px) != ID_COLORS[0] and tuple(px) != tuple(under)  # previous frame: faint
+    assert px[0] > under[0]
+
+
+def test_cached_overlays_render_like_a_fresh_session():
+    frames = []
+    rec = run_annotator(TASK, 8, frames=frames)
+    for i in (10, len(rec) // 2, len(rec)):
+        s = Session(TASK, 8)
+        for x, y in rec.clicks[:i]:
+            s.step(x, y)
+        assert frame_hash(s.render()) == frame_hash(frames[i])
+
+
+def test_annotator_swaps_near_encounters_and_corrects():
+    recs = [run_annotator(TASK, seed) for seed in range(40)]
+    stats = episode_stats(recs)
+    assert stats["success_rate"] >= 0.95
+    assert 0.02 <= stats["correction_rate"] <= 0.10
+    phases = {s.phase for r in recs for s in r.steps}
+    assert {"survey", "navigate", "inspect", "place", "select", "verify", "correct", "finish"} <= phases
+    # Swaps: a wrong placement at another animal's true point, made while the two are close.
+    swaps = 0
+    for r in recs[:20]:
+        s = Session(TASK, r.seed)
+        t = s.task
+        for st in r.steps:
+            f, k, m = t.t, t.animal, t.marker
+            s.step(st.x, st.y)
+            if st.category == "place" and st.is_mistake:
+                pt = t.ann[t.slot(f, k, m)]
+                for j in range(t.n_animals):
+                    if j != k and math.dist(pt, t.gt_point(f, j, m)) <= MATCH_PX:
+                        swaps += 1
+                        assert t.body_distance(f, k, j) < 14.0
+    assert swaps > 0
+
+
+@pytest.mark.parametrize("persona", ["framewise", "hasty"])
+def test_other_personas_work_frame_by_frame(persona):
+    rec = run_annotator(TASK, 0, persona)
+    default = run_annotator(TASK, 0)
+    assert rec.done and len(rec) >= 50
+    nav = lambda r: sum(s.category == "navigate" for s in r.steps)  # noqa: E731
+    assert nav(rec) < nav(default)  # no trips back to frame 1 between animals

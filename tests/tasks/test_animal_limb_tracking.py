@@ -1,0 +1,185 @@
+"""animal_limb_tracking: its GUI rules (tabs, frames, placement), its score, its mistakes."""
+
+import numpy as np
+import pytest
+
+from annobc.tasks import Session, frame_hash, run_annotator
+from annobc.tasks.animal_limb_tracking import FL, FR, HL, HR, KEYPOINTS, NOSE, TAIL
+from annobc.tasks.stats import episode_stats
+
+TASK = "animal_limb_tracking"
+
+
+def click_button(s, label):
+    r = s.layout.buttons[label]
+    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
+
+
+def click_data(s, u, v):
+    return s.step(*s.mapper.to_screen(u, v))
+
+
+def place(s, k, select=True):
+    """Select keypoint k's tab (unless told not to) and click its ground truth in this frame."""
+    if select:
+        click_button(s, KEYPOINTS[k])
+    u, v = s.task.gt[s.task.frame, k]
+    return click_data(s, u, v)
+
+
+def test_tabs_select_one_keypoint_and_status_shows_frame_and_key():
+    s = Session(TASK, 0)
+    t = s.task
+    assert t.selected() == ("NOSE",) and "FRAME 1/" in t.status()[0] and "KEY NOSE" in t.status()[0]
+    for k, label in enumerate(KEYPOINTS):
+        res = click_button(s, label)
+        assert res.category == "select" and not res.effect.annotated
+        assert t.sel == k and t.selected() == (label,)
+        assert f"KEY {label} " in t.status()[0]
+    click_button(s, "PREV")
+    assert t.frame == 0
+    for _ in range(20):
+        click_button(s, "NEXT")
+    assert t.frame == t.n_frames - 1
+    assert t.status()[0].startswith(f"FRAME {t.n_frames}/{t.n_frames} ")
+    assert t.position() == 1.0
+    click_button(s, "PREV")
+    assert t.frame == t.n_frames - 2
+
+
+def test_click_places_the_selected_keypoint_in_this_frame_replacing_and_undoable():
+    s = Session(TASK, 1)
+    t = s.task
+    click_button(s, "NEXT")
+    res = place(s, TAIL)
+    assert res.category == "place" and res.effect.annotated and not res.effect.wrong
+    assert t.ann[1][TAIL] is not None and t.ann[0][TAIL] is None
+    assert t.status()[1] == "IN FRAME 1/6: - TAIL - - - -"
+    first = t.ann[1][TAIL]
+    # A second click with the same tab moves that keypoint (one keypoint per tab and frame).
+    res = click_data(s, 5.0, 5.0)
+    assert res.effect.wrong and t.n_wrong() == 1
+    assert sum(p is not None for p in t.ann[1]) == 1 and t.ann[1][TAIL] != first
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.ann[1][TAIL] == first and t.n_wrong() == 0
+    # UNDO does not change the view (frame and tab).
+    assert t.frame == 1 and t.sel == TAIL
+
+
+def test_perfect_annotation_scores_one_and_succeeds():
+    s = Session(TASK, 2)
+    t = s.task
+    for f in range(t.n_frames):
+        if f:
+            click_button(s, "NEXT")
+        for k in range(len(KEYPOINTS)):
+            assert not place(s, k).effect.wrong
+        assert t.status()[1] == "IN FRAME 6/6: NOSE TAIL FL FR HL HR"
+    assert t.score() == (1.0, True) and t.n_wrong() == 0
+    assert t.status()[0].endswith(f"ALL {6 * t.n_frames}/{6 * t.n_frames}")
+    click_button(s, "DONE")
+    assert s.done
+
+
+def test_left_right_swap_is_a_mistake_and_undo_removes_it():
+    s = Session(TASK, 3)
+    t = s.task
+    click_button(s, "FL")
+    u, v = t.gt[0, FR]
+    res = click_data(s, u, v)  # the animal's right front paw, with FL selected
+    assert res.effect.wrong and t.n_wrong() == 1
+    score, _ = t.score()
+    assert score == 0.0
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.n_wrong() == 0 and t.ann[0][FL] is None
+    assert not place(s, FL, select=False).effect.wrong
+
+
+def test_wrong_tab_still_selected_moves_the_other_keypoint():
+    s = Session(TASK, 4)
+    t = s.task
+    assert not place(s, NOSE).effect.wrong
+    res = place(s, TAIL, select=False)  # forgot to switch to TAIL: the NOSE marker moves
+    assert res.effect.wrong and t.n_wrong() == 1
+    assert t.ann[0][TAIL] is None and "KEY NOSE" in t.status()[0] and t.score()[0] == 0.0
+    assert t.status()[1].startswith("IN FRAME 1/6")
+    click_button(s, "UNDO")
+    assert t.n_wrong() == 0 and t.keypoint_ok(0, NOSE)
+    assert not place(s, TAIL).effect.wrong and t.keypoint_ok(0, TAIL)
+
+
+def test_missing_keypoints_count_as_wrong_pck_threshold():
+    s = Session(TASK, 5)
+    t = s.task
+    total = 6 * t.n_frames
+    missing = 0
+    for f in range(t.n_frames):
+        if f:
+            click_button(s, "NEXT")
+        for k in range(6):
+            if f == 0 and k in (HL, HR):  # leave two keypoints out
+                missing += 1
+                continue
+            place(s, k)
+    score, success = t.score()
+    assert score == pytest.approx((total - missing) / total)
+    assert success == (score >= 0.9) and t.n_wrong() == 0
+
+
+def test_ground_truth_paws_sit_on_the_animals_own_sides_and_are_visible():
+    for seed in range(10):
+        t = Session(TASK, seed).task
+        for f in range(t.n_frames):
+            nose, tail = t.gt[f, NOSE], t.gt[f, TAIL]
+            hx, hy = nose - tail
+            left = np.array([hy, -hx])  # the animal's left, seen from above with v pointing down
+            mid = 0.5 * (nose + tail)
+            for k, side in ((FL, 1), (HL, 1), (FR, -1), (HR, -1)):
+                assert side * np.dot(t.gt[f, k] - mid, left) > 0
+            # Paws are drawn pink, far from the floor and coat colours.
+            t.frame = f
+            img = t.view_image().astype(int)
+            for k in (FL, FR, HL, HR):
+                u, v = np.round(t.gt[f, k]).astype(int)
+                r, g, _ = img[v, u]
+                assert r - g > 35, (seed, f, KEYPOINTS[k], img[v, u])
+            # Every keypoint is inside the canvas with a margin.
+            assert (t.gt[f] >= 4).all() and (t.gt[f] <= t.params.size - 5).all()
+
+
+def test_previous_frame_keypoints_are_drawn_faintly():
+    s = Session(TASK, 6)
+    t = s.task
+    place(s, NOSE)
+    click_button(s, "NEXT")
+    with_faint = s.render()
+    x, y = s.mapper.to_screen(*t.ann[0][NOSE])
+    base = s.canvas_image()
+    cx, cy = x - s.layout.canvas.x0, y - s.layout.canvas.y0
+    px = with_faint[y, x].astype(int)
+    assert not np.array_equal(px, base[cy, cx]) and not np.array_equal(px, (255, 50, 50))
+    click_button(s, "NEXT")  # two frames on, frame 0's markers are gone
+    assert np.array_equal(s.render()[y, x], s.canvas_image()[cy, cx])
+
+
+def test_frames_differ_and_gait_moves_the_paws():
+    s = Session(TASK, 7)
+    t = s.task
+    a = frame_hash(s.render())
+    click_button(s, "NEXT")
+    assert frame_hash(s.render()) != a
+    body = t.gt[:, [NOSE, TAIL]].mean(1)
+    rel = t.gt[:, FL] - body
+    assert np.ptp(np.linalg.norm(rel, axis=1)) > 1.0  # the paw swings relative to the body
+
+
+def test_personas_differ_in_order_and_navigation():
+    d = episode_stats([run_annotator(TASK, s) for s in range(20)])
+    z = episode_stats([run_annotator(TASK, s, "zigzag") for s in range(20)])
+    lf = episode_stats([run_annotator(TASK, s, "legs_first") for s in range(20)])
+    # zigzag reverses the order each frame, so the last tab carries over; it never surveys.
+    assert z["mean_length"] < d["mean_length"] < lf["mean_length"]
+    assert z["action_mix"]["navigate"] < d["action_mix"]["navigate"] < lf["action_mix"]["navigate"]
+    rec = run_annotator(TASK, 0, "legs_first")
+    worked_on = [s.target % 6 for s in rec.steps if s.category == "place"][:12]
+    assert list(dict.fromkeys(worked_on))[:6] == [FL, FR, HL, HR, NOSE, TAIL]

@@ -1,0 +1,221 @@
+"""cell_lineage_tracking: its GUI rules, its score, its division rule and its annotator's mistakes."""
+
+import numpy as np
+import pytest
+
+from annobc.tasks import Session, run_annotator
+from annobc.tasks.cell_lineage_tracking import MITOTIC_LONG, MITOTIC_SHORT, OUTLINE_COLOR, POINT_COLOR
+from annobc.tasks.stats import episode_stats
+
+TASK = "cell_lineage_tracking"
+
+
+def click_button(s, label):
+    r = s.layout.buttons[label]
+    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
+
+
+def click_data(s, u, v):
+    return s.step(*s.mapper.to_screen(u, v))
+
+
+def goto(s, f):
+    while s.task.t < f:
+        click_button(s, "NEXT")
+    while s.task.t > f:
+        click_button(s, "PREV")
+
+
+def perfect(s, upto=None):
+    """Annotate frames 0..upto perfectly (a point on the right nucleus, DIV at every division)."""
+    t = s.task
+    upto = t.n_frames - 1 if upto is None else upto
+    for f in range(upto + 1):
+        goto(s, f)
+        if f in t.div_frames:
+            assert not click_button(s, "DIV").effect.wrong
+        assert not click_data(s, *t.centre(t.fol[f], f)).effect.wrong
+
+
+def seed_with_close_pass(start=0):
+    for seed in range(start, start + 50):
+        s = Session(TASK, seed)
+        if s.task.hard:
+            return s
+    raise AssertionError("no scene with a close pass")
+
+
+def test_time_navigation_is_clamped_and_status_shows_t():
+    s = Session(TASK, 0)
+    T = s.task.n_frames
+    click_button(s, "PREV")
+    assert s.task.t == 0 and s.task.status()[0].startswith(f"T 0/{T - 1}")
+    for _ in range(T + 5):
+        click_button(s, "NEXT")
+    assert s.task.t == T - 1 and s.task.position() == 1.0
+    assert s.task.status()[0].startswith(f"T {T - 1}/{T - 1}")
+
+
+def test_a_second_click_replaces_the_point_and_the_previous_point_is_drawn_faintly():
+    s = Session(TASK, 1)
+    t = s.task
+    click_data(s, 20, 20)
+    click_data(s, *t.centre(0, 0))
+    assert len(t.ann[0]) == t.n_frames and t.points[0] == t.centre(0, 0)
+    assert "POINTS 1/" in t.status()[0] and t.n_wrong() == 0
+    x, y = s.mapper.to_screen(*t.centre(0, 0))
+    assert tuple(s.render()[y, x]) == POINT_COLOR  # this frame's point, full colour
+    click_button(s, "NEXT")
+    px = tuple(s.render()[y, x])  # now the previous frame's point: blended, not full colour
+    assert px != POINT_COLOR and px[0] > px[2] + 40  # still yellowish
+
+
+def test_target_is_outlined_at_t0_only():
+    s = Session(TASK, 2)
+    t = s.task
+    ring = (s.render() == np.array(OUTLINE_COLOR, np.uint8)).all(-1)
+    assert ring.sum() > 10
+    ys, xs = np.nonzero(ring)
+    cx, cy = s.mapper.to_screen(*t.centre(0, 0))
+    assert abs(xs.mean() - cx) < 1.5 and abs(ys.mean() - cy) < 1.5
+    click_button(s, "NEXT")
+    assert not (s.render() == np.array(OUTLINE_COLOR, np.uint8)).all(-1).any()
+
+
+def test_div_toggles_a_division_at_this_frame_and_is_shown():
+    s = Session(TASK, 3)
+    t = s.task
+    d = t.div_frames[0]
+    goto(s, d)
+    assert t.selected() == () and t.status()[1] == "DIVS 0"
+    res = click_button(s, "DIV")
+    assert res.category == "select" and res.effect.annotated and not res.effect.wrong
+    assert t.selected() == ("DIV",) and t.status()[1] == f"DIVS 1 AT {d}"
+    click_button(s, "NEXT")
+    assert t.selected() == ()  # highlighted only on the frame that holds the division
+    click_button(s, "PREV")
+    click_button(s, "DIV")  # a second press removes it
+    assert t.divisions == () and t.selected() == ()
+
+
+def test_perfect_annotation_scores_one_and_succeeds():
+    for seed in (4, 5):
+        s = Session(TASK, seed)
+        perfect(s)
+        assert s.task.n_wrong() == 0
+        assert s.task.score() == (1.0, True)
+        click_button(s, "DONE")
+        assert s.done
+
+
+def test_division_rule_follows_the_daughter_nearer_the_mothers_last_position():
+    for seed in range(20):
+        t = Session(TASK, seed).task
+        assert t.div_frames  # the followed lineage always divides
+        for d in t.div_frames:
+            mother = t.fol[d - 1]
+            assert t.cells[mother].death == d - 1 and t.fol[d] in t.cells[mother].children
+            a, b = t.cells[mother].a * MITOTIC_LONG, t.cells[mother].a * MITOTIC_SHORT
+            assert t.shape(mother, d - 1)[:2] == (a, b)  # elongated on its last frame
+            c = t.pos[mother, d - 1]
+            dist = {k: np.hypot(*(t.pos[k, d] - c)) for k in t.cells[mother].children}
+            other = next(k for k in dist if k != t.fol[d])
+            assert dist[other] - dist[t.fol[d]] >= 2.0  # plain to see next to the faint point
+
+
+def test_wrong_daughter_is_a_wrong_point():
+    s = Session(TASK, 6)
+    t = s.task
+    d = t.div_frames[0]
+    perfect(s, d - 1)
+    goto(s, d)
+    click_button(s, "DIV")
+    sister = next(k for k in t.cells[t.fol[d - 1]].children if k != t.fol[d])
+    assert click_data(s, *t.centre(sister, d)).effect.wrong and t.n_wrong() == 1
+
+
+def test_jump_to_a_neighbour_is_wrong_lowers_the_score_and_undo_removes_it():
+    s = seed_with_close_pass()
+    t = s.task
+    f, nb = next(iter(t.hard.items()))
+    perfect(s, f - 1)
+    goto(s, f)
+    res = click_data(s, *t.centre(nb, f))
+    assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.n_wrong() == 0 and t.points[f] is None
+    # Left in place, the jumped frames lower track accuracy; enough of them fail the episode.
+    s2 = Session(TASK, t.seed)
+    perfect(s2)
+    full = s2.task.score()[0]
+    for g in range(f, min(f + 2, t.n_frames)):
+        goto(s2, g)
+        if s2.task.alive[nb, g]:
+            click_data(s2, *s2.task.centre(nb, g))
+    score, success = s2.task.score()
+    assert score < full and s2.task.n_wrong() >= 1
+    assert s2.task.track_accuracy() < 1.0
+
+
+def test_late_division_is_wrong_and_fails_and_undo_removes_it():
+    s = Session(TASK, 7)
+    t = s.task
+    d = t.div_frames[0]
+    perfect(s, d - 1)
+    goto(s, d)
+    click_data(s, *t.centre(t.fol[d], d))
+    click_button(s, "NEXT")
+    res = click_button(s, "DIV")  # one frame late
+    assert res.effect.wrong and t.n_wrong() == 1 and t.division_f1() < 1.0
+    assert t.status()[1] == f"DIVS 1 AT {d + 1}"
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.divisions == ()
+
+
+def test_a_missing_division_fails_without_a_wrong_point():
+    s = Session(TASK, 8)
+    t = s.task
+    for f in range(t.n_frames):
+        goto(s, f)
+        click_data(s, *t.centre(t.fol[f], f))
+    assert t.track_accuracy() == 1.0 and t.n_wrong() == 0
+    score, success = t.score()
+    assert score == pytest.approx(0.5) and not success
+
+
+def test_annotator_makes_both_mistakes_and_undoes_them():
+    recs = [run_annotator(TASK, seed) for seed in range(40)]
+    jumps = lates = 0
+    for r in recs:
+        for i, st in enumerate(r.steps):
+            if st.is_mistake and st.element == "canvas":
+                jumps += 1
+            if st.is_mistake and st.element == "DIV":
+                lates += 1
+    assert jumps > 0 and lates > 0
+    undo = [st for r in recs for st in r.steps if st.element == "UNDO"]
+    assert undo and all(st.is_correction and st.phase == "correct" for st in undo)
+    assert sum(r.success for r in recs) >= 39
+
+
+def test_default_persona_verifies_by_stepping_back_and_surveyor_plays_the_movie_first():
+    d = run_annotator(TASK, 0)
+    v = run_annotator(TASK, 0, "surveyor")
+    T = Session(TASK, 0).task.n_frames
+    assert sum(st.phase == "verify" for st in d.steps) >= T - 2
+    assert sum(st.phase == "survey" for st in v.steps) == 2 * (T - 1)
+    assert not any(st.phase == "verify" for st in v.steps)
+    assert d.success and v.success
+
+
+def test_shortest_movies_still_give_50_clicks():
+    for seed in range(10):
+        r = run_annotator(TASK, seed, params={"n_frames": [20, 20]})
+        assert len(r) >= 50 and r.done
+
+
+@pytest.mark.parametrize("persona", ["surveyor", "careless"])
+def test_other_personas_differ(persona):
+    a = episode_stats([run_annotator(TASK, s) for s in range(10)])
+    b = episode_stats([run_annotator(TASK, s, persona) for s in range(10)])
+    assert (a["action_mix"], a["mean_length"]) != (b["action_mix"], b["mean_length"])
