@@ -72,22 +72,29 @@ class ClickPolicy(nn.Module):
         self.register_buffer("category_weights", torch.ones(cfg.n_categories))
 
     # -- encoding -------------------------------------------------------------------------------
-    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-        frames = batch["frames"]
-        b, k = frames.shape[:2]
-        token, spatial = self.encoder(frames.flatten(0, 1))  # (b*k, H, W, 3) -> (b*k, d)
-        x = token.view(b, k, -1)  # (b, k, d)
-        prev = self.prev_x(batch["prev_xy"][..., 0]) + self.prev_y(batch["prev_xy"][..., 1])
-        bos = batch["bos"].unsqueeze(-1)
-        x = x + torch.where(bos, self.bos.expand_as(prev), prev) + self.pos[:, :k]
-        valid = batch["valid"]
+    def encode_frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, H, W, 3) uint8 -> frame tokens (N, d) and spatial features (N, C, h, w)."""
+        return self.encoder(frames)
+
+    def temporal(self, tokens: torch.Tensor, prev_xy: torch.Tensor, bos: torch.Tensor,
+                 valid: torch.Tensor) -> torch.Tensor:
+        """Frame tokens (b, k, d) + previous clicks -> causal transformer states (b, k, d)."""
+        k = tokens.shape[1]
+        prev = self.prev_x(prev_xy[..., 0]) + self.prev_y(prev_xy[..., 1])
+        x = tokens + torch.where(bos.unsqueeze(-1), self.bos.expand_as(prev), prev) + self.pos[:, :k]
         eye = torch.eye(k, dtype=torch.bool, device=x.device)
         causal = torch.tril(torch.ones(k, k, dtype=torch.bool, device=x.device))
         # Attend to earlier valid steps (and always to itself, so padded rows stay finite).
         mask = ((causal & valid[:, None, :]) | eye).unsqueeze(1)  # (b, 1, k, k)
         for blk in self.blocks:
             x = blk(x, mask)
-        h = self.ln_f(x)
+        return self.ln_f(x)
+
+    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        frames = batch["frames"]
+        b, k = frames.shape[:2]
+        token, spatial = self.encode_frames(frames.flatten(0, 1))  # (b*k, H, W, 3) -> (b*k, d)
+        h = self.temporal(token.view(b, k, -1), batch["prev_xy"], batch["bos"], batch["valid"])
         if spatial is not None:
             spatial = spatial.view(b, k, *spatial.shape[1:])  # (b, k, C, h, w)
         return h, spatial
@@ -142,11 +149,17 @@ class ClickPolicy(nn.Module):
     def predict(self, batch: dict, temperature: float = 0.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """The click (x, y) for the LAST step of each window: argmax, or sampled at a temperature."""
-        cfg = self.cfg
         h, spatial = self.encode(batch)
-        h = h[:, -1:]
-        spatial = spatial[:, -1:] if spatial is not None else None
-        logits = {k: v[:, 0] for k, v in self.click_logits(h, spatial).items()}  # (b, n)
+        return self.sample_click(h[:, -1], spatial[:, -1] if spatial is not None else None,
+                                 temperature, generator)
+
+    @torch.no_grad()
+    def sample_click(self, h: torch.Tensor, spatial: torch.Tensor | None, temperature: float = 0.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """A click (b, 2) from last-step states h (b, d) and that frame's spatial features."""
+        cfg = self.cfg
+        logits = {k: v[:, 0] for k, v in self.click_logits(
+            h.unsqueeze(1), spatial.unsqueeze(1) if spatial is not None else None).items()}  # (b, n)
 
         def pick(lg: torch.Tensor) -> torch.Tensor:
             if temperature <= 0:

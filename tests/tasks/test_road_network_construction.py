@@ -1,0 +1,268 @@
+"""road_network_construction: its GUI rules (panning, tools, snapping), its score and its mistakes."""
+
+import math
+
+import numpy as np
+import pytest
+
+from annobc.tasks import Session, run_annotator
+from annobc.tasks.road_network_construction import (EDGE_COLOR, NODE_COLOR, PICK_COLOR,
+                                                    RoadNetworkConstruction)
+
+TASK = "road_network_construction"
+
+
+def click_button(s, label):
+    r = s.layout.buttons[label]
+    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
+
+
+def show(s, x, y, margin=6):
+    """Pan until map point (x, y) is well inside the window."""
+    t = s.task
+    while x < t.ox + margin:
+        click_button(s, "LEFT")
+    while x > t.ox + t.view - 1 - margin:
+        click_button(s, "RIGHT")
+    while y < t.oy + margin:
+        click_button(s, "UP")
+    while y > t.oy + t.view - 1 - margin:
+        click_button(s, "DOWN")
+
+
+def click_map(s, x, y):
+    """Click map point (x, y), panning to it first."""
+    show(s, x, y)
+    t = s.task
+    return s.step(*s.mapper.to_screen(x - t.ox, y - t.oy))
+
+
+def place_nodes(s, points):
+    if s.task.tool != "NODE":
+        click_button(s, "NODE")
+    return [click_map(s, x, y) for x, y in points]
+
+
+def join(s, i, j):
+    """Join placed nodes i and j with the EDGE tool; returns the second click's result."""
+    if s.task.tool != "EDGE":
+        click_button(s, "EDGE")
+    click_map(s, *s.task.ann.nodes[i])
+    return click_map(s, *s.task.ann.nodes[j])
+
+
+def perfect(seed):
+    s = Session(TASK, seed)
+    t = s.task
+    place_nodes(s, [tuple(p) for p in t.nodes])
+    for a, b in t.edges:
+        assert not join(s, a, b).effect.wrong
+    return s
+
+
+def test_buttons_and_labels_fit_the_panel():
+    labels = [b.label for b in RoadNetworkConstruction.buttons]
+    assert labels == ["UP", "DOWN", "LEFT", "RIGHT", "NODE", "EDGE", "UNDO", "DONE"]
+    assert all(len(lab) <= 9 for lab in labels)
+
+
+def test_scene_follows_the_parameters():
+    for seed in range(30):
+        t = Session(TASK, seed).task
+        assert 1.5 * t.view - 14 <= t.map_w <= 2 * t.view and 1.5 * t.view - 14 <= t.map_h <= 2 * t.view
+        assert t.max_x % t.params.pan_step == 0 and t.max_y % t.params.pan_step == 0
+        assert 5 <= len(t.nodes) <= 12 and 2.0 <= t.road_width <= 3.0
+        assert t.view_image().shape == (112, 112, 3) and t.data_shape == (112, 112)
+        d = np.hypot(*(t.nodes[:, None] - t.nodes[None]).transpose(2, 0, 1))
+        assert d[np.triu_indices(len(t.nodes), 1)].min() >= 15
+        # The road graph is connected.
+        seen, stack = {0}, [0]
+        while stack:
+            for b in t.neighbours[stack.pop()]:
+                if b not in seen:
+                    seen.add(b)
+                    stack.append(b)
+        assert len(seen) == len(t.nodes)
+    curved = [not np.allclose(p[len(p) // 2], (p[0] + p[-1]) / 2, atol=0.5)
+              for seed in range(10) for p in Session(TASK, seed).task.paths]
+    assert 0 < sum(curved) < len(curved)
+
+
+def test_pan_buttons_move_the_window_and_clamp_at_the_border():
+    s = Session(TASK, 0)
+    t = s.task
+    click_button(s, "UP")
+    click_button(s, "LEFT")
+    assert (t.ox, t.oy) == (0, 0) and t.position() == 0.0
+    before = s.render().copy()
+    click_button(s, "RIGHT")
+    assert t.ox == t.params.pan_step and f"VIEW X{t.ox}/{t.max_x} Y0/{t.max_y}" in t.status()[0]
+    assert not np.array_equal(before, s.render())
+    for _ in range(20):
+        click_button(s, "RIGHT")
+        click_button(s, "DOWN")
+    assert (t.ox, t.oy) == (t.max_x, t.max_y) and t.position() == 1.0
+    # The window shows the map at the offset.
+    assert np.array_equal(t.view_image(), t.map_image()[t.max_y:, t.max_x:])
+
+
+def test_tools_are_highlighted_and_on_the_status_line():
+    s = Session(TASK, 1)
+    t = s.task
+    assert t.tool == "NODE" and t.selected() == ("NODE",) and t.status()[0].startswith("NODE TOOL")
+    assert "FIRST" not in t.status()[1]
+    click_button(s, "EDGE")
+    assert t.selected() == ("EDGE",) and t.status()[0].startswith("EDGE TOOL")
+    assert t.status()[1].endswith("FIRST -")
+    r = s.layout.buttons["EDGE"]
+    frame = s.render()
+    assert tuple(frame[r.y0 + 1, r.x0 + 1]) == s.screen.theme.selected_face
+
+
+def test_node_tool_places_in_map_coordinates_and_nodes_show_in_every_view():
+    s = Session(TASK, 2)
+    t = s.task
+    click_button(s, "RIGHT")
+    click_button(s, "DOWN")
+    x, y = t.ox + 40, t.oy + 50
+    res = s.step(*s.mapper.to_screen(40, 50))
+    assert res.category == "place" and res.effect.annotated
+    assert t.ann.nodes == ((x, y),) and t.status()[1].startswith("NODES 1  EDGES 0")
+    frame = s.render()
+    cx, cy = s.layout.canvas.x0 + 40, s.layout.canvas.y0 + 50
+    assert tuple(frame[cy, cx + 2]) == NODE_COLOR  # the square's right side
+    click_button(s, "LEFT")  # the node moves with the map
+    assert tuple(s.render()[cy, cx + 2 + t.params.pan_step]) == NODE_COLOR
+
+
+def test_edge_tool_snaps_picks_across_pans_and_joins():
+    s = Session(TASK, 3)
+    t = s.task
+    place_nodes(s, [(20.0, 20.0), (60.0, 30.0), (t.map_w - 20.0, t.map_h - 20.0)])
+    click_button(s, "EDGE")
+    click_map(s, 20.0, 20.0)
+    assert t.pick == 0
+    res = s.step(*s.mapper.to_screen(90 - t.ox, 90 - t.oy))
+    assert not res.effect.annotated and t.pick is None  # a click away from every node drops it
+    res = s.step(*s.mapper.to_screen(21.5 - t.ox, 22.0 - t.oy))  # within the snap radius
+    assert t.pick == 0 and not res.effect.annotated
+    assert t.status()[1].endswith("FIRST 20,20")
+    frame = s.render()
+    assert (frame == PICK_COLOR).all(-1).any()
+    # The pick survives panning: join the far corner node.
+    res = click_map(s, t.map_w - 20.0, t.map_h - 20.0)
+    assert res.effect.annotated and t.ann.edges == ((0, 2),) and t.pick is None
+    assert (s.render() == EDGE_COLOR).all(-1).any()
+    # Joining the same pair again adds nothing; clicking the picked node drops the pick.
+    assert not join(s, 2, 0).effect.annotated and t.ann.edges == ((0, 2),)
+    click_map(s, 60.0, 30.0)
+    click_map(s, 60.0, 30.0)
+    assert t.pick is None
+    # A tool change and UNDO drop the pick.
+    click_map(s, 60.0, 30.0)
+    click_button(s, "NODE")
+    assert t.pick is None
+    click_button(s, "EDGE")
+    click_map(s, 60.0, 30.0)
+    click_button(s, "UNDO")
+    assert t.pick is None and t.ann.edges == ()
+
+
+def test_perfect_annotation_scores_one_and_succeeds():
+    s = perfect(4)
+    t = s.task
+    assert t.n_wrong() == 0 and t.score() == (1.0, True) and t.f1s() == (1.0, 1.0)
+    click_button(s, "DONE")
+    assert s.done
+
+
+def test_an_off_junction_node_is_a_mistake_that_undo_removes():
+    s = Session(TASK, 5)
+    t = s.task
+    x, y = t.nodes[0]
+    res = place_nodes(s, [(x + 5.0, y)])[-1]
+    assert res.effect.wrong and t.n_wrong() == 1
+    res = click_button(s, "UNDO")
+    assert res.removed_mistake and t.ann.nodes == () and t.n_wrong() == 0
+    assert not place_nodes(s, [(x + 2.0, y + 1.0)])[-1].effect.wrong  # within 3 px
+    # A second node on the same junction is a duplicate, hence wrong.
+    assert place_nodes(s, [(x, y)])[-1].effect.wrong
+
+
+def test_wrong_edge_lowers_edge_f1_and_is_undone():
+    s = Session(TASK, 6)
+    t = s.task
+    place_nodes(s, [tuple(p) for p in t.nodes])
+    a = 0
+    c = next(j for j in range(1, len(t.nodes)) if (0, j) not in t.edge_set)
+    res = join(s, a, c)
+    assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
+    node_f1, edge_f1 = t.f1s()
+    assert node_f1 == 1.0 and edge_f1 == 0.0 and not t.score()[1]
+    assert click_button(s, "UNDO").removed_mistake and t.n_wrong() == 0
+    for i, j in t.edges:
+        join(s, i, j)
+    assert t.score() == (1.0, True)
+    join(s, a, c)  # one wrong edge too many: both F1s still high, but the score drops
+    assert t.score()[0] < 1.0 and t.n_wrong() == 1
+
+
+def test_a_missed_node_lowers_the_score_without_being_wrong():
+    s = Session(TASK, 7)
+    t = s.task
+    missing = max(range(len(t.nodes)), key=lambda k: len(t.neighbours[k]))
+    place_nodes(s, [tuple(p) for k, p in enumerate(t.nodes) if k != missing])
+    idx = {k: i for i, k in enumerate(k for k in range(len(t.nodes)) if k != missing)}
+    for a, b in t.edges:
+        if missing not in (a, b):
+            join(s, idx[a], idx[b])
+    assert t.n_wrong() == 0
+    node_f1, edge_f1 = t.f1s()
+    assert node_f1 < 1.0 and edge_f1 < 1.0 and t.score()[0] < 0.95
+    # Found later: placing it and joining its roads completes the graph.
+    place_nodes(s, [tuple(t.nodes[missing])])
+    new = len(t.ann.nodes) - 1
+    for b in t.neighbours[missing]:
+        join(s, new, idx[b])
+    assert t.score() == (1.0, True)
+
+
+def test_empty_annotation_scores_zero():
+    t = Session(TASK, 8).task
+    assert t.score() == (0.0, False)
+
+
+def test_annotator_makes_each_kind_of_mistake_and_fixes_it():
+    recs = [run_annotator(TASK, seed) for seed in range(40)]
+    assert sum(r.success for r in recs) >= 39
+    steps = [st for r in recs for st in r.steps]
+    n_undo = sum(st.category == "undo" for st in steps)
+    assert n_undo > 0 and all(st.is_correction for st in steps if st.category == "undo")
+    # Wrong nodes (off the junction) and wrong edges, both made and both undone.
+    wrong = [(r, i) for r in recs for i, st in enumerate(r.steps) if st.is_mistake]
+    kinds = set()
+    for r, i in wrong:
+        t = Session(TASK, r.seed).task
+        kinds.add("node" if r.steps[i].target < len(t.nodes) else "edge")
+    assert kinds == {"node", "edge"}
+    # Missed nodes placed later as corrections (placements flagged is_correction without an undo).
+    assert any(st.category == "place" and st.is_correction and st.phase == "correct" for st in steps)
+    phases = {st.phase for st in steps}
+    assert {"survey", "navigate", "inspect", "place", "select", "verify", "correct", "finish"} <= phases
+
+
+@pytest.mark.parametrize("persona", ["two_pass", "careless"])
+def test_other_personas_run_and_differ(persona):
+    a = run_annotator(TASK, 0)
+    b = run_annotator(TASK, 0, persona)
+    assert b.done and len(b) >= 30
+    assert [st.category for st in a.steps] != [st.category for st in b.steps]
+
+
+def test_overlays_at_a_larger_screen():
+    s = Session(TASK, 9, screen_size=(320, 256))
+    t = s.task
+    place_nodes(s, [tuple(t.nodes[0])])
+    frame = s.render()
+    assert (frame == NODE_COLOR).all(-1).any()
+    assert math.isclose(t.ann.nodes[0][0], t.nodes[0][0], abs_tol=0.6)
