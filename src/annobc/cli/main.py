@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train the click policy: annobc train CONFIG.yaml [key=value ...]",
                    add_help=False)
 
+    from annobc.web.cli import add_commands
+
+    add_commands(sub)  # serve, compare
+
     s = sub.add_parser("demo", help="the main job on the embedded default")
     s.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     s.add_argument("--seed", type=int, default=0)

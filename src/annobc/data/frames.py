@@ -5,13 +5,15 @@ per episode under ``frames/``, read lazily so a window touches only the frames i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from annobc.data.store import CARD, EpisodeStore, atomic_write_json, episode_id, write_shard
+from annobc.data.store import (CARD, EpisodeStore, atomic_write_json, dataset_stats, episode_id,
+                               write_shard)
 from annobc.data.schema import SCHEMA_VERSION, features
 from annobc.gui import RENDERER_VERSION
 from annobc.tasks.episode import EpisodeRecord
@@ -49,8 +51,7 @@ def append_episodes(root: str | Path, records: Sequence[EpisodeRecord], splits: 
     root.mkdir(parents=True, exist_ok=True)
     card_path = root / CARD
     if card_path.exists():
-        import json
-
+    
         card = json.loads(card_path.read_text())
     else:
         card = {"format": "annobc-dataset", "schema_version": SCHEMA_VERSION,
@@ -69,5 +70,6 @@ def append_episodes(root: str | Path, records: Sequence[EpisodeRecord], splits: 
     atomic_write_json(card_path, card)
     store = EpisodeStore(root, allow_other_renderer=True)
     card["episodes"], card["steps"] = len(store), int(sum(store.episodes["length"]))
+    card["stats"] = dataset_stats(store)
     atomic_write_json(card_path, card)
     return name

@@ -19,13 +19,12 @@ from typing import Sequence
 
 from annobc import __version__
 from annobc.data.schema import SCHEMA_VERSION, features
-from annobc.data.store import (CARD, DatasetError, EpisodeStore, atomic_write_json, shard_complete,
-                               write_shard)
+from annobc.data.store import (CARD, DatasetError, EpisodeStore, atomic_write_json, dataset_stats,
+                               shard_complete, write_shard)
 from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
 from annobc.tasks.base import params_to_dict
 from annobc.tasks.episode import run_annotator
 from annobc.tasks.registry import get_task_class, task_ids
-from annobc.tasks.stats import episode_stats
 
 SPLITS = ("train", "val", "test")
 # Seed ranges never overlap: split k of a dataset with base seed S uses seeds S + k * SPLIT_STRIDE + i.
@@ -173,14 +172,3 @@ def write_card(root: Path, plan: Plan, shard_names: list[str]) -> dict:
     card["steps"] = int(sum(store.episodes["length"]))
     atomic_write_json(root / CARD, card)
     return card
-
-
-def dataset_stats(store: EpisodeStore) -> dict:
-    """Per-task stats of every episode in the store (all splits), as `annobc stats` computes them."""
-    out = {}
-    for t in store.tasks:
-        recs = [store.record(e) for e in store.episode_ids(tasks=[t])]
-        s = episode_stats(recs)
-        s.pop("reference", None)
-        out[t] = s
-    return out

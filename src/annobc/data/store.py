@@ -15,6 +15,7 @@ from annobc.data.schema import EPISODE_SCHEMA, SCHEMA_VERSION, STEP_SCHEMA
 from annobc.gui import RENDERER_VERSION
 from annobc.tasks.episode import STEP_FIELDS, EpisodeRecord, StepRecord
 from annobc.tasks.registry import get_task_class, task_ids
+from annobc.tasks.stats import episode_stats
 
 CARD = "dataset.json"
 
@@ -196,6 +197,17 @@ class EpisodeStore:
 
     def frames_path(self, eid: str) -> Path:
         return self.root / "frames" / f"{eid}.npy"
+
+
+def dataset_stats(store: EpisodeStore) -> dict:
+    """Per-task stats of every episode in the store (all splits), as `annobc stats` computes them."""
+    out = {}
+    for t in store.tasks:
+        recs = [store.record(e) for e in store.episode_ids(tasks=[t])]
+        s = episode_stats(recs)
+        s.pop("reference", None)
+        out[t] = s
+    return out
 
 
 def _py(v):

@@ -1,0 +1,1 @@
+"""Human annotation in the browser (annobc serve) and human-study comparisons (annobc compare)."""
