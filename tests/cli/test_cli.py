@@ -35,3 +35,18 @@ def test_unknown_persona_is_a_one_line_error(capsys):
     assert main(["stats", "colored_dot_tracking", "--episodes", "1", "--persona", "nobody"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown persona 'nobody'" in err and "\n" not in err
+
+
+def test_demo_runs_the_whole_loop_at_a_tiny_scale(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--tasks", "colored_dot_tracking,cell_lineage_tracking",
+                 "--episodes-per-task", "6", "--max-steps", "4", "--eval-episodes", "2",
+                 "--eval-max-steps", "10", "--tf-windows", "16", "--recovery-seeds", "3",
+                 "--workers", "1", "data.workers=0", "data.window=2", "optim.batch_size=4",
+                 "model.overrides={cnn_channels: [4, 8, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}"]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report.md'}" in printed
+    report = (out / "report.md").read_text()
+    assert "colored_dot_tracking" in report and "cell_lineage_tracking" in report
+    assert (out / "train" / "checkpoints" / "latest").exists()
+    assert (out / "data" / "dataset.json").exists()

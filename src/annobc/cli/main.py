@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from annobc.gui import DEFAULT_SCREEN
+
+
+_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 class CLIError(Exception):
@@ -162,25 +166,55 @@ def cmd_generate(args) -> int:
     return 0
 
 
+# -- eval ----------------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    from annobc.eval.evaluate import evaluate, results_table
+
+    tasks = "all" if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
+    res = evaluate(args.checkpoint, tasks, args.episodes, args.temperature, args.max_steps,
+                   args.out, args.data, args.gifs, args.tf_windows, args.recovery_seeds, args.device)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(results_table(res))
+        print(f"report: {res['out_dir']}/report.md")
+    return 0
+
+
 # -- demo ----------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
-    """The main job. For now: the virtual annotator plays every task, one GIF each."""
+    """The main job: generate a nine-task dataset, train the CPU preset, evaluate, report."""
+    import time
     from pathlib import Path
 
-    from annobc.gui.gif import save_gif
-    from annobc.tasks import run_annotator, task_ids
+    from annobc.data import Plan, generate, resolve_tasks
+    from annobc.eval.evaluate import evaluate, results_table
+    from annobc.train.config import load_config
+    from annobc.train.train import train
 
+    t0 = time.perf_counter()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lines = ["| task | clicks | score | success | GIF |", "|---|---|---|---|---|"]
-    for tid in _progress(task_ids(), len(task_ids()), "demo", "task"):
-        frames: list = []
-        rec = run_annotator(tid, args.seed, frames=frames)
-        gif = save_gif(frames, rec.clicks, out / f"{tid}.gif", scale=2)
-        lines.append(f"| {tid} | {len(rec)} | {rec.score:.3f} | {rec.success} | {gif.name} |")
-        print(f"{tid}: {len(rec)} clicks, score {rec.score:.3f}, success {rec.success} -> {gif}")
-    (out / "report.md").write_text("# annobc demo\n\n" + "\n".join(lines) + "\n")
-    print(f"report: {out / 'report.md'}")
+    tasks = resolve_tasks(args.tasks)
+    print(f"[1/3] generating {args.episodes_per_task} annotator episodes per task for "
+          f"{len(tasks)} tasks -> {out / 'data'}", flush=True)
+    generate(out / "data", Plan(tasks=tasks, episodes_per_task=args.episodes_per_task,
+                                seed=args.seed), workers=args.workers)
+    cfg_path = Path(args.config)
+    overrides = [f"data.path={out / 'data'}", f"run.out_dir={out}", "run.name=train",
+                 f"optim.max_minutes={args.minutes}", f"run.seed={args.seed}", *args.overrides]
+    if args.max_steps:
+        overrides.append(f"optim.max_steps={args.max_steps}")
+    cfg = load_config(cfg_path, overrides)
+    print(f"[2/3] training the {cfg.model.preset} preset for at most {args.minutes} min "
+          f"({cfg.optim.max_steps} steps) -> {cfg.run_dir}", flush=True)
+    summary = train(cfg)
+    print(f"      trained {summary['step']} steps in {summary['minutes']} min", flush=True)
+    print(f"[3/3] evaluating on {args.eval_episodes} test episodes per task", flush=True)
+    res = evaluate(str(cfg.run_dir), tasks, args.eval_episodes, args.temperature, args.eval_max_steps,
+                   out=str(out), gifs_per_task=args.gifs, tf_windows=args.tf_windows,
+                   recovery_seeds=args.recovery_seeds)
+    print(results_table(res))
+    print(f"demo finished in {(time.perf_counter() - t0) / 60:.1f} min; report: {out / 'report.md'}")
     return 0
 
 
@@ -231,9 +265,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)  # serve, compare
 
-    s = sub.add_parser("demo", help="the main job on the embedded default")
+    s = sub.add_parser("eval", help="teacher-forced + closed-loop evaluation of a checkpoint")
+    s.add_argument("checkpoint", help="run folder, checkpoints folder, or one checkpoint folder")
+    s.add_argument("--tasks", default="all")
+    s.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per task")
+    s.add_argument("--temperature", type=float, default=0.4)
+    s.add_argument("--max-steps", type=int, default=300, help="click cap per closed-loop episode")
+    s.add_argument("--data", default=None, help="dataset (default: the one the run trained on)")
+    s.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
+    s.add_argument("--gifs", type=int, default=2, help="GIFs per task")
+    s.add_argument("--tf-windows", type=int, default=2048, help="teacher-forced windows (val)")
+    s.add_argument("--recovery-seeds", type=int, default=20)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("demo", help="the whole loop on a CPU: generate, train, evaluate, report")
     s.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    s.add_argument("--tasks", default="all")
+    s.add_argument("--episodes-per-task", type=int, default=150)
+    s.add_argument("--config", default=str(_CONFIGS / "cpu_demo.yaml"))
+    s.add_argument("--minutes", type=float, default=20.0, help="training time budget")
+    s.add_argument("--max-steps", type=int, default=0, help="training steps (0: the config's)")
+    s.add_argument("--eval-episodes", type=int, default=20)
+    s.add_argument("--eval-max-steps", type=int, default=300)
+    s.add_argument("--temperature", type=float, default=0.4)
+    s.add_argument("--gifs", type=int, default=1)
+    s.add_argument("--tf-windows", type=int, default=2048)
+    s.add_argument("--recovery-seeds", type=int, default=20)
+    s.add_argument("--workers", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("overrides", nargs="*", help="training config overrides section.key=value")
     s.set_defaults(func=cmd_demo)
     return p
 
