@@ -7,12 +7,17 @@ frame.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 Color = tuple[int, int, int]
 
 
-def _put(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: float = 1.0) -> None:
+def paint(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: float = 1.0) -> None:
+    """Set pixels (ys, xs) to ``color`` (blended by ``alpha``), skipping those outside the image.
+
+    Tasks that draw many marks concatenate their offsets (``mark_offsets``) and paint once."""
     h, w = img.shape[:2]
     keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     ys, xs = ys[keep], xs[keep]
@@ -21,10 +26,6 @@ def _put(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: f
     else:
         old = img[ys, xs].astype(np.float32)
         img[ys, xs] = (old * (1.0 - alpha) + np.asarray(color, np.float32) * alpha + 0.5).astype(np.uint8)
-
-
-def _offsets(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
-    return _SHAPES[kind](r)
 
 
 def _cross(r: int):
@@ -59,17 +60,27 @@ def _square(r: int):
 
 
 _SHAPES = {"cross": _cross, "x": _xcross, "ring": _ring, "disc": _disc, "square": _square}
-_OFFSET_CACHE: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+@lru_cache(maxsize=256)
+def mark_offsets(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel offsets (dy, dx) of a marker of ``kind`` and radius ``r`` (unique, read-only)."""
+    try:
+        shape = _SHAPES[kind]
+    except KeyError:
+        raise ValueError(f"unknown marker kind {kind!r}; known: {', '.join(_SHAPES)}") from None
+    dy, dx = shape(r)
+    pts = np.unique(np.stack([dy, dx], 1).astype(np.intp), axis=0)
+    dy, dx = pts[:, 0].copy(), pts[:, 1].copy()
+    dy.flags.writeable = dx.flags.writeable = False
+    return dy, dx
 
 
 def draw_mark(img: np.ndarray, x: int, y: int, color: Color, kind: str = "cross", r: int = 2,
               alpha: float = 1.0) -> None:
     """Draw a marker of ``kind`` ('cross', 'x', 'ring', 'disc', 'square') centred at (x, y)."""
-    key = (kind, r)
-    off = _OFFSET_CACHE.get(key)
-    if off is None:
-        off = _OFFSET_CACHE[key] = _offsets(kind, r)
-    _put(img, off[0] + y, off[1] + x, color, alpha)
+    dy, dx = mark_offsets(kind, r)
+    paint(img, dy + y, dx + x, color, alpha)
 
 
 def draw_line(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color,
@@ -77,7 +88,7 @@ def draw_line(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color,
     n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
     xs = np.round(np.linspace(x0, x1, n)).astype(int)
     ys = np.round(np.linspace(y0, y1, n)).astype(int)
-    _put(img, ys, xs, color, alpha)
+    paint(img, ys, xs, color, alpha)
 
 
 def fill_rect(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color) -> None:

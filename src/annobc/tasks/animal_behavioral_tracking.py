@@ -13,6 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
+from annobc.gui.raster import mark_offsets
+from annobc.tasks.textures import camera_noise
 from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
 
 MAX_ANIMALS = 3
@@ -41,12 +43,9 @@ TAIL_LEN = 0.75
 _TAIL_S = np.linspace(0.0, 1.0, 24)
 
 
-@lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
     """A fixed field of unit-variance, slightly correlated camera noise."""
-    n = np.random.default_rng(20260131).normal(0.0, 1.0, (NOISE_BANK + 1, NOISE_BANK + 1))
-    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
-    return n.astype(np.float32)
+    return camera_noise(NOISE_BANK, 20260131)
 
 
 @lru_cache(maxsize=4)
@@ -441,7 +440,7 @@ class AnimalBehavioralTracking(Task):
         r = max(2, round(2 * mapper.pixel_size))
         h, w = canvas.shape[:2]
         x, y = mapper.to_canvas_px(*pt)
-        oy, ox = _mark_offsets(MARKER_SHAPES[i & 1], r)
+        oy, ox = mark_offsets(MARKER_SHAPES[i & 1], r)
         ys, xs = oy + y, ox + x
         keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
         ys, xs = ys[keep], xs[keep]
@@ -493,15 +492,6 @@ class AnimalBehavioralTracking(Task):
     def score(self) -> tuple[float, bool]:
         rate = self._counts()[0] / len(self.ann)
         return rate, rate >= SUCCESS_SCORE
-
-
-@lru_cache(maxsize=None)
-def _mark_offsets(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel offsets (dy, dx) of a marker: '+' for FRONT, 'x' for BACK (as draw_mark draws them)."""
-    k = np.arange(-r, r + 1)
-    if kind == "cross":
-        return np.concatenate([k, 0 * k]), np.concatenate([0 * k, k])
-    return np.concatenate([k, k]), np.concatenate([k, -k])
 
 
 def _seg_dist(p0, p1, q0, q1) -> float:

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from annobc.gui import draw_mark
+from annobc.gui.raster import mark_offsets
 from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
 
 KEYPOINTS = ("NOSE", "TAIL", "FL", "FR", "HL", "HR")
@@ -98,15 +98,6 @@ def noise_bank() -> np.ndarray:
 
 
 _EMPTY_OVERLAY = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros((0, 3), np.uint8))
-
-
-@lru_cache(maxsize=32)
-def mark_offsets(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel offsets (dy, dx) of a draw_mark marker, read back from a scratch patch."""
-    patch = np.zeros((2 * r + 3, 2 * r + 3, 3), np.uint8)
-    draw_mark(patch, r + 1, r + 1, (255, 255, 255), kind, r)
-    dy, dx = np.nonzero(patch[:, :, 0])
-    return dy - (r + 1), dx - (r + 1)
 
 
 @dataclass(frozen=True)
@@ -210,7 +201,7 @@ class AnimalLimbTracking(Task):
         p = self.params
         s = p.size
         T = self.n_frames = int(rng.integers(p.n_frames[0], p.n_frames[1] + 1))
-        self.body_len = bl = float(rng.uniform(*p.body_length))
+        self.body_len = float(rng.uniform(*p.body_length))
         speed = float(rng.uniform(*p.speed))
         omega = float(rng.uniform(-p.turn_rate, p.turn_rate))
         theta0 = float(rng.uniform(0, 2 * np.pi))

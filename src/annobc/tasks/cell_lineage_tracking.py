@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from annobc.gui import draw_mark
+from annobc.tasks.textures import camera_noise
 from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
 
 BANK = 384  # side of the fixed noise and texture banks, pixels
@@ -30,12 +31,9 @@ MITOTIC_LONG, MITOTIC_SHORT = 1.5, 0.62  # semi-axes of a nucleus on its last fr
 CLOSE_GAP = 2.5  # edge-to-edge gap (px) below which another nucleus counts as passing close
 
 
-@lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
     """Fixed unit-variance camera-like noise (2x2 mean), shared by every episode."""
-    n = np.random.default_rng(20261203).normal(0.0, 1.0, (BANK + 1, BANK + 1))
-    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
-    return n.astype(np.float32)
+    return camera_noise(BANK, 20261203)
 
 
 @lru_cache(maxsize=1)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
 
 from annobc.gui import draw_mark
+from annobc.tasks.textures import camera_noise
 from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
 
 COLORS = {
@@ -24,16 +24,13 @@ COLORS = {
     "MAGENTA": (235, 60, 235),
 }
 MARKER_COLOR = (255, 255, 255)
-MATCH_XY = 2.0
-NOISE_BANK = 512  # a marker matches a dot within this many data pixels, on the dot's peak slice
+MATCH_XY = 2.0  # a marker matches a dot within this many data pixels, on the dot's peak slice
+NOISE_BANK = 512
 
 
-@lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
     """A fixed field of unit-variance, slightly correlated noise (2x2 mean, like camera noise)."""
-    n = np.random.default_rng(20261127).normal(0.0, 1.0, (NOISE_BANK + 1, NOISE_BANK + 1))
-    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
-    return n.astype(np.float32)
+    return camera_noise(NOISE_BANK, 20261127)
 
 
 @dataclass(frozen=True)

@@ -429,7 +429,7 @@ class ExplorationAnnotator(Annotator):
         yield self.press("DONE", "finish")
 
     def _select(self, truth: int, slip: bool, slip_noticed: bool, correction: bool) -> Iterator[Intent]:
-        t, p = self.task, self.persona
+        p = self.persona
         if slip:
             # Hits the neighbouring class button; the highlight and the status line show it.
             wrong = truth + 1 if truth + 1 < len(CLASSES) else truth - 1

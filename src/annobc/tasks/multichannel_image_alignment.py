@@ -14,8 +14,9 @@ from typing import Generator, Iterator
 
 import numpy as np
 
-from annobc.gui import draw_mark
+from annobc.gui.raster import mark_offsets, paint
 from annobc.gui.font import GlyphAtlas
+from annobc.tasks.textures import camera_noise
 from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
 
 TISSUE_BANK = 384  # side of the fixed tissue texture that every scene crops from
@@ -93,12 +94,9 @@ def tissue_bank() -> np.ndarray:
     return bank
 
 
-@lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
     """A fixed field of unit-variance, slightly correlated noise (camera-like)."""
-    n = np.random.default_rng(20261206).normal(0.0, 1.0, (NOISE_BANK + 1, NOISE_BANK + 1))
-    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
-    return n.astype(np.float32)
+    return camera_noise(NOISE_BANK, 20261206)
 
 
 def _lut(kind: str) -> np.ndarray:
@@ -119,16 +117,6 @@ def _atlas(scale: int) -> GlyphAtlas:
     return GlyphAtlas(scale)
 
 
-@lru_cache(maxsize=32)
-def _stamp(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel offsets (dy, dx) of a draw_mark shape, so many marks paint in one call."""
-    pad = r + 2
-    img = np.zeros((2 * pad + 1, 2 * pad + 1, 3), np.uint8)
-    draw_mark(img, pad, pad, (255, 255, 255), kind, r)
-    dy, dx = np.nonzero(img[:, :, 0])
-    return dy - pad, dx - pad
-
-
 @lru_cache(maxsize=256)
 def _text_stamp(text: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel offsets (dy, dx) of a text label from its top-left corner."""
@@ -142,14 +130,7 @@ def _paint(img: np.ndarray, items: list, color, alpha: float = 1.0) -> None:
         return
     ys = np.concatenate([y + st[0] for x, y, st in items])
     xs = np.concatenate([x + st[1] for x, y, st in items])
-    h, w = img.shape[:2]
-    keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    ys, xs = ys[keep], xs[keep]
-    if alpha >= 1.0:
-        img[ys, xs] = color
-    else:
-        old = img[ys, xs].astype(np.float32)
-        img[ys, xs] = (old * (1.0 - alpha) + np.asarray(color, np.float32) * alpha + 0.5).astype(np.uint8)
+    paint(img, ys, xs, color, alpha)
 
 
 def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -571,7 +552,7 @@ class MultichannelImageAlignment(Task):
         r = max(2, round(2 * mapper.pixel_size))
         sc = max(1, round(mapper.pixel_size))
         n = min(len(a), len(b))
-        cross, xmark, ring = _stamp("cross", r), _stamp("x", r), _stamp("ring", r + 1)
+        cross, xmark, ring = mark_offsets("cross", r), mark_offsets("x", r), mark_offsets("ring", r + 1)
 
         def marks(points, stamp, numbered=False):
             out = []
@@ -634,7 +615,7 @@ class AlignAnnotator(Annotator):
     task: MultichannelImageAlignment
 
     def script(self) -> Iterator[Intent]:
-        t, p = self.task, self.persona
+        p = self.persona
         for _ in range(int(self.rng.integers(p.survey_blinks[0], p.survey_blinks[1] + 1))):
             yield self._show("B", "survey")
             yield self._show("A", "survey")

@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from annobc.gui import draw_line, draw_mark
+from annobc.tasks.textures import camera_noise
 from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
 
 # -- EM texture bank ---------------------------------------------------------------------------
@@ -100,12 +101,9 @@ def _render_bank_slice(zb: int) -> np.ndarray:
     return img.astype(np.float32)
 
 
-@lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
     """A fixed field of unit-variance, slightly correlated noise, cropped per slice."""
-    n = np.random.default_rng(BANK_SEED + 1).normal(0.0, 1.0, (NOISE_SIZE + 1, NOISE_SIZE + 1))
-    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
-    return n.astype(np.float32)
+    return camera_noise(NOISE_SIZE, BANK_SEED + 1)
 
 
 @lru_cache(maxsize=4)

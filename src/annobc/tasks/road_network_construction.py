@@ -14,6 +14,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from annobc.gui import draw_line, draw_mark
+from annobc.tasks.textures import camera_noise
 from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
 
 MATCH_PX = 3.0  # a placed node matches a true node within this many map pixels
@@ -107,12 +108,9 @@ def terrain_bank() -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
     """Unit-variance sensor noise, slightly correlated (2x2 mean), per colour channel."""
-    n = np.random.default_rng(20260319).normal(0.0, 1.0, (NOISE_BANK + 1, NOISE_BANK + 1, 3))
-    n = 0.5 * (n[:-1, :-1] + n[1:, 1:] + n[:-1, 1:] + n[1:, :-1])
-    return n.astype(np.float32)
+    return camera_noise(NOISE_BANK, 20260319, 3)
 
 
 def _disc_offsets(r: float) -> np.ndarray:
@@ -613,7 +611,7 @@ class RoadAnnotator(Annotator):
     MARGIN = 5  # a node is "in view" this far inside the window's border
 
     def script(self) -> Iterator[Intent]:
-        t, p = self.task, self.persona
+        p = self.persona
         self.placed: dict[int, int] = {}  # true node -> placed node index
         self.joined: set[int] = set()  # true roads joined
         self.overlooked: dict[int, tuple[int, int]] = {}  # true node -> region where it was missed
