@@ -1,6 +1,5 @@
 """multichannel_image_alignment: its GUI rules, its score and its mistakes."""
 
-import math
 
 import numpy as np
 import pytest

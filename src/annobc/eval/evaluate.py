@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from annobc.data.generate import code_version
 from annobc.data.store import EpisodeStore
