@@ -14,5 +14,10 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" "torch==2.13.0"
 fi
-"${PIP[@]}" -e ".[test,train]"
-.venv/bin/python -c "import annobc, torch" || { echo "setup: annobc failed to import" >&2; exit 1; }
+"${PIP[@]}" -e ".[test,train,web]"
+# The browser the web app's end-to-end test drives (Debian's package; Playwright downloads nothing).
+if [ ! -x /usr/bin/chromium ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+.venv/bin/python -c "import annobc, torch, starlette, uvicorn, playwright" || { echo "setup: annobc failed to import" >&2; exit 1; }
