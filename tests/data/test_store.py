@@ -165,3 +165,22 @@ def test_stats_of_a_dataset_folder(small, capsys):
     assert card["stats"][TASK]["episodes"] == 12
     assert main(["stats", str(small)]) == 0
     assert TASK in capsys.readouterr().out
+
+
+def test_task_params_other_than_defaults_are_used_and_recorded(tmp_path, capsys):
+    from annobc.cli.main import main
+
+    out = tmp_path / "p"
+    assert main(["generate", "--tasks", TASK, "--episodes-per-task", "3", "--out", str(out),
+                 "--param", f"{TASK}.n_targets=[4, 5]", "--param", f"{TASK}.n_slices=[24, 24]"]) == 0
+    store = EpisodeStore(out)
+    assert store.card["tasks"][TASK]["params"]["n_targets"] == [4, 5]
+    rec = store.record(store.episode_ids()[0])
+    assert rec.params["n_slices"] == [24, 24]
+    from annobc.tasks import Session
+
+    assert Session(TASK, rec.seed, rec.params).task.n_slices == 24
+    assert 4 <= len(Session(TASK, rec.seed, rec.params).task.targets) <= 5
+    assert main(["generate", "--tasks", TASK, "--episodes-per-task", "3", "--out", str(tmp_path / "q"),
+                 "--param", f"{TASK}.wings=2"]) == 2
+    assert "unknown task parameter" in capsys.readouterr().err

@@ -34,6 +34,27 @@ def _task_id(text: str) -> str:
     return text
 
 
+def parse_task_params(items: Sequence[str] | None) -> dict[str, dict]:
+    """['colored_dot_tracking.n_targets=[4, 8]', ...] -> {task: {key: value}} (YAML values)."""
+    import yaml
+
+    from annobc.tasks import get_task_class
+
+    out: dict[str, dict] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        task, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise CLIError(f"--param must look like TASK.NAME=VALUE, got {item!r}")
+        cls = get_task_class(task)
+        value = yaml.safe_load(raw)
+        out.setdefault(task, {})[name] = value
+        from annobc.tasks.base import params_from_dict
+
+        params_from_dict(cls.Params, out[task])  # unknown names fail here, naming the known ones
+    return out
+
+
 def _progress(iterable, total: int, desc: str, unit: str = "ep"):
     from tqdm import tqdm
 
@@ -156,7 +177,8 @@ def cmd_generate(args) -> int:
         if args.persona not in get_task_class(t).personas:
             raise CLIError(f"unknown persona {args.persona!r} for {t}")
     plan = Plan(tasks=tasks, episodes_per_task=args.episodes_per_task, seed=args.seed,
-                persona=args.persona, screen=args.screen, shard_size=args.shard_size)
+                persona=args.persona, screen=args.screen, shard_size=args.shard_size,
+                params=parse_task_params(args.param))
     card = generate(args.out, plan, workers=args.workers)
     if args.json:
         print(json.dumps({k: card[k] for k in card if k != "features"}, indent=2))
@@ -198,7 +220,8 @@ def cmd_demo(args) -> int:
     print(f"[1/3] generating {args.episodes_per_task} annotator episodes per task for "
           f"{len(tasks)} tasks -> {out / 'data'}", flush=True)
     generate(out / "data", Plan(tasks=tasks, episodes_per_task=args.episodes_per_task,
-                                seed=args.seed), workers=args.workers)
+                                seed=args.seed, params=parse_task_params(args.param)),
+             workers=args.workers)
     cfg_path = Path(args.config)
     overrides = [f"data.path={out / 'data'}", f"run.out_dir={out}", "run.name=train",
                  f"optim.max_minutes={args.minutes}", f"run.seed={args.seed}", *args.overrides]
@@ -254,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="base seed of the split seed ranges")
     s.add_argument("--persona", default="default")
     s.add_argument("--shard-size", type=int, default=50, help="episodes per Parquet shard")
+    s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
+                   help="a task parameter other than its default, e.g. colored_dot_tracking.n_targets=[4,8]")
     s.add_argument("--screen", type=parse_screen, default=DEFAULT_SCREEN)
     s.add_argument("--json", action="store_true", help="print the dataset card as JSON")
     s.set_defaults(func=cmd_generate)
@@ -295,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recovery-seeds", type=int, default=20)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
+                   help="a task parameter other than its default (recorded in the dataset card)")
     s.add_argument("overrides", nargs="*", help="training config overrides section.key=value")
     s.set_defaults(func=cmd_demo)
     return p

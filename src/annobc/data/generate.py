@@ -13,7 +13,7 @@ import multiprocessing as mp
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -22,7 +22,7 @@ from annobc.data.schema import SCHEMA_VERSION, features
 from annobc.data.store import (CARD, DatasetError, EpisodeStore, atomic_write_json, dataset_stats,
                                shard_complete, write_shard)
 from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
-from annobc.tasks.base import params_to_dict
+from annobc.tasks.base import params_from_dict, params_to_dict
 from annobc.tasks.episode import run_annotator
 from annobc.tasks.registry import get_task_class, task_ids
 
@@ -43,6 +43,12 @@ class Plan:
     theme: str = DEFAULT_THEME
     shard_size: int = 50
     max_steps: int = 1000
+    params: dict = field(default_factory=dict)  # task id -> parameter overrides (else defaults)
+
+    def task_params(self, task: str) -> dict:
+        """The full parameters of ``task`` in this dataset (defaults with the overrides applied)."""
+        cls = get_task_class(task)
+        return params_to_dict(params_from_dict(cls.Params, self.params.get(task)))
 
     def split_counts(self) -> dict[str, int]:
         n = self.episodes_per_task
@@ -91,8 +97,9 @@ def _make_shard(args: tuple[str, dict, dict]) -> tuple[str, int]:
     plan = Plan(**{**plan_json, "tasks": tuple(plan_json["tasks"]), "screen": tuple(plan_json["screen"]),
                    "split_fractions": tuple(plan_json["split_fractions"])})
     seeds = range(*shard["seeds"])
-    records = [run_annotator(shard["task"], s, plan.persona, screen_size=plan.screen, theme=plan.theme,
-                             max_steps=plan.max_steps) for s in seeds]
+    params = plan.params.get(shard["task"]) or None
+    records = [run_annotator(shard["task"], s, plan.persona, params=params, screen_size=plan.screen,
+                             theme=plan.theme, max_steps=plan.max_steps) for s in seeds]
     write_shard(Path(root), shard["name"], records, [shard["split"]] * len(records))
     return shard["name"], len(records)
 
@@ -159,8 +166,7 @@ def write_card(root: Path, plan: Plan, shard_names: list[str]) -> dict:
         "theme": plan.theme,
         "persona": plan.persona,
         "seed_ranges": plan.seed_ranges(),
-        "tasks": {t: {"version": get_task_class(t).version,
-                      "params": params_to_dict(get_task_class(t).default_params())}
+        "tasks": {t: {"version": get_task_class(t).version, "params": plan.task_params(t)}
                   for t in plan.tasks},
         "shards": shard_names,
         "features": features(),

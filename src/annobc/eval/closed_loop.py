@@ -132,15 +132,18 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
 
 
 def new_rollout(task_id: str, seed: int, screen, theme: str, max_steps: int, name: str,
-                keep_frames: bool = False) -> Rollout:
-    s = Session(task_id, seed, None, screen, theme)
+                keep_frames: bool = False, params: dict | None = None) -> Rollout:
+    s = Session(task_id, seed, params, screen, theme)
     return Rollout(s, _new_record(s, f"policy:{name}"), max_steps, keep_frames)
 
 
 def closed_loop(model, tasks: list[str], seeds: list[int], temperature: float, max_steps: int,
                 screen, theme: str = "dark", device="cpu", gifs_per_task: int = 0, name: str = "policy",
-                batch_size: int = 64, progress=None) -> dict[str, list[Rollout]]:
-    rollouts = {t: [new_rollout(t, s, screen, theme, max_steps, name, i < gifs_per_task)
+                batch_size: int = 64, progress=None,
+                params: dict[str, dict] | None = None) -> dict[str, list[Rollout]]:
+    """Closed-loop episodes; ``params`` (task -> parameters) should be the training data's."""
+    params = params or {}
+    rollouts = {t: [new_rollout(t, s, screen, theme, max_steps, name, i < gifs_per_task, params.get(t))
                     for i, s in enumerate(seeds)] for t in tasks}
     run_rollouts(model, [r for rs in rollouts.values() for r in rs], temperature, device,
                  batch_size, progress=progress)
@@ -164,13 +167,13 @@ def closed_loop_metrics(records: list[EpisodeRecord]) -> dict:
 @torch.no_grad()
 def mistake_recovery(model, task_id: str, seeds: list[int], screen, theme: str = "dark",
                      horizon: int = 8, temperature: float = 0.0, device="cpu",
-                     batch_size: int = 64) -> dict:
+                     batch_size: int = 64, params: dict | None = None) -> dict:
     """From annotator states right after an uncorrected mistake, how often does the policy remove it
     within ``horizon`` clicks? The annotator's own rate from the same states is given beside it."""
     k = model.cfg.window
     rollouts, annotator_fixed = [], 0
     for seed in seeds:
-        rec = run_annotator(task_id, seed, screen_size=screen, theme=theme)
+        rec = run_annotator(task_id, seed, params=params, screen_size=screen, theme=theme)
         m = next((i for i, s in enumerate(rec.steps) if s.is_mistake), None)
         if m is None:
             continue

@@ -51,8 +51,9 @@ def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20
     # -- closed loop on fixed test seeds --------------------------------------------------------------
     bar = tqdm(total=len(tasks) * episodes, desc="closed loop", unit="ep", file=sys.stderr,
                disable=not progress)
+    params = {t: v["params"] for t, v in store.card.get("tasks", {}).items()}
     rollouts = closed_loop(model, tasks, seeds, temperature, max_steps, screen, theme, device,
-                           gifs_per_task, name=Path(checkpoint).name, progress=bar)
+                           gifs_per_task, name=Path(checkpoint).name, progress=bar, params=params)
     bar.close()
     per_task = {}
     for t in tasks:
@@ -66,7 +67,7 @@ def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20
             save_gif(r.frames, r.clicks, out_dir / f"{t}-{i}.gif", scale=2, max_frames=60)
     # -- mistake recovery ---------------------------------------------------------------------------
     recovery = {t: mistake_recovery(model, t, list(range(test_start, test_start + recovery_seeds)),
-                                    screen, theme, device=device) for t in tasks}
+                                    screen, theme, device=device, params=params.get(t)) for t in tasks}
     ck_state_step = state["step"]
     results = {
         "provenance": {
