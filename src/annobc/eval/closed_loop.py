@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from annobc.tasks.episode import EpisodeRecord, StepRecord, _finish, _new_record, run_annotator
+from annobc.tasks.episode import EpisodeRecord, StepRecord, finish_record, new_record, run_annotator
 from annobc.tasks.session import Session
 from annobc.tasks.stats import episode_stats
 
@@ -120,7 +120,7 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
                 x, y, res.element, res.category, PHASE_OF_CATEGORY[res.category], res.position, -1,
                 res.mistake_present, res.effect.wrong, res.removed_mistake, res.effect.annotated))
             if r.finished:
-                _finish(r.record, r.session)
+                finish_record(r.record, r.session)
                 if r.keep_frames:
                     r.frames.append(r.session.render())
                 if progress is not None:
@@ -134,7 +134,7 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
 def new_rollout(task_id: str, seed: int, screen, theme: str, max_steps: int, name: str,
                 keep_frames: bool = False, params: dict | None = None) -> Rollout:
     s = Session(task_id, seed, params, screen, theme)
-    return Rollout(s, _new_record(s, f"policy:{name}"), max_steps, keep_frames)
+    return Rollout(s, new_record(s, f"policy:{name}"), max_steps, keep_frames)
 
 
 def closed_loop(model, tasks: list[str], seeds: list[int], temperature: float, max_steps: int,
@@ -199,7 +199,7 @@ def mistake_recovery(model, task_id: str, seeds: list[int], screen, theme: str =
             if probe.done:
                 break
         annotator_fixed += fixed
-        r = Rollout(s, _new_record(s, "policy:recovery"), max_steps=m + 1 + horizon)
+        r = Rollout(s, new_record(s, "policy:recovery"), max_steps=m + 1 + horizon)
         r.record.steps = list(rec.steps[:m + 1])
         r.clicks = list(rec.clicks[:m + 1])
         r.pending = frames[-(k - 1):] if k > 1 else []

@@ -97,7 +97,7 @@ def run_annotator(task_id: str, seed: int, persona: str = "default", params: Any
     if persona not in cls.personas:
         raise ValueError(f"unknown persona {persona!r} for {task_id}; known: {', '.join(cls.personas)}")
     annotator = cls.Annotator(session, cls.personas[persona], annotator_rng(seed, persona))
-    record = _new_record(session, persona)
+    record = new_record(session, persona)
     for intent in annotator.script():
         if frames is not None:
             frames.append(session.render())
@@ -107,11 +107,11 @@ def run_annotator(task_id: str, seed: int, persona: str = "default", params: Any
             break
     if frames is not None:
         frames.append(session.render())
-    _finish(record, session)
+    finish_record(record, session)
     return record
 
 
-def _new_record(session: Session, persona: str) -> EpisodeRecord:
+def new_record(session: Session, persona: str) -> EpisodeRecord:
     return EpisodeRecord(
         task_id=session.task_id, task_version=session.task_cls.version,
         params=params_to_dict(session.task.params), seed=session.task.seed, persona=persona,
@@ -119,7 +119,7 @@ def _new_record(session: Session, persona: str) -> EpisodeRecord:
         screen=(session.layout.width, session.layout.height), theme=session.screen.theme.name)
 
 
-def _finish(record: EpisodeRecord, session: Session) -> None:
+def finish_record(record: EpisodeRecord, session: Session) -> None:
     score, success = session.task.score()
     record.score, record.success = float(score), bool(success)
     record.done = session.done
