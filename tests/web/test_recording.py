@@ -9,7 +9,6 @@ import sys
 import time
 
 import httpx
-import pytest
 
 from annobc.data import EpisodeStore
 from annobc.tasks import Session, frame_hash, replay
