@@ -127,9 +127,14 @@ class ClickPolicy(nn.Module):
             info = {"loss_x": lx.mean().item(), "loss_y": ly.mean().item()}
         else:
             target = xy[..., 1] * cfg.screen_w + xy[..., 0]
-            per_step = F.cross_entropy(logits["pixel"][valid], target[valid], label_smoothing=ls,
-                                       reduction="none")
-            info = {"loss_pixel": per_step.mean().item()}
+            pix = logits["pixel"][valid]  # (n, H*W)
+            per_step = F.cross_entropy(pix, target[valid], label_smoothing=ls, reduction="none")
+            with torch.no_grad():  # per-coordinate diagnostics: the marginals of the pixel map
+                grid = pix.view(-1, cfg.screen_h, cfg.screen_w)
+                mx, my = torch.logsumexp(grid, 1), torch.logsumexp(grid, 2)  # (n, W), (n, H)
+                info = {"loss_pixel": per_step.mean().item(),
+                        "loss_x": F.cross_entropy(mx, xy[..., 0][valid]).item(),
+                        "loss_y": F.cross_entropy(my, xy[..., 1][valid]).item()}
         weights = self.category_weights[batch["category"][valid]]
         # Normalised by the number of window positions, not of valid ones, so that the loss of a
         # batch split across processes (DDP averages gradients) equals that of the whole batch.
