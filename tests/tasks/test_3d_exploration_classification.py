@@ -10,15 +10,6 @@ from annobc.tasks.exploration_classification_3d import (CLASSES, ELLIPSOID, PAIR
 TASK = "3d_exploration_classification"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def seed_of_class(label, start=0):
     return next(seed for seed in range(start, start + 200)
                 if Session(TASK, seed).task.label == label)
@@ -38,10 +29,10 @@ def test_view_opens_at_the_middle_slice_and_z_is_clamped():
     assert t.z == t.n_slices // 2
     assert t.status()[0].startswith(f"Z {t.z}/{t.n_slices - 1}  CLASS NONE")
     for _ in range(t.n_slices):
-        click_button(s, "-Z")
+        s.click_button("-Z")
     assert t.z == 0
     for _ in range(2 * t.n_slices):
-        click_button(s, "+Z")
+        s.click_button("+Z")
     assert t.z == t.n_slices - 1 and t.position() == 1.0
     assert t.status()[0].startswith(f"Z {t.n_slices - 1}/")
 
@@ -50,13 +41,13 @@ def test_class_buttons_select_highlight_and_status():
     s = Session(TASK, 1)
     t = s.task
     assert t.selected() == ()
-    res = click_button(s, "TORUS")
+    res = s.click_button("TORUS")
     assert res.category == "select" and res.effect.annotated
     assert t.selected() == ("TORUS",) and "CLASS TORUS" in t.status()[0]
     # The selected class is a radio button: clicking it again changes nothing.
-    res = click_button(s, "TORUS")
+    res = s.click_button("TORUS")
     assert not res.effect.annotated and t.selected() == ("TORUS",)
-    click_button(s, "2 SPHERES")
+    s.click_button("2 SPHERES")
     assert t.selected() == ("2 SPHERES",) and "CLASS 2 SPHERES" in t.status()[0]
 
 
@@ -66,26 +57,26 @@ def test_right_class_scores_one_wrong_class_is_a_mistake_and_undo_removes_it(lab
     t = s.task
     assert t.score() == (0.0, False)  # nothing selected yet
     wrong = CLASSES[(label + 1) % 4]
-    res = click_button(s, wrong)
+    res = s.click_button(wrong)
     assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
     assert t.score() == (0.0, False)
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.ann is None and t.n_wrong() == 0 and t.selected() == ()
-    res = click_button(s, CLASSES[label])
+    res = s.click_button(CLASSES[label])
     assert res.effect.annotated and not res.effect.wrong
     assert t.score() == (1.0, True)
-    click_button(s, "DONE")
+    s.click_button("DONE")
     assert s.done
 
 
 def test_reselecting_fixes_a_wrong_choice_and_undo_goes_back_to_it():
     s = Session(TASK, seed_of_class(TORUS))
     t = s.task
-    click_button(s, "SPHERE")
+    s.click_button("SPHERE")
     assert t.n_wrong() == 1
-    click_button(s, "TORUS")
+    s.click_button("TORUS")
     assert t.n_wrong() == 0 and t.score() == (1.0, True)
-    click_button(s, "UNDO")  # undoes the last selection: back to the wrong one
+    s.click_button("UNDO")  # undoes the last selection: back to the wrong one
     assert t.selected() == ("SPHERE",) and t.n_wrong() == 1
 
 
@@ -93,16 +84,16 @@ def test_canvas_click_pins_a_crosshair_that_is_not_an_annotation():
     s = Session(TASK, 2)
     t = s.task
     before = frame_hash(s.render())
-    res = click_data(s, 40, 50)
+    res = s.click_data(40, 50)
     assert res.category == "place" and not res.effect.annotated and not res.effect.wrong
     assert t.pin == (40.0, 50.0) and "PIN 40,50" in t.status()[1] and t.ann is None
     assert frame_hash(s.render()) != before
-    click_button(s, "+Z")  # drawn on every slice
+    s.click_button("+Z")  # drawn on every slice
     frame = s.render()
     c = s.layout.canvas
     assert (frame[c.y0 + 50, c.x0 + 40 + 5] == (255, 215, 60)).all()
     assert (frame[c.y0 + 50, c.x0 + 40] != (255, 215, 60)).any()  # the centre is left open
-    click_button(s, "UNDO")  # view state is not undone
+    s.click_button("UNDO")  # view state is not undone
     assert t.pin == (40.0, 50.0)
 
 

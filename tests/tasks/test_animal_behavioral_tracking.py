@@ -12,31 +12,22 @@ from annobc.tasks.stats import episode_stats
 TASK = "animal_behavioral_tracking"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def seed_with(n_animals):
     return next(seed for seed in range(100) if Session(TASK, seed).task.n_animals == n_animals)
 
 
 def put(s, k, m, pt):
     """Select animal k and marker m, then click pt."""
-    click_button(s, f"A{k + 1}")
-    click_button(s, ("FRONT", "BACK")[m])
-    return click_data(s, *pt)
+    s.click_button(f"A{k + 1}")
+    s.click_button(("FRONT", "BACK")[m])
+    return s.click_data(*pt)
 
 
 def annotate_all(s):
     t = s.task
     for f in range(t.n_frames):
         while t.t < f:
-            click_button(s, "NEXT")
+            s.click_button("NEXT")
         for k in range(t.n_animals):
             for m in (0, 1):
                 assert not put(s, k, m, t.gt_point(f, k, m)).effect.wrong
@@ -47,13 +38,13 @@ def test_frames_are_clamped_and_status_shows_the_hierarchy():
     t = s.task
     assert t.selected() == ("A1", "FRONT")
     assert t.status()[0] == f"FRAME 1/{t.n_frames}  A1 FRONT"
-    click_button(s, "PREV")
+    s.click_button("PREV")
     assert t.t == 0
     for _ in range(20):
-        click_button(s, "NEXT")
+        s.click_button("NEXT")
     assert t.t == t.n_frames - 1 and t.position() == 1.0
-    click_button(s, "A2")
-    click_button(s, "BACK")
+    s.click_button("A2")
+    s.click_button("BACK")
     assert t.selected() == ("A2", "BACK")
     assert t.status()[0] == f"FRAME {t.n_frames}/{t.n_frames}  A2 BACK"
     assert t.status()[1].startswith(f"{t.n_animals} ANIMALS  HERE 0/{2 * t.n_animals}")
@@ -61,29 +52,29 @@ def test_frames_are_clamped_and_status_shows_the_hierarchy():
 
 def test_unused_animal_button_does_nothing():
     s = Session(TASK, seed_with(2))
-    click_button(s, "A2")
+    s.click_button("A2")
     before = frame_hash(s.render())
-    res = click_button(s, "A3")
+    res = s.click_button("A3")
     assert res.category == "select" and s.task.animal == 1
     assert frame_hash(s.render()) == before
     s3 = Session(TASK, seed_with(3))
-    click_button(s3, "A3")
+    s3.click_button("A3")
     assert s3.task.selected()[0] == "A3"
 
 
 def test_click_places_the_selected_marker_and_replaces_it():
     s = Session(TASK, 1)
     t = s.task
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     res = put(s, 1, 1, (40.0, 50.0))
     assert res.category == "place" and res.effect.annotated
     assert t.ann[t.slot(1, 1, 1)] == pytest.approx((40.0, 50.0))
     assert sum(a is not None for a in t.ann) == 1
-    click_data(s, 60.0, 30.0)  # same frame, animal and marker: replaces
+    s.click_data(60.0, 30.0)  # same frame, animal and marker: replaces
     assert t.ann[t.slot(1, 1, 1)] == pytest.approx((60.0, 30.0))
     assert sum(a is not None for a in t.ann) == 1
     assert "HERE 1/" in t.status()[1]
-    click_button(s, "UNDO")
+    s.click_button("UNDO")
     assert t.ann[t.slot(1, 1, 1)] == pytest.approx((40.0, 50.0))
 
 
@@ -91,7 +82,7 @@ def test_perfect_annotation_scores_one_and_succeeds():
     s = Session(TASK, 2)
     annotate_all(s)
     assert s.task.score() == (1.0, True) and s.task.n_wrong() == 0
-    click_button(s, "DONE")
+    s.click_button("DONE")
     assert s.done
 
 
@@ -105,7 +96,7 @@ def test_identity_swap_is_a_mistake_that_lowers_the_score_and_undo_removes_it():
     assert res.effect.wrong and t.n_wrong() == 1
     score, success = t.score()
     assert score == pytest.approx(1 - 1 / len(t.ann)) and success
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_wrong() == 0 and t.score() == (1.0, True)
 
 
@@ -115,12 +106,12 @@ def test_front_back_flip_and_stale_selection_are_mistakes():
     assert put(s, 0, 0, t.gt_point(0, 0, 1)).effect.wrong  # FRONT on the tail base
     assert put(s, 0, 1, t.gt_point(0, 0, 0)).effect.wrong  # BACK on the snout
     assert t.n_wrong() == 2
-    click_button(s, "UNDO")
-    click_button(s, "UNDO")
+    s.click_button("UNDO")
+    s.click_button("UNDO")
     assert t.n_wrong() == 0
     assert not put(s, 0, 0, t.gt_point(0, 0, 0)).effect.wrong
     # Forgets to switch to BACK: the tail-base click replaces the front marker.
-    res = click_data(s, *t.gt_point(0, 0, 1))
+    res = s.click_data(*t.gt_point(0, 0, 1))
     assert res.effect.wrong and t.n_wrong() == 1 and t.ann[t.slot(0, 0, 1)] is None
 
 
@@ -137,7 +128,7 @@ def test_many_missing_or_wrong_markers_fail():
     assert t.n_wrong() == wrong and score == pytest.approx(1 - wrong / len(t.ann))
     assert success == (score >= 0.9)
     for _ in range(wrong):
-        click_button(s, "UNDO")
+        s.click_button("UNDO")
     assert t.score() == (1.0, True)
 
 
@@ -172,13 +163,13 @@ def test_colour_tags_only_in_the_first_frame_and_faint_previous_markers():
         return int((np.abs(img.astype(int) - c).sum(2) < 60).sum())
 
     assert all(tag_pixels(t.view_image(), k) >= 6 for k in range(t.n_animals))
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     assert all(tag_pixels(t.view_image(), k) == 0 for k in range(t.n_animals))
-    click_button(s, "PREV")
+    s.click_button("PREV")
     put(s, 0, 0, t.gt_point(0, 0, 0))
     x, y = s.mapper.to_screen(*t.ann[t.slot(0, 0, 0)])
     assert tuple(s.render()[y, x]) == ID_COLORS[0]  # this frame: full colour
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     base = s.mapper.to_canvas_image(t.view_image())
     px = s.render()[y, x]
     under = base[y - s.layout.canvas.y0, x - s.layout.canvas.x0]

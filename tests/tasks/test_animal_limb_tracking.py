@@ -10,21 +10,12 @@ from annobc.tasks.stats import episode_stats
 TASK = "animal_limb_tracking"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def place(s, k, select=True):
     """Select keypoint k's tab (unless told not to) and click its ground truth in this frame."""
     if select:
-        click_button(s, KEYPOINTS[k])
+        s.click_button(KEYPOINTS[k])
     u, v = s.task.gt[s.task.frame, k]
-    return click_data(s, u, v)
+    return s.click_data(u, v)
 
 
 def test_tabs_select_one_keypoint_and_status_shows_frame_and_key():
@@ -32,35 +23,35 @@ def test_tabs_select_one_keypoint_and_status_shows_frame_and_key():
     t = s.task
     assert t.selected() == ("NOSE",) and "FRAME 1/" in t.status()[0] and "KEY NOSE" in t.status()[0]
     for k, label in enumerate(KEYPOINTS):
-        res = click_button(s, label)
+        res = s.click_button(label)
         assert res.category == "select" and not res.effect.annotated
         assert t.sel == k and t.selected() == (label,)
         assert f"KEY {label} " in t.status()[0]
-    click_button(s, "PREV")
+    s.click_button("PREV")
     assert t.frame == 0
     for _ in range(20):
-        click_button(s, "NEXT")
+        s.click_button("NEXT")
     assert t.frame == t.n_frames - 1
     assert t.status()[0].startswith(f"FRAME {t.n_frames}/{t.n_frames} ")
     assert t.position() == 1.0
-    click_button(s, "PREV")
+    s.click_button("PREV")
     assert t.frame == t.n_frames - 2
 
 
 def test_click_places_the_selected_keypoint_in_this_frame_replacing_and_undoable():
     s = Session(TASK, 1)
     t = s.task
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     res = place(s, TAIL)
     assert res.category == "place" and res.effect.annotated and not res.effect.wrong
     assert t.ann[1][TAIL] is not None and t.ann[0][TAIL] is None
     assert t.status()[1] == "IN FRAME 1/6: - TAIL - - - -"
     first = t.ann[1][TAIL]
     # A second click with the same tab moves that keypoint (one keypoint per tab and frame).
-    res = click_data(s, 5.0, 5.0)
+    res = s.click_data(5.0, 5.0)
     assert res.effect.wrong and t.n_wrong() == 1
     assert sum(p is not None for p in t.ann[1]) == 1 and t.ann[1][TAIL] != first
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.ann[1][TAIL] == first and t.n_wrong() == 0
     # UNDO does not change the view (frame and tab).
     assert t.frame == 1 and t.sel == TAIL
@@ -71,26 +62,26 @@ def test_perfect_annotation_scores_one_and_succeeds():
     t = s.task
     for f in range(t.n_frames):
         if f:
-            click_button(s, "NEXT")
+            s.click_button("NEXT")
         for k in range(len(KEYPOINTS)):
             assert not place(s, k).effect.wrong
         assert t.status()[1] == "IN FRAME 6/6: NOSE TAIL FL FR HL HR"
     assert t.score() == (1.0, True) and t.n_wrong() == 0
     assert t.status()[0].endswith(f"ALL {6 * t.n_frames}/{6 * t.n_frames}")
-    click_button(s, "DONE")
+    s.click_button("DONE")
     assert s.done
 
 
 def test_left_right_swap_is_a_mistake_and_undo_removes_it():
     s = Session(TASK, 3)
     t = s.task
-    click_button(s, "FL")
+    s.click_button("FL")
     u, v = t.gt[0, FR]
-    res = click_data(s, u, v)  # the animal's right front paw, with FL selected
+    res = s.click_data(u, v)  # the animal's right front paw, with FL selected
     assert res.effect.wrong and t.n_wrong() == 1
     score, _ = t.score()
     assert score == 0.0
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_wrong() == 0 and t.ann[0][FL] is None
     assert not place(s, FL, select=False).effect.wrong
 
@@ -103,7 +94,7 @@ def test_wrong_tab_still_selected_moves_the_other_keypoint():
     assert res.effect.wrong and t.n_wrong() == 1
     assert t.ann[0][TAIL] is None and "KEY NOSE" in t.status()[0] and t.score()[0] == 0.0
     assert t.status()[1].startswith("IN FRAME 1/6")
-    click_button(s, "UNDO")
+    s.click_button("UNDO")
     assert t.n_wrong() == 0 and t.keypoint_ok(0, NOSE)
     assert not place(s, TAIL).effect.wrong and t.keypoint_ok(0, TAIL)
 
@@ -115,7 +106,7 @@ def test_missing_keypoints_count_as_wrong_pck_threshold():
     missing = 0
     for f in range(t.n_frames):
         if f:
-            click_button(s, "NEXT")
+            s.click_button("NEXT")
         for k in range(6):
             if f == 0 and k in (HL, HR):  # leave two keypoints out
                 missing += 1
@@ -151,14 +142,14 @@ def test_previous_frame_keypoints_are_drawn_faintly():
     s = Session(TASK, 6)
     t = s.task
     place(s, NOSE)
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     with_faint = s.render()
     x, y = s.mapper.to_screen(*t.ann[0][NOSE])
     base = s.canvas_image()
     cx, cy = x - s.layout.canvas.x0, y - s.layout.canvas.y0
     px = with_faint[y, x].astype(int)
     assert not np.array_equal(px, base[cy, cx]) and not np.array_equal(px, (255, 50, 50))
-    click_button(s, "NEXT")  # two frames on, frame 0's markers are gone
+    s.click_button("NEXT")  # two frames on, frame 0's markers are gone
     assert np.array_equal(s.render()[y, x], s.canvas_image()[cy, cx])
 
 
@@ -166,7 +157,7 @@ def test_frames_differ_and_gait_moves_the_paws():
     s = Session(TASK, 7)
     t = s.task
     a = frame_hash(s.render())
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     assert frame_hash(s.render()) != a
     body = t.gt[:, [NOSE, TAIL]].mean(1)
     rel = t.gt[:, FL] - body

@@ -10,20 +10,11 @@ from annobc.tasks.stats import episode_stats
 TASK = "cell_lineage_tracking"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def goto(s, f):
     while s.task.t < f:
-        click_button(s, "NEXT")
+        s.click_button("NEXT")
     while s.task.t > f:
-        click_button(s, "PREV")
+        s.click_button("PREV")
 
 
 def perfect(s, upto=None):
@@ -33,8 +24,8 @@ def perfect(s, upto=None):
     for f in range(upto + 1):
         goto(s, f)
         if f in t.div_frames:
-            assert not click_button(s, "DIV").effect.wrong
-        assert not click_data(s, *t.centre(t.fol[f], f)).effect.wrong
+            assert not s.click_button("DIV").effect.wrong
+        assert not s.click_data(*t.centre(t.fol[f], f)).effect.wrong
 
 
 def seed_with_close_pass(start=0):
@@ -48,10 +39,10 @@ def seed_with_close_pass(start=0):
 def test_time_navigation_is_clamped_and_status_shows_t():
     s = Session(TASK, 0)
     T = s.task.n_frames
-    click_button(s, "PREV")
+    s.click_button("PREV")
     assert s.task.t == 0 and s.task.status()[0].startswith(f"T 0/{T - 1}")
     for _ in range(T + 5):
-        click_button(s, "NEXT")
+        s.click_button("NEXT")
     assert s.task.t == T - 1 and s.task.position() == 1.0
     assert s.task.status()[0].startswith(f"T {T - 1}/{T - 1}")
 
@@ -59,13 +50,13 @@ def test_time_navigation_is_clamped_and_status_shows_t():
 def test_a_second_click_replaces_the_point_and_the_previous_point_is_drawn_faintly():
     s = Session(TASK, 1)
     t = s.task
-    click_data(s, 20, 20)
-    click_data(s, *t.centre(0, 0))
+    s.click_data(20, 20)
+    s.click_data(*t.centre(0, 0))
     assert len(t.ann[0]) == t.n_frames and t.points[0] == t.centre(0, 0)
     assert "POINTS 1/" in t.status()[0] and t.n_wrong() == 0
     x, y = s.mapper.to_screen(*t.centre(0, 0))
     assert tuple(s.render()[y, x]) == POINT_COLOR  # this frame's point, full colour
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     px = tuple(s.render()[y, x])  # now the previous frame's point: blended, not full colour
     assert px != POINT_COLOR and px[0] > px[2] + 40  # still yellowish
 
@@ -78,7 +69,7 @@ def test_target_is_outlined_at_t0_only():
     ys, xs = np.nonzero(ring)
     cx, cy = s.mapper.to_screen(*t.centre(0, 0))
     assert abs(xs.mean() - cx) < 1.5 and abs(ys.mean() - cy) < 1.5
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     assert not (s.render() == np.array(OUTLINE_COLOR, np.uint8)).all(-1).any()
 
 
@@ -88,13 +79,13 @@ def test_div_toggles_a_division_at_this_frame_and_is_shown():
     d = t.div_frames[0]
     goto(s, d)
     assert t.selected() == () and t.status()[1] == "DIVS 0"
-    res = click_button(s, "DIV")
+    res = s.click_button("DIV")
     assert res.category == "select" and res.effect.annotated and not res.effect.wrong
     assert t.selected() == ("DIV",) and t.status()[1] == f"DIVS 1 AT {d}"
-    click_button(s, "NEXT")
+    s.click_button("NEXT")
     assert t.selected() == ()  # highlighted only on the frame that holds the division
-    click_button(s, "PREV")
-    click_button(s, "DIV")  # a second press removes it
+    s.click_button("PREV")
+    s.click_button("DIV")  # a second press removes it
     assert t.divisions == () and t.selected() == ()
 
 
@@ -104,7 +95,7 @@ def test_perfect_annotation_scores_one_and_succeeds():
         perfect(s)
         assert s.task.n_wrong() == 0
         assert s.task.score() == (1.0, True)
-        click_button(s, "DONE")
+        s.click_button("DONE")
         assert s.done
 
 
@@ -129,9 +120,9 @@ def test_wrong_daughter_is_a_wrong_point():
     d = t.div_frames[0]
     perfect(s, d - 1)
     goto(s, d)
-    click_button(s, "DIV")
+    s.click_button("DIV")
     sister = next(k for k in t.cells[t.fol[d - 1]].children if k != t.fol[d])
-    assert click_data(s, *t.centre(sister, d)).effect.wrong and t.n_wrong() == 1
+    assert s.click_data(*t.centre(sister, d)).effect.wrong and t.n_wrong() == 1
 
 
 def test_jump_to_a_neighbour_is_wrong_lowers_the_score_and_undo_removes_it():
@@ -140,9 +131,9 @@ def test_jump_to_a_neighbour_is_wrong_lowers_the_score_and_undo_removes_it():
     f, nb = next(iter(t.hard.items()))
     perfect(s, f - 1)
     goto(s, f)
-    res = click_data(s, *t.centre(nb, f))
+    res = s.click_data(*t.centre(nb, f))
     assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_wrong() == 0 and t.points[f] is None
     # Left in place, the jumped frames lower track accuracy; enough of them fail the episode.
     s2 = Session(TASK, t.seed)
@@ -151,7 +142,7 @@ def test_jump_to_a_neighbour_is_wrong_lowers_the_score_and_undo_removes_it():
     for g in range(f, min(f + 2, t.n_frames)):
         goto(s2, g)
         if s2.task.alive[nb, g]:
-            click_data(s2, *s2.task.centre(nb, g))
+            s2.click_data(*s2.task.centre(nb, g))
     score, success = s2.task.score()
     assert score < full and s2.task.n_wrong() >= 1
     assert s2.task.track_accuracy() < 1.0
@@ -163,12 +154,12 @@ def test_late_division_is_wrong_and_fails_and_undo_removes_it():
     d = t.div_frames[0]
     perfect(s, d - 1)
     goto(s, d)
-    click_data(s, *t.centre(t.fol[d], d))
-    click_button(s, "NEXT")
-    res = click_button(s, "DIV")  # one frame late
+    s.click_data(*t.centre(t.fol[d], d))
+    s.click_button("NEXT")
+    res = s.click_button("DIV")  # one frame late
     assert res.effect.wrong and t.n_wrong() == 1 and t.division_f1() < 1.0
     assert t.status()[1] == f"DIVS 1 AT {d + 1}"
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.divisions == ()
 
 
@@ -177,7 +168,7 @@ def test_a_missing_division_fails_without_a_wrong_point():
     t = s.task
     for f in range(t.n_frames):
         goto(s, f)
-        click_data(s, *t.centre(t.fol[f], f))
+        s.click_data(*t.centre(t.fol[f], f))
     assert t.track_accuracy() == 1.0 and t.n_wrong() == 0
     score, success = t.score()
     assert score == pytest.approx(0.5) and not success

@@ -8,23 +8,14 @@ from annobc.tasks.stats import episode_stats
 TASK = "colored_dot_tracking"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def test_z_navigation_is_clamped_and_mip_toggles():
     s = Session(TASK, 0)
-    click_button(s, "-Z")
+    s.click_button("-Z")
     assert s.task.z == 0
     for _ in range(100):
-        click_button(s, "+Z")
+        s.click_button("+Z")
     assert s.task.z == s.task.n_slices - 1
-    click_button(s, "MIP")
+    s.click_button("MIP")
     assert s.task.mip and s.task.selected() == ("MIP",)
     assert "MIP ON" in s.task.status()[1]
 
@@ -35,17 +26,17 @@ def test_perfect_markers_score_one_and_wrong_slice_is_a_mistake():
     dots = sorted(t.targets, key=lambda d: d.peak)
     first = dots[0]
     while t.z < first.peak - 1:
-        click_button(s, "+Z")
-    res = click_data(s, first.x, first.y)  # one slice short
+        s.click_button("+Z")
+    res = s.click_data(first.x, first.y)  # one slice short
     assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_wrong() == 0 and len(t.ann) == 0
     for d in dots:
         while t.z < d.peak:
-            click_button(s, "+Z")
-        assert not click_data(s, d.x, d.y).effect.wrong
+            s.click_button("+Z")
+        assert not s.click_data(d.x, d.y).effect.wrong
     assert t.score() == (1.0, True)
-    click_button(s, "DONE")
+    s.click_button("DONE")
     assert s.done
 
 
@@ -54,8 +45,8 @@ def test_distractor_and_missing_dots_lower_f1():
     t = s.task
     d = t.distractors[0]
     while t.z < d.peak:
-        click_button(s, "+Z")
-    assert click_data(s, d.x, d.y).effect.wrong
+        s.click_button("+Z")
+    assert s.click_data(d.x, d.y).effect.wrong
     score, success = t.score()
     assert score == 0.0 and not success
 

@@ -10,15 +10,6 @@ from annobc.tasks.stats import episode_stats
 TASK = "multichannel_image_alignment"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def shared(t, n):
     """n shared landmarks well inside the canvas, spread out."""
     fs = [t.features[i] for i in t.shared]
@@ -31,17 +22,17 @@ def test_view_buttons_are_exclusive_and_shown_in_status():
     assert t.view == "A" and t.selected() == ("CH-A",) and "VIEW CH-A" in t.status()[0]
     assert t.view_key() == "A"
     for label, view in (("CH-B", "B"), ("OVERLAY", "O"), ("CH-A", "A"), ("OVERLAY", "O")):
-        res = click_button(s, label)
+        res = s.click_button(label)
         assert res.category == "view" and not res.effect.annotated
         assert t.view == view and t.selected() == (label,)
         assert f"VIEW {label}" in t.status()[0]
     assert t.position() == 0.5
-    click_button(s, "CH-B")
+    s.click_button("CH-B")
     assert t.position() == 1.0
     # The two channels and the overlay are different images.
     imgs = {}
     for label in ("CH-A", "CH-B", "OVERLAY"):
-        click_button(s, label)
+        s.click_button(label)
         imgs[label] = t.view_image()
     assert not np.array_equal(imgs["CH-A"], imgs["CH-B"])
     assert not np.array_equal(imgs["CH-A"], imgs["OVERLAY"])
@@ -52,22 +43,22 @@ def test_clicks_add_landmarks_in_the_shown_channel_and_pair_in_order():
     t = s.task
     f, g = shared(t, 2)
     assert "NEXT A1" in t.status()[0] and "NO ESTIMATE" in t.status()[1]
-    res = click_data(s, f.x, f.y)
+    res = s.click_data(f.x, f.y)
     assert res.effect.annotated and not res.effect.wrong
     assert len(t.ann[0]) == 1 and len(t.ann[1]) == 0 and "NEXT B1" in t.status()[0]
-    click_button(s, "OVERLAY")
-    res = click_data(s, 50, 50)  # the overlay takes no landmarks
+    s.click_button("OVERLAY")
+    res = s.click_data(50, 50)  # the overlay takes no landmarks
     assert res.category == "place" and not res.effect.annotated and len(t.ann[0]) == 1
-    click_button(s, "CH-B")
-    res = click_data(s, f.bx, f.by)
+    s.click_button("CH-B")
+    res = s.click_data(f.bx, f.by)
     assert res.effect.annotated and not res.effect.wrong
     assert "PAIRS 1  NEXT A2" in t.status()[0] and "DX" in t.status()[1]
     # A second A landmark waits for its partner; the next B pairs with it.
-    click_button(s, "CH-A")
-    click_data(s, g.x, g.y)
+    s.click_button("CH-A")
+    s.click_data(g.x, g.y)
     assert "PAIRS 1  NEXT B2" in t.status()[0]
-    click_button(s, "CH-B")
-    click_data(s, g.bx, g.by)
+    s.click_button("CH-B")
+    s.click_data(g.bx, g.by)
     assert "PAIRS 2  NEXT A3" in t.status()[0]
     assert t.n_wrong() == 0
 
@@ -87,16 +78,16 @@ def test_exact_pairs_score_one_and_clicked_pairs_succeed():
     s = Session(TASK, 2)
     t = s.task
     for f in shared(t, 4):
-        click_button(s, "CH-A")
-        click_data(s, f.x, f.y)
-        click_button(s, "CH-B")
-        click_data(s, f.bx, f.by)
+        s.click_button("CH-A")
+        s.click_data(f.x, f.y)
+        s.click_button("CH-B")
+        s.click_data(f.bx, f.by)
     score, success = t.score()
     assert success and score > 0.9
     # The estimate is the true shift, and the overlay un-shifts B by it.
     dx, dy = t.shift
     assert t.view_key() == "B"
-    click_button(s, "OVERLAY")
+    s.click_button("OVERLAY")
     assert t.view_key() == ("O", round(dx), round(dy))
 
 
@@ -105,11 +96,11 @@ def test_no_pair_scores_zero_and_raw_misalignment_fails():
     t = s.task
     assert t.score() == (0.0, False)
     f = shared(t, 1)[0]
-    click_data(s, f.x, f.y)  # an A landmark alone is no estimate
+    s.click_data(f.x, f.y)  # an A landmark alone is no estimate
     assert t.score() == (0.0, False)
     # Pairing a landmark with the same screen spot in B (forgetting the shift) is a mismatch.
-    click_button(s, "CH-B")
-    res = click_data(s, f.x, f.y)
+    s.click_button("CH-B")
+    res = s.click_data(f.x, f.y)
     assert res.effect.wrong and t.n_wrong() == 1
     score, success = t.score()
     assert not success and score < 0.5
@@ -120,23 +111,23 @@ def test_mismatched_pair_lowers_score_and_undo_removes_it():
     t = s.task
     f, g, h = shared(t, 3)
     for a in (f, g):
-        click_button(s, "CH-A")
-        click_data(s, a.x, a.y)
-        click_button(s, "CH-B")
-        click_data(s, a.bx, a.by)
+        s.click_button("CH-A")
+        s.click_data(a.x, a.y)
+        s.click_button("CH-B")
+        s.click_data(a.bx, a.by)
     good = t.score()
     assert good[1]
-    click_button(s, "CH-A")
-    click_data(s, h.x, h.y)
-    click_button(s, "CH-B")
-    res = click_data(s, g.bx, g.by)  # h paired with g's partner
+    s.click_button("CH-A")
+    s.click_data(h.x, h.y)
+    s.click_button("CH-B")
+    res = s.click_data(g.bx, g.by)  # h paired with g's partner
     assert res.effect.wrong and t.n_wrong() == 1
     assert max(t.pair_residuals()) > 4.0
     bad = t.score()
     assert bad[0] < good[0] and not bad[1]
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_wrong() == 0 and "NEXT B3" in t.status()[0]
-    res = click_data(s, h.bx, h.by)
+    res = s.click_data(h.bx, h.by)
     assert not res.effect.wrong and t.score()[1]
 
 
@@ -144,13 +135,13 @@ def test_landmark_on_a_one_channel_feature_is_flagged():
     s = Session(TASK, 5)
     t = s.task
     only_a = next(f for f in t.features if f.channels == "A")
-    res = click_data(s, only_a.x, only_a.y)
+    res = s.click_data(only_a.x, only_a.y)
     assert res.effect.wrong and t.n_wrong() == 1
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_wrong() == 0 and t.ann == ((), ())
     only_b = next(f for f in t.features if f.channels == "B")
-    click_button(s, "CH-B")
-    assert click_data(s, only_b.bx, only_b.by).effect.wrong
+    s.click_button("CH-B")
+    assert s.click_data(only_b.bx, only_b.by).effect.wrong
 
 
 def test_rotation_is_estimated_when_enabled():
@@ -177,10 +168,10 @@ def test_overlay_draws_landmarks_and_ghosts_of_the_other_channel():
     t = s.task
     f = shared(t, 1)[0]
     before = s.render().copy()
-    click_data(s, f.x, f.y)
+    s.click_data(f.x, f.y)
     after_a = s.render().copy()
     assert not np.array_equal(before, after_a)  # the A cross
-    click_button(s, "CH-B")
+    s.click_button("CH-B")
     x, y = s.mapper.to_screen(f.x, f.y)
     frame = s.render()
     # The pending A landmark shows as a bright yellow ring in channel B.

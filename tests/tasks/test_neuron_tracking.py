@@ -11,20 +11,11 @@ CENTRE = 56.0  # the canvas centre of the default 112x112 grid
 TASK = "neuron_tracking"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def goto(s, z):
     while s.task.z < z:
-        click_button(s, "+Z")
+        s.click_button("+Z")
     while s.task.z > z:
-        click_button(s, "-Z")
+        s.click_button("-Z")
 
 
 def trace_all(s):
@@ -32,7 +23,7 @@ def trace_all(s):
     t = s.task
     for z in range(t.n_slices):
         goto(s, z)
-        res = click_data(s, *t.centres[0, z])
+        res = s.click_data(*t.centres[0, z])
         assert res.effect.annotated and not res.effect.wrong
 
 
@@ -72,19 +63,19 @@ def test_setup_is_lazy_and_a_slice_is_rendered_once():
     # EM-like: mostly mid grey with dark membranes, a grey image (R = G = B).
     assert np.array_equal(img[..., 0], img[..., 2])
     assert 110 < img.mean() < 180 and (img < 90).mean() > 0.05
-    click_button(s, "+Z")
+    s.click_button("+Z")
     assert not np.array_equal(s.render(), a)
-    click_button(s, "-Z")
+    s.click_button("-Z")
     assert np.array_equal(s.render(), a) and sorted(s.task._slices) == [0, 1]
 
 
 def test_z_navigation_is_clamped_and_status_shows_z_and_nodes():
     s = Session(TASK, 1)
     t = s.task
-    click_button(s, "-Z")
+    s.click_button("-Z")
     assert t.z == 0
     for _ in range(60):
-        click_button(s, "+Z")
+        s.click_button("+Z")
     assert t.z == t.n_slices - 1
     assert t.status() == (f"TRACE NEURON  Z {t.n_slices - 1}/{t.n_slices - 1}", f"NODES 0/{t.n_slices}")
     assert t.selected() == ()
@@ -95,14 +86,14 @@ def test_a_click_places_the_node_for_this_slice_and_a_second_replaces_it():
     t = s.task
     goto(s, 3)
     cu, cv = t.centres[0, 3]
-    assert click_data(s, cu + 8, cv).effect.wrong  # off the target
+    assert s.click_data(cu + 8, cv).effect.wrong  # off the target
     assert t.n_nodes() == 1 and t.n_wrong() == 1 and t.status()[1] == f"NODES 1/{t.n_slices}"
-    res = click_data(s, cu, cv)  # replaces the node of this slice
+    res = s.click_data(cu, cv)  # replaces the node of this slice
     assert res.effect.annotated and not res.effect.wrong
     assert t.n_nodes() == 1 and t.n_wrong() == 0
-    res = click_button(s, "UNDO")  # the replacement is undoable: the wrong node is back
+    res = s.click_button("UNDO")  # the replacement is undoable: the wrong node is back
     assert t.n_wrong() == 1 and not res.removed_mistake
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_nodes() == 0
 
 
@@ -112,15 +103,15 @@ def test_perfect_trace_scores_one_and_missing_or_wrong_nodes_lower_it():
     trace_all(s)
     assert t.score() == (1.0, True)
     # One slice without a node: coverage < 1 fails.
-    click_button(s, "UNDO")
+    s.click_button("UNDO")
     score, success = t.score()
     assert score == pytest.approx((t.n_slices - 1) / t.n_slices) and not success
     # Put it back, then move one node onto a neighbour at a contact: accuracy drops by 1/Z.
     goto(s, t.n_slices - 1)
-    click_data(s, *t.centres[0, t.n_slices - 1])
+    s.click_data(*t.centres[0, t.n_slices - 1])
     c = t.contacts[0]
     goto(s, c.z)
-    res = click_data(s, *t.centres[c.neurite, c.z])
+    res = s.click_data(*t.centres[c.neurite, c.z])
     assert res.effect.wrong and t.n_wrong() == 1 and t.wrong_slices() == (c.z,)
     score, success = t.score()
     assert score == pytest.approx(1 - 1 / t.n_slices) and success  # accuracy >= 0.95 still
@@ -129,12 +120,12 @@ def test_perfect_trace_scores_one_and_missing_or_wrong_nodes_lower_it():
     z2 = c2.z if c2 else c.z + 1
     k2 = c2.neurite if c2 else c.neurite
     goto(s, z2)
-    click_data(s, *t.centres[k2, z2])
+    s.click_data(*t.centres[k2, z2])
     assert t.n_wrong() == 2
     assert t.score()[1] == (1 - 2 / t.n_slices >= 0.95)
-    click_button(s, "UNDO")
+    s.click_button("UNDO")
     assert t.n_wrong() == 1
-    click_button(s, "DONE")
+    s.click_button("DONE")
     assert s.done
 
 
@@ -143,7 +134,7 @@ def test_random_nodes_score_near_zero():
     rng = np.random.default_rng(0)
     for z in range(s.task.n_slices):
         goto(s, z)
-        click_data(s, *rng.uniform(0, 111, 2))
+        s.click_data(*rng.uniform(0, 111, 2))
     score, success = s.task.score()
     assert score < 0.1 and not success
 
@@ -155,18 +146,18 @@ def test_crosshair_at_z0_and_faint_previous_node():
     c = s.layout.canvas
     x, y = c.x0 + int(CENTRE), c.y0 + int(CENTRE)
     assert tuple(frame[y, x + 8]) == CROSS_COLOR and tuple(frame[y - 8, x]) == CROSS_COLOR
-    click_data(s, *t.centres[0, 0])
+    s.click_data(*t.centres[0, 0])
     frame = s.render()
     assert tuple(frame[y, x]) == NODE_COLOR  # this slice's node, bright
-    click_button(s, "+Z")
+    s.click_button("+Z")
     frame = s.render()
     assert tuple(frame[y, x + 8]) != CROSS_COLOR  # the crosshair is on slice 0 only
     # The previous slice's node is drawn faintly (a thin x in muted red), this slice has none.
     assert tuple(frame[y, x]) == PREV_COLOR and tuple(frame[y - 1, x - 1]) == PREV_COLOR
     assert max(PREV_COLOR) < max(NODE_COLOR) and tuple(frame[y - 1, x]) != NODE_COLOR
     # Back on slice 0, the node there is bright and the next slice's (none yet) is not drawn.
-    click_data(s, *t.centres[0, 1])
-    click_button(s, "-Z")
+    s.click_data(*t.centres[0, 1])
+    s.click_button("-Z")
     frame = s.render()
     nx, ny = (c.x0 + int(round(t.centres[0, 1][0])), c.y0 + int(round(t.centres[0, 1][1])))
     assert tuple(frame[ny, nx]) in (NEXT_COLOR, NODE_COLOR)

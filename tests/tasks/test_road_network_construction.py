@@ -12,22 +12,17 @@ from annobc.tasks.road_network_construction import (EDGE_COLOR, NODE_COLOR, PICK
 TASK = "road_network_construction"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
 def show(s, x, y, margin=6):
     """Pan until map point (x, y) is well inside the window."""
     t = s.task
     while x < t.ox + margin:
-        click_button(s, "LEFT")
+        s.click_button("LEFT")
     while x > t.ox + t.view - 1 - margin:
-        click_button(s, "RIGHT")
+        s.click_button("RIGHT")
     while y < t.oy + margin:
-        click_button(s, "UP")
+        s.click_button("UP")
     while y > t.oy + t.view - 1 - margin:
-        click_button(s, "DOWN")
+        s.click_button("DOWN")
 
 
 def click_map(s, x, y):
@@ -39,14 +34,14 @@ def click_map(s, x, y):
 
 def place_nodes(s, points):
     if s.task.tool != "NODE":
-        click_button(s, "NODE")
+        s.click_button("NODE")
     return [click_map(s, x, y) for x, y in points]
 
 
 def join(s, i, j):
     """Join placed nodes i and j with the EDGE tool; returns the second click's result."""
     if s.task.tool != "EDGE":
-        click_button(s, "EDGE")
+        s.click_button("EDGE")
     click_map(s, *s.task.ann.nodes[i])
     return click_map(s, *s.task.ann.nodes[j])
 
@@ -91,16 +86,16 @@ def test_scene_follows_the_parameters():
 def test_pan_buttons_move_the_window_and_clamp_at_the_border():
     s = Session(TASK, 0)
     t = s.task
-    click_button(s, "UP")
-    click_button(s, "LEFT")
+    s.click_button("UP")
+    s.click_button("LEFT")
     assert (t.ox, t.oy) == (0, 0) and t.position() == 0.0
     before = s.render().copy()
-    click_button(s, "RIGHT")
+    s.click_button("RIGHT")
     assert t.ox == t.params.pan_step and f"VIEW X{t.ox}/{t.max_x} Y0/{t.max_y}" in t.status()[0]
     assert not np.array_equal(before, s.render())
     for _ in range(20):
-        click_button(s, "RIGHT")
-        click_button(s, "DOWN")
+        s.click_button("RIGHT")
+        s.click_button("DOWN")
     assert (t.ox, t.oy) == (t.max_x, t.max_y) and t.position() == 1.0
     # The window shows the map at the offset.
     assert np.array_equal(t.view_image(), t.map_image()[t.max_y:, t.max_x:])
@@ -111,7 +106,7 @@ def test_tools_are_highlighted_and_on_the_status_line():
     t = s.task
     assert t.tool == "NODE" and t.selected() == ("NODE",) and t.status()[0].startswith("NODE TOOL")
     assert "FIRST" not in t.status()[1]
-    click_button(s, "EDGE")
+    s.click_button("EDGE")
     assert t.selected() == ("EDGE",) and t.status()[0].startswith("EDGE TOOL")
     assert t.status()[1].endswith("FIRST -")
     r = s.layout.buttons["EDGE"]
@@ -122,8 +117,8 @@ def test_tools_are_highlighted_and_on_the_status_line():
 def test_node_tool_places_in_map_coordinates_and_nodes_show_in_every_view():
     s = Session(TASK, 2)
     t = s.task
-    click_button(s, "RIGHT")
-    click_button(s, "DOWN")
+    s.click_button("RIGHT")
+    s.click_button("DOWN")
     x, y = t.ox + 40, t.oy + 50
     res = s.step(*s.mapper.to_screen(40, 50))
     assert res.category == "place" and res.effect.annotated
@@ -131,7 +126,7 @@ def test_node_tool_places_in_map_coordinates_and_nodes_show_in_every_view():
     frame = s.render()
     cx, cy = s.layout.canvas.x0 + 40, s.layout.canvas.y0 + 50
     assert tuple(frame[cy, cx + 2]) == NODE_COLOR  # the square's right side
-    click_button(s, "LEFT")  # the node moves with the map
+    s.click_button("LEFT")  # the node moves with the map
     assert tuple(s.render()[cy, cx + 2 + t.params.pan_step]) == NODE_COLOR
 
 
@@ -139,7 +134,7 @@ def test_edge_tool_snaps_picks_across_pans_and_joins():
     s = Session(TASK, 3)
     t = s.task
     place_nodes(s, [(20.0, 20.0), (60.0, 30.0), (t.map_w - 20.0, t.map_h - 20.0)])
-    click_button(s, "EDGE")
+    s.click_button("EDGE")
     click_map(s, 20.0, 20.0)
     assert t.pick == 0
     res = s.step(*s.mapper.to_screen(90 - t.ox, 90 - t.oy))
@@ -160,11 +155,11 @@ def test_edge_tool_snaps_picks_across_pans_and_joins():
     assert t.pick is None
     # A tool change and UNDO drop the pick.
     click_map(s, 60.0, 30.0)
-    click_button(s, "NODE")
+    s.click_button("NODE")
     assert t.pick is None
-    click_button(s, "EDGE")
+    s.click_button("EDGE")
     click_map(s, 60.0, 30.0)
-    click_button(s, "UNDO")
+    s.click_button("UNDO")
     assert t.pick is None and t.ann.edges == ()
 
 
@@ -172,7 +167,7 @@ def test_perfect_annotation_scores_one_and_succeeds():
     s = perfect(4)
     t = s.task
     assert t.n_wrong() == 0 and t.score() == (1.0, True) and t.f1s() == (1.0, 1.0)
-    click_button(s, "DONE")
+    s.click_button("DONE")
     assert s.done
 
 
@@ -182,7 +177,7 @@ def test_an_off_junction_node_is_a_mistake_that_undo_removes():
     x, y = t.nodes[0]
     res = place_nodes(s, [(x + 5.0, y)])[-1]
     assert res.effect.wrong and t.n_wrong() == 1
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.ann.nodes == () and t.n_wrong() == 0
     assert not place_nodes(s, [(x + 2.0, y + 1.0)])[-1].effect.wrong  # within 3 px
     # A second node on the same junction is a duplicate, hence wrong.
@@ -199,7 +194,7 @@ def test_wrong_edge_lowers_edge_f1_and_is_undone():
     assert res.effect.annotated and res.effect.wrong and t.n_wrong() == 1
     node_f1, edge_f1 = t.f1s()
     assert node_f1 == 1.0 and edge_f1 == 0.0 and not t.score()[1]
-    assert click_button(s, "UNDO").removed_mistake and t.n_wrong() == 0
+    assert s.click_button("UNDO").removed_mistake and t.n_wrong() == 0
     for i, j in t.edges:
         join(s, i, j)
     assert t.score() == (1.0, True)

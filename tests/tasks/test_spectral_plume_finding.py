@@ -11,35 +11,26 @@ from annobc.tasks.stats import episode_stats
 TASK = "spectral_plume_finding"
 
 
-def click_button(s, label):
-    r = s.layout.buttons[label]
-    return s.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
-
-
-def click_data(s, u, v):
-    return s.step(*s.mapper.to_screen(u, v))
-
-
 def goto(s, band):
     while s.task.band != band:
-        click_button(s, "BAND+" if band > s.task.band else "BAND-")
+        s.click_button("BAND+" if band > s.task.band else "BAND-")
 
 
 def test_band_navigation_is_clamped_and_shown():
     s = Session(TASK, 0)
     t = s.task
     assert 32 <= t.n_bands <= 64 and t.band == 0
-    click_button(s, "BAND-")
-    click_button(s, "BAND-10")
+    s.click_button("BAND-")
+    s.click_button("BAND-10")
     assert t.band == 0
-    click_button(s, "BAND+10")
-    click_button(s, "BAND+")
+    s.click_button("BAND+10")
+    s.click_button("BAND+")
     assert t.band == 11 and t.position() == pytest.approx(11 / (t.n_bands - 1))
     assert t.status()[0].startswith(f"BAND 11/{t.n_bands - 1}  {t.wavelengths[11]}NM  RATIO OFF")
     for _ in range(10):
-        click_button(s, "BAND+10")
+        s.click_button("BAND+10")
     assert t.band == t.n_bands - 1
-    click_button(s, "BAND-10")
+    s.click_button("BAND-10")
     assert t.band == t.n_bands - 11
 
 
@@ -48,7 +39,7 @@ def test_ratio_toggles_view_button_and_status():
     t = s.task
     goto(s, t.plume.peak)
     plain = s.render()
-    click_button(s, "RATIO")
+    s.click_button("RATIO")
     assert t.ratio and t.selected() == ("RATIO",)
     ref = t.ref_band()
     assert t.status()[0].endswith(f"RATIO ON /B{ref}")
@@ -56,7 +47,7 @@ def test_ratio_toggles_view_button_and_status():
     w0, w1 = t.plume.window
     assert not (w0 <= ref <= w1) and ref == t.plume.peak - t.params.ratio_offset
     assert not np.array_equal(plain, s.render())
-    click_button(s, "RATIO")
+    s.click_button("RATIO")
     assert not t.ratio and t.selected() == () and "RATIO OFF" in t.status()[0]
     assert np.array_equal(plain, s.render())
     # The first bands divide by a band above them.
@@ -94,7 +85,7 @@ def test_bands_are_rendered_lazily_and_cached():
     assert set(t._views) == {(0, False)}
     first = t.view_image()
     assert t.view_image() is first
-    click_button(s, "RATIO")
+    s.click_button("RATIO")
     s.render()
     assert set(t._rad) == {0, t.ref_band(0)}
 
@@ -103,11 +94,11 @@ def test_perfect_mark_scores_one_and_done_ends():
     s = Session(TASK, 4)
     t = s.task
     goto(s, t.plume.peak)
-    res = click_data(s, t.plume.x, t.plume.y)
+    res = s.click_data(t.plume.x, t.plume.y)
     assert res.effect.annotated and not res.effect.wrong and t.n_wrong() == 0
     assert t.score() == (1.0, True)
     assert t.status()[1] == f"SOURCE MARKED ON BAND {t.plume.peak}"
-    click_button(s, "DONE")
+    s.click_button("DONE")
     assert s.done
 
 
@@ -115,7 +106,7 @@ def test_mark_on_a_band_outside_the_window_is_a_mistake():
     s = Session(TASK, 5)
     t = s.task
     goto(s, t.plume.window[0] - 1)
-    res = click_data(s, t.plume.x, t.plume.y)
+    res = s.click_data(t.plume.x, t.plume.y)
     assert res.effect.wrong and t.n_wrong() == 1
     assert t.score() == (0.5, False)
 
@@ -128,10 +119,10 @@ def test_bright_pad_or_wrong_end_is_a_mistake_and_undo_removes_it(which):
     goto(s, pl.peak)
     u, v = t.pads[0] if which == "pad" else pl.far_end
     assert math.hypot(u - pl.x, v - pl.y) > 8
-    res = click_data(s, u, v)
+    res = s.click_data(u, v)
     assert res.effect.wrong and t.n_wrong() == 1
     assert t.score() == (0.5, False)
-    res = click_button(s, "UNDO")
+    res = s.click_button("UNDO")
     assert res.removed_mistake and t.n_wrong() == 0 and t.ann is None
     assert t.score() == (0.0, False) and t.status()[1] == "SOURCE NOT MARKED"
 
@@ -141,11 +132,11 @@ def test_a_new_mark_replaces_the_old_one_and_undo_restores_it():
     t = s.task
     pl = t.plume
     goto(s, pl.peak)
-    click_data(s, *pl.far_end)
+    s.click_data(*pl.far_end)
     assert t.n_wrong() == 1
-    click_data(s, pl.x, pl.y)
+    s.click_data(pl.x, pl.y)
     assert t.n_wrong() == 0 and t.score() == (1.0, True)
-    click_button(s, "UNDO")
+    s.click_button("UNDO")
     assert t.n_wrong() == 1 and math.hypot(t.ann[0] - pl.far_end[0], t.ann[1] - pl.far_end[1]) < 1
     # Navigation and the view are not undone.
     assert t.band == pl.peak
@@ -156,7 +147,7 @@ def test_mark_is_drawn_on_every_band():
     t = s.task
     goto(s, t.plume.peak)
     before = s.render()
-    click_data(s, t.plume.x, t.plume.y)
+    s.click_data(t.plume.x, t.plume.y)
     for band in (t.plume.peak, 0):
         goto(s, band)
         x, y = s.mapper.to_screen(*t.ann[:2])

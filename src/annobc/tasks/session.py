@@ -74,6 +74,15 @@ class Session:
         removed = category == "undo" and task.n_wrong() < wrong_before
         return StepResult(element, category, effect, position, wrong_before > 0, removed)
 
+    def click_button(self, label: str) -> StepResult:
+        """Click the centre of a button (for scripts and tests; annotators jitter their clicks)."""
+        r = self.layout.buttons[label]
+        return self.step(r.x0 + r.w // 2, r.y0 + r.h // 2)
+
+    def click_data(self, u: float, v: float) -> StepResult:
+        """Click the canvas pixel nearest to data coordinates (u, v)."""
+        return self.step(*self.mapper.to_screen(u, v))
+
     def canvas_image(self) -> np.ndarray:
         """The current view's base image at canvas pixel size (cached per view)."""
         key = self.task.view_key()
