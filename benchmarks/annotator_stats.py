@@ -8,12 +8,11 @@ Writes benchmarks/results/annotator_stats.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, save_results  # noqa: E402
 
 from annobc.tasks import get_task_class, run_annotator, task_ids  # noqa: E402
 from annobc.tasks.stats import episode_stats  # noqa: E402
@@ -39,8 +38,7 @@ def main() -> None:
               f"{s['mistake_rate']:.3f} | {mix} |", flush=True)
     out = {"benchmark": "annotator_stats", "persona": "default", "seeds": [0, args.episodes - 1],
            "machine": describe(), "results": results}
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_results(args.out, out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ full frame render, observation copy) and reports the median steps/s over repeats
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, save_results  # noqa: E402
 
 import annobc  # noqa: E402,F401
 from annobc.env import AnnotationEnv  # noqa: E402
@@ -96,9 +95,7 @@ def main() -> None:
         "machine": describe(),
         "results": results,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_results(args.out, out)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ Writes benchmarks/results/head_comparison.json (and runs under runs/heads/, not 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, save_results  # noqa: E402
 
 from annobc.data import Plan, generate, resolve_tasks  # noqa: E402
 from annobc.eval.evaluate import evaluate  # noqa: E402
@@ -79,9 +78,7 @@ def main() -> None:
     out = {"benchmark": "head_comparison", "tasks": list(tasks), "steps_per_variant": args.steps,
            "episodes_per_task": args.episodes_per_task, "eval_episodes": args.eval_episodes,
            "machine": describe(), "results": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_results(args.out, out)
 
 
 if __name__ == "__main__":

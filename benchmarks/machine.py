@@ -27,6 +27,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def save_results(path: str, results: dict) -> None:
+    """Write a benchmark's results (with ``machine: describe()`` inside) as JSON, and say where."""
+    import json
+    from pathlib import Path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def describe() -> dict:
     import numpy
 

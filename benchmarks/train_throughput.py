@@ -12,7 +12,6 @@ Writes benchmarks/results/train_throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, save_results  # noqa: E402
 
 from annobc.data import EpisodeStore, Plan, generate  # noqa: E402
 from annobc.data.windows import WindowDataset  # noqa: E402
@@ -88,9 +87,7 @@ def main() -> None:
                   flush=True)
     out = {"benchmark": "train_throughput", "screen": [160, 128], "torch_threads": torch.get_num_threads(),
            "machine": describe(), "results": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_results(args.out, out)
 
 
 if __name__ == "__main__":
