@@ -5,7 +5,9 @@ Variants (all the `tiny` CNN preset, colored_dot_tracking by default):
   heatmap       a score for every screen pixel (bilinear-upsampled stride-4 cell scores), plain loss
   heatmap+rare  heatmap with rare clicks handled on purpose: loss weighted by click category
                 (frequency ** -0.5) and an auxiliary click-category loss
-  xy+rare       the xy head with the same handling (the CPU demo's default)
+  xy+rare       the xy head with the same handling
+  heatmap+rare+context  heatmap+rare whose stride-4 map also gets the deeper conv stages'
+                features (FPN-style lateral connections: more context per cell)
 
     .venv/bin/python benchmarks/head_comparison.py [--steps 800] [--tasks colored_dot_tracking]
 
@@ -15,6 +17,7 @@ Writes benchmarks/results/head_comparison.json (and runs under runs/heads/, not 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,8 +34,10 @@ VARIANTS = {
     "heatmap": "{head: heatmap, aux_category: 0.0}",
     "heatmap+rare": "{head: heatmap, aux_category: 0.2}",
     "xy+rare": "{head: xy, aux_category: 0.2}",
+    "heatmap+rare+context": "{head: heatmap, aux_category: 0.2, spatial_context: true}",
 }
-WEIGHTING = {"xy": 0.0, "heatmap": 0.0, "heatmap+rare": 0.5, "xy+rare": 0.5}
+WEIGHTING = {"xy": 0.0, "heatmap": 0.0, "heatmap+rare": 0.5, "xy+rare": 0.5,
+             "heatmap+rare+context": 0.5}
 
 
 def main() -> None:
@@ -44,6 +49,7 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out-dir", default="runs/heads")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "head_comparison.json"))
+    ap.add_argument("--merge", action="store_true", help="add to the existing results file")
     args = ap.parse_args()
     tasks = resolve_tasks(args.tasks)
     data = Path(args.out_dir) / "data"
@@ -75,6 +81,8 @@ def main() -> None:
         print(f"{name:<13} steps {summary['step']:>5}  TF place@5 {tf.get('placement@5', 0):.3f}  "
               f"buttons {tf.get('button_accuracy', 0):.3f}  done-clicks {tf['accuracy_by_category'].get('done', 0):.2f}"
               f"  | closed loop success {cl['success_rate']:.2f} done {cl['done_rate']:.2f}", flush=True)
+    if args.merge and Path(args.out).exists():
+        results = {**json.loads(Path(args.out).read_text())["results"], **results}
     out = {"benchmark": "head_comparison", "tasks": list(tasks), "steps_per_variant": args.steps,
            "episodes_per_task": args.episodes_per_task, "eval_episodes": args.eval_episodes,
            "machine": describe(), "results": results}

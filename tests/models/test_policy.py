@@ -133,3 +133,21 @@ def test_missing_pretrained_weights_warn_once_and_init_randomly(tmp_path):
     assert len([x for x in w if "not found" in str(x.message)]) == 1
     loss, _ = m(make_batch(k=2))
     assert torch.isfinite(loss)
+
+
+def test_spatial_context_adds_deeper_features_to_the_heatmap_map():
+    torch.manual_seed(0)
+    plain = ClickPolicy(PolicyConfig(head="heatmap", **TINY))
+    ctx = ClickPolicy(PolicyConfig(head="heatmap", spatial_context=True, **TINY))
+    assert ctx.num_params() > plain.num_params()
+    frames = make_batch()["frames"].flatten(0, 1)
+    _, s1 = ctx.encoder(frames)
+    with torch.no_grad():
+        for lat in ctx.encoder.lateral:
+            lat.weight.zero_()
+            lat.bias.zero_()
+    _, s2 = ctx.encoder(frames)
+    assert s1.shape == s2.shape and not torch.allclose(s1, s2)
+    loss, _ = ctx(make_batch())
+    loss.backward()
+    assert ctx.encoder.lateral[0].weight.grad is not None

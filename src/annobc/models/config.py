@@ -28,6 +28,7 @@ class PolicyConfig:
     dropout: float = 0.0
     # Click head.
     head: str = "xy"  # "xy": x over W and y over H (published); "heatmap": every screen pixel
+    spatial_context: bool = False  # cnn: add deeper stages' features to the heatmap's (FPN-style)
     label_smoothing: float = 0.1
     aux_category: float = 0.0  # weight of an auxiliary loss predicting the click category
     n_categories: int = 7

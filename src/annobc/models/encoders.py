@@ -52,14 +52,24 @@ class CNNEncoder(nn.Module):
         self.spatial_stage = min(1, n - 1)  # stride-4 features feed the heatmap head
         self.spatial_channels = chans[self.spatial_stage + 1]
         self.spatial_stride = 2 ** (self.spatial_stage + 1)
+        # FPN-style lateral connections: deeper (wider-context) stages added to the stride-4 map.
+        self.lateral = nn.ModuleList(
+            nn.Conv2d(c, self.spatial_channels, 1) for c in chans[self.spatial_stage + 2:]
+        ) if cfg.spatial_context else None
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_float(frames)
         spatial = None
+        deeper = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i == self.spatial_stage:
                 spatial = x  # (N, C_s, H/4, W/4)
+            elif i > self.spatial_stage:
+                deeper.append(x)
+        if self.lateral is not None:
+            for lat, feat in zip(self.lateral, deeper):
+                spatial = spatial + F.interpolate(lat(feat), size=spatial.shape[-2:], mode="nearest")
         token = self.to_token(x.flatten(1))  # (N, C*h*w) -> (N, d_model)
         return token, spatial
 
