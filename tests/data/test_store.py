@@ -184,3 +184,12 @@ def test_task_params_other_than_defaults_are_used_and_recorded(tmp_path, capsys)
     assert main(["generate", "--tasks", TASK, "--episodes-per-task", "3", "--out", str(tmp_path / "q"),
                  "--param", f"{TASK}.wings=2"]) == 2
     assert "unknown task parameter" in capsys.readouterr().err
+
+
+def test_resume_of_a_dataset_planned_before_a_plan_field_existed(small, tmp_path):
+    copy = _copy(small, tmp_path)
+    plan = json.loads((copy / "plan.json").read_text())
+    del plan["params"]  # as written by an annobc without per-task parameters
+    (copy / "plan.json").write_text(json.dumps(plan))
+    card = generate(copy, Plan(tasks=(TASK,), episodes_per_task=12, shard_size=4), progress=False)
+    assert card["generation"]["episodes_written_now"] == 0 and card["episodes"] == 12

@@ -120,6 +120,9 @@ def generate(out: str | Path, plan: Plan, workers: int = 1, progress: bool = Tru
     plan_path = root / PLAN
     if plan_path.exists():
         old = json.loads(plan_path.read_text())
+        # Fields added to Plan after a dataset was planned take their defaults.
+        defaults = Plan(tasks=(), episodes_per_task=0).to_json()
+        old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
         if old != plan.to_json():
             raise DatasetError(f"{root} holds a dataset planned with other arguments ({plan_path}); "
                                f"use a new folder or the same arguments to resume")
