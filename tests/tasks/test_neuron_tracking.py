@@ -55,9 +55,9 @@ def test_scene_follows_the_parameters():
 
 def test_setup_is_lazy_and_a_slice_is_rendered_once():
     s = Session(TASK, 0)
-    assert s.task._slices == {}
+    assert s.task._view_cache == {}
     a = s.render()
-    assert list(s.task._slices) == [0]
+    assert list(s.task._view_cache) == [0]
     img = s.task.view_image()
     assert img.shape == (112, 112, 3) and img.dtype == np.uint8
     # EM-like: mostly mid grey with dark membranes, a grey image (R = G = B).
@@ -66,7 +66,7 @@ def test_setup_is_lazy_and_a_slice_is_rendered_once():
     s.click_button("+Z")
     assert not np.array_equal(s.render(), a)
     s.click_button("-Z")
-    assert np.array_equal(s.render(), a) and sorted(s.task._slices) == [0, 1]
+    assert np.array_equal(s.render(), a) and sorted(s.task._view_cache) == [0, 1]
 
 
 def test_z_navigation_is_clamped_and_status_shows_z_and_nodes():

@@ -80,9 +80,9 @@ def test_plume_absorbs_only_in_its_window_and_stands_out_in_ratio():
 def test_bands_are_rendered_lazily_and_cached():
     s = Session(TASK, 3)
     t = s.task
-    assert not t._rad and not t._views
+    assert not t._rad and not t._view_cache
     s.render()
-    assert set(t._views) == {(0, False)}
+    assert set(t._view_cache) == {(0, False)}
     first = t.view_image()
     assert t.view_image() is first
     s.click_button("RATIO")

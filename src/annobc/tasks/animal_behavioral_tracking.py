@@ -181,7 +181,6 @@ class AnimalBehavioralTracking(Task):
         self._tail_phase = rng.uniform(0, 2 * np.pi, (self.n_frames, n))
         self._tail_amp = rng.uniform(0.8, 2.5, (self.n_frames, n))
         self._noise_offsets = rng.integers(0, NOISE_BANK - p.size, (self.n_frames, 2))
-        self._frames: dict = {}
         self._overlay_cache: dict = {}
         # GUI state
         self.t = 0
@@ -348,11 +347,8 @@ class AnimalBehavioralTracking(Task):
     def view_key(self):
         return self.t
 
-    def view_image(self) -> np.ndarray:
-        img = self._frames.get(self.t)
-        if img is None:
-            img = self._frames[self.t] = self._render_frame(self.t)
-        return img
+    def render_view(self, key: int) -> np.ndarray:
+        return self._render_frame(key)
 
     def _render_frame(self, t: int) -> np.ndarray:
         p, s = self.params, self.params.size

@@ -244,7 +244,6 @@ class AnimalLimbTracking(Task):
                       for ps in poses]
         self.gt = kps + np.array([ou, ov])  # (T, 6, 2) ground-truth keypoints (u, v)
         self._gt_list = self.gt.tolist()
-        self._frames: dict = {}
         self._marker_cache: dict = {}
         self._floor_img: np.ndarray | None = None
         # GUI state
@@ -302,11 +301,8 @@ class AnimalLimbTracking(Task):
     def view_key(self):
         return self.frame
 
-    def view_image(self) -> np.ndarray:
-        img = self._frames.get(self.frame)
-        if img is None:
-            img = self._frames[self.frame] = self._render_frame(self.frame)
-        return img
+    def render_view(self, key: int) -> np.ndarray:
+        return self._render_frame(key)
 
     def _floor(self) -> np.ndarray:
         if self._floor_img is None:

@@ -123,6 +123,7 @@ class Task(ABC):
         self._undo_stack: list[Any] = []
         self._memo: dict[str, Any] = {}
         self._memo_ann: Any = object()
+        self._view_cache: dict[Hashable, np.ndarray] = {}
         self.setup(np.random.default_rng(self.seed))
 
     # -- scene and state ----------------------------------------------------------------------
@@ -173,8 +174,16 @@ class Task(ABC):
         """A key that identifies the canvas base image (e.g. the slice), for caching."""
 
     @abstractmethod
+    def render_view(self, key: Hashable) -> np.ndarray:
+        """Render the canvas base image of view ``key``: (h, w, 3) uint8 on the data grid."""
+
     def view_image(self) -> np.ndarray:
-        """The canvas base image, (h, w, 3) uint8 on the data grid, for the current view."""
+        """The current view's base image, rendered once per view key (rendering is the hot path)."""
+        key = self.view_key()
+        img = self._view_cache.get(key)
+        if img is None:
+            img = self._view_cache[key] = self.render_view(key)
+        return img
 
     @abstractmethod
     def draw_overlays(self, canvas: np.ndarray, mapper: "CanvasMapper") -> None:

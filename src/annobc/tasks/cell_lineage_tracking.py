@@ -285,7 +285,6 @@ class CellLineageTracking(Task):
         self.alive = ~np.isnan(self.pos[:, :, 0])
         self.hard = self._close_frames()
         self._noise_offsets = rng.integers(0, BANK - S, (T, 2))
-        self._frames: dict[int, np.ndarray] = {}
         self._inside_cache: dict[tuple, bool] = {}
         self._sprites: dict[tuple[int, bool], tuple[np.ndarray, int]] = {}
         # GUI state
@@ -476,11 +475,8 @@ class CellLineageTracking(Task):
     def view_key(self):
         return self.t
 
-    def view_image(self) -> np.ndarray:
-        img = self._frames.get(self.t)
-        if img is None:
-            img = self._frames[self.t] = self._render_frame(self.t)
-        return img
+    def render_view(self, key: int) -> np.ndarray:
+        return self._render_frame(key)
 
     def _sprite(self, k: int, mitotic: bool) -> tuple[np.ndarray, int]:
         key = (k, mitotic)

@@ -145,7 +145,6 @@ class ColoredDotTracking(Task):
         self.targets = dots[:n_t]
         self.distractors = dots[n_t:]
         self._noise_offsets = rng.integers(0, NOISE_BANK - p.size, (self.n_slices + 1, 2))
-        self._slices: dict = {}
         # GUI state
         self.z = 0
         self.mip = False
@@ -184,14 +183,7 @@ class ColoredDotTracking(Task):
     def view_key(self):
         return "mip" if self.mip else self.z
 
-    def view_image(self) -> np.ndarray:
-        key = self.view_key()
-        img = self._slices.get(key)
-        if img is None:
-            img = self._slices[key] = self._render_view(key)
-        return img
-
-    def _render_view(self, key) -> np.ndarray:
+    def render_view(self, key) -> np.ndarray:
         p = self.params
         s = p.size
         acc = np.zeros((s, s, 3), np.float32)

@@ -216,7 +216,6 @@ class ExplorationClassification3D(Task):
         self._noise_offsets = rng.integers(0, NOISE_BANK - p.size, (self.n_slices, 2))
         self._tex_offset = rng.integers(0, NOISE_BANK - p.size, 2)
         self._profiles: np.ndarray | None = None
-        self._slices: dict[int, np.ndarray] = {}
         # GUI state
         self.z = self.n_slices // 2
         self.pin: tuple[float, float] | None = None  # view aid, not an annotation
@@ -304,11 +303,8 @@ class ExplorationClassification3D(Task):
     def view_key(self):
         return self.z
 
-    def view_image(self) -> np.ndarray:
-        img = self._slices.get(self.z)
-        if img is None:
-            img = self._slices[self.z] = self._render_slice(self.z)
-        return img
+    def render_view(self, key: int) -> np.ndarray:
+        return self._render_slice(key)
 
     def _render_slice(self, k: int) -> np.ndarray:
         p = self.params

@@ -278,7 +278,7 @@ class MultichannelImageAlignment(Task):
         self._noise_at = rng.integers(0, NOISE_BANK - s, (2, 2))
         self.features = self._sample_features(rng)
         self.shared = [i for i, f in enumerate(self.features) if f.channels == "AB"]
-        self._views: dict = {}
+        self._intensity_cache: dict = {}
         # GUI state: the shown view ("A", "B" or overlay "O"); landmarks (A points, B points).
         self.view = "A"
         self.ann: tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] = ((), ())
@@ -434,18 +434,12 @@ class MultichannelImageAlignment(Task):
             return ("O",) + self._overlay_params()
         return self.view
 
-    def view_image(self) -> np.ndarray:
-        key = self.view_key()
-        img = self._views.get(key)
-        if img is None:
-            if key == "A":
-                img = LUT_A[self._intensity("A")]
-            elif key == "B":
-                img = LUT_B[self._intensity("B")]
-            else:
-                img = self._render_overlay(key[1:])
-            self._views[key] = img
-        return img
+    def render_view(self, key) -> np.ndarray:
+        if key == "A":
+            return LUT_A[self._intensity("A")]
+        if key == "B":
+            return LUT_B[self._intensity("B")]
+        return self._render_overlay(key[1:])
 
     def _tissue(self, layer: int) -> np.ndarray:
         """This scene's crop of one stain of the tissue bank (oriented), with the margin."""
@@ -458,7 +452,7 @@ class MultichannelImageAlignment(Task):
     def _intensity(self, ch: str) -> np.ndarray:
         """The channel's image on the data grid as uint8 intensities (cached per channel)."""
         key = "i" + ch
-        out = self._views.get(key)
+        out = self._intensity_cache.get(key)
         if out is not None:
             return out
         p, s, m = self.params, self.params.size, self.margin
@@ -490,7 +484,7 @@ class MultichannelImageAlignment(Task):
         oy, ox = self._noise_at[0 if ch == "A" else 1]
         sd = p.noise_a if ch == "A" else p.noise_b
         img = img + 0.03 + sd * noise_bank()[oy:oy + s, ox:ox + s]
-        out = self._views[key] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        out = self._intensity_cache[key] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return out
 
     @staticmethod

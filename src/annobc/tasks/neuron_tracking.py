@@ -282,7 +282,6 @@ class NeuronTracking(Task):
         self._flip = rng.random(3) < 0.5  # flip rows, flip columns, transpose
         self._noise_offsets = rng.integers(0, NOISE_SIZE - p.size, (Z, 2))
         self._brightness = rng.normal(0.0, 4.0, Z)  # sections vary a little in brightness
-        self._slices: dict[int, np.ndarray] = {}
         # GUI state
         self.z = 0
         # Per slice: None, or the node (u, v, inside), `inside` judged against the target once,
@@ -335,11 +334,8 @@ class NeuronTracking(Task):
     def view_key(self):
         return self.z
 
-    def view_image(self) -> np.ndarray:
-        img = self._slices.get(self.z)
-        if img is None:
-            img = self._slices[self.z] = self._render_slice(self.z)
-        return img
+    def render_view(self, key: int) -> np.ndarray:
+        return self._render_slice(key)
 
     def _render_slice(self, z: int) -> np.ndarray:
         p, s = self.params, self.params.size

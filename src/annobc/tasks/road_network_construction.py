@@ -277,7 +277,6 @@ class RoadNetworkConstruction(Task):
         self._river = self._river_path(rng) if rng.random() < p.river_prob else None
         self._houses = self._sample_houses(rng, int(rng.integers(p.n_houses[0], p.n_houses[1] + 1)))
         self._map: np.ndarray | None = None
-        self._views: dict = {}
         self._lines: dict = {}
         # GUI state
         self.ox, self.oy = 0, 0
@@ -471,13 +470,9 @@ class RoadNetworkConstruction(Task):
     def view_key(self):
         return (self.ox, self.oy)
 
-    def view_image(self) -> np.ndarray:
-        key = (self.ox, self.oy)
-        img = self._views.get(key)
-        if img is None:
-            img = self._views[key] = np.ascontiguousarray(
-                self.map_image()[self.oy:self.oy + self.view, self.ox:self.ox + self.view])
-        return img
+    def render_view(self, key: tuple[int, int]) -> np.ndarray:
+        ox, oy = key
+        return np.ascontiguousarray(self.map_image()[oy:oy + self.view, ox:ox + self.view])
 
     def _line(self, p0: tuple[int, int], p1: tuple[int, int]) -> np.ndarray:
         key = (p0, p1)

@@ -84,12 +84,16 @@ class Session:
         return self.step(*self.mapper.to_screen(u, v))
 
     def canvas_image(self) -> np.ndarray:
-        """The current view's base image at canvas pixel size (cached per view)."""
+        """The current view's base image at canvas pixel size (the task caches it per view; an
+        upscaled copy is cached here only when the canvas is larger than the data grid)."""
+        img = self.task.view_image()
+        if self.mapper.identity:
+            return img
         key = self.task.view_key()
-        img = self._canvas_cache.get(key)
-        if img is None:
-            img = self._canvas_cache[key] = self.mapper.to_canvas_image(self.task.view_image())
-        return img
+        big = self._canvas_cache.get(key)
+        if big is None:
+            big = self._canvas_cache[key] = self.mapper.to_canvas_image(img)
+        return big
 
     def render(self, out: np.ndarray | None = None) -> np.ndarray:
         task = self.task

@@ -322,7 +322,6 @@ class SpectralPlumeFinding(Task):
         self.absorb = absorb * plume.depth
         self._noise_off = rng.integers(0, NOISE_BANK - s, (B, 2))
         self._rad: dict[int, np.ndarray] = {}
-        self._views: dict = {}
         # GUI state
         self.band = 0
         self.ratio = False
@@ -419,12 +418,8 @@ class SpectralPlumeFinding(Task):
     def view_key(self):
         return (self.band, self.ratio)
 
-    def view_image(self) -> np.ndarray:
-        key = (self.band, self.ratio)
-        img = self._views.get(key)
-        if img is None:
-            img = self._views[key] = self._render_view(*key)
-        return img
+    def render_view(self, key: tuple[int, bool]) -> np.ndarray:
+        return self._render_view(*key)
 
     def _render_view(self, b: int, ratio: bool) -> np.ndarray:
         if not ratio:
