@@ -8,6 +8,8 @@ Variants (all the `tiny` CNN preset, colored_dot_tracking by default):
   xy+rare       the xy head with the same handling
   heatmap+rare+context  heatmap+rare whose stride-4 map also gets the deeper conv stages'
                 features (FPN-style lateral connections: more context per cell)
+  heatmap+rare+history  heatmap+rare whose cells also see themselves over the last 8 frames
+                (causal temporal convolution) and score their own (x, y) position
 
     .venv/bin/python benchmarks/head_comparison.py [--steps 800] [--tasks colored_dot_tracking]
 
@@ -35,9 +37,10 @@ VARIANTS = {
     "heatmap+rare": "{head: heatmap, aux_category: 0.2}",
     "xy+rare": "{head: xy, aux_category: 0.2}",
     "heatmap+rare+context": "{head: heatmap, aux_category: 0.2, spatial_context: true}",
+    "heatmap+rare+history": "{head: heatmap, aux_category: 0.2, spatial_history: 8, spatial_coords: true}",
 }
 WEIGHTING = {"xy": 0.0, "heatmap": 0.0, "heatmap+rare": 0.5, "xy+rare": 0.5,
-             "heatmap+rare+context": 0.5}
+             "heatmap+rare+context": 0.5, "heatmap+rare+history": 0.5}
 
 
 def main() -> None:

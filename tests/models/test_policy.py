@@ -49,6 +49,14 @@ def test_predict_is_inside_the_screen_and_sampling_varies(head):
     assert len(samples) > 1
 
 
+@pytest.mark.parametrize("head", ["xy", "heatmap"])
+def test_forward_predict_equals_predict(head):
+    m = ClickPolicy(PolicyConfig(head=head, **TINY)).eval()
+    batch = make_batch()
+    _, info = m(batch, predict=True)
+    assert torch.equal(info["pred"], m.predict(batch))
+
+
 def test_causal_and_padding_masks():
     m = ClickPolicy(PolicyConfig(**TINY)).eval()
     batch = make_batch()
@@ -151,3 +159,59 @@ def test_spatial_context_adds_deeper_features_to_the_heatmap_map():
     loss, _ = ctx(make_batch())
     loss.backward()
     assert ctx.encoder.lateral[0].weight.grad is not None
+
+
+def test_spatial_history_is_causal_sees_earlier_frames_and_ignores_padding():
+    torch.manual_seed(0)
+    m = ClickPolicy(PolicyConfig(head="heatmap", spatial_history=2, spatial_coords=True,
+                                 spatial_summary=True, **TINY)).eval()
+    torch.nn.init.normal_(m.history.out.weight)  # zero-initialised: make it matter
+    batch = make_batch()
+    h1, s1 = m.encode(batch)
+    assert s1.shape[2] == m.encoder.spatial_channels
+    changed = {k: v.clone() for k, v in batch.items()}
+    changed["frames"][:, 1] = 0  # change frame 1 only
+    _, s2 = m.encode(changed)
+    assert torch.allclose(s1[:, 0], s2[:, 0], atol=1e-5)  # earlier steps do not see it
+    assert not torch.allclose(s1[1:, 2], s2[1:, 2])  # the next step's map does (2 frames back)
+    assert torch.allclose(s1[:, 3], s2[:, 3], atol=1e-5)  # beyond the history it is gone
+    h2, _ = m.encode(changed)
+    assert torch.allclose(h1[:, 0], h2[:, 0], atol=1e-5)  # the summary keeps the transformer causal
+    # The summary is what the transformer reads of the cells' history: without it, a change the
+    # cells see two frames back changes step 2's state only through the token of frame 1.
+    m.summary.weight.data.zero_()
+    m.summary.bias.data.zero_()
+    h3, _ = m.encode(batch)
+    assert not torch.allclose(h1[:, 2], h3[:, 2])
+    padded = {k: v.clone() for k, v in batch.items()}
+    padded["frames"][0, :2] = 255  # padding before the episode start must not matter
+    _, s3 = m.encode(padded)
+    assert torch.allclose(s1[0, 2:], s3[0, 2:], atol=1e-5)
+    with pytest.raises(ValueError, match="spatial_history"):
+        PolicyConfig(spatial_history=9, window=8)
+
+
+def test_coordinate_channels_let_the_query_prefer_a_position():
+    m = ClickPolicy(PolicyConfig(head="heatmap", spatial_coords=True, label_smoothing=0.0, **TINY))
+    with torch.no_grad():
+        m.query.weight.zero_()
+        m.query.bias.zero_()
+        m.query.bias[-1] = -50.0  # score = -50 * y: prefer the top
+    batch = make_batch()
+    h, spatial = m.encode(batch)
+    pix = m.click_logits(h, spatial)["pixel"][0, -1].view(128, 160)
+    assert pix[0].mean() > pix[-1].mean()
+
+
+def test_change_weight_scales_the_loss_of_steps_whose_action_changes():
+    m = ClickPolicy(PolicyConfig(label_smoothing=0.0, **TINY))
+    batch = make_batch()
+    batch["changed"] = torch.zeros_like(batch["valid"])
+    base, _ = m(batch)
+    m.cfg.change_weight = 3.0
+    same, _ = m(batch)  # no step changes: unchanged loss
+    batch["changed"][:] = True
+    tripled, _ = m(batch)
+    assert same.item() == pytest.approx(base.item())
+    assert tripled.item() == pytest.approx(3 * base.item(), rel=1e-5)
+

@@ -51,9 +51,19 @@ def test_distractor_and_missing_dots_lower_f1():
     assert score == 0.0 and not success
 
 
-def test_requested_colour_is_on_screen():
+def test_requested_colour_is_on_screen_in_that_colour():
+    from annobc.tasks.colored_dot_tracking import COLORS
+
     s = Session(TASK, 3)
     assert s.task.status()[0].startswith(f"FIND {s.task.color}")
+    frame = s.render()
+    st = s.layout.status
+    line_h = (st.y1 - st.y0) // s.layout.status_lines
+    first = frame[st.y0:st.y0 + line_h, st.x0:st.x1].reshape(-1, 3)
+    second = frame[st.y0 + line_h:st.y1, st.x0:st.x1].reshape(-1, 3)
+    colour = tuple(COLORS[s.task.color])
+    assert (first == colour).all(1).sum() > 20  # the first line's text is in the requested colour
+    assert not (second == colour).all(1).any()  # the second line keeps the theme's text colour
 
 
 def test_default_persona_inside_every_human_range():

@@ -101,11 +101,20 @@ def test_unknown_key_and_bad_value_fail_at_start_with_one_line(tmp_path):
     for override, needle in [("optim.lrr=1", "unknown config key optim.lrr"),
                              ("optim.lr=fast", "optim.lr: expected a number"),
                              ("nonsense.x=1", "unknown config section 'nonsense'"),
-                             ("model.overrides={wings: 2}", "model.overrides.wings")]:
+                             ("model.overrides={wings: 2}", "model.overrides.wings"),
+                             ("data.task_weights={dots: 2}", "data.task_weights: unknown task")]:
         p = subprocess.run([sys.executable, "-m", "annobc.train", override], capture_output=True,
                            timeout=120)
         err = p.stderr.decode().strip()
         assert p.returncode == 2 and needle in err and len(err.splitlines()) == 1, err
+
+
+def test_task_weights_for_tasks_the_dataset_lacks_are_ignored(data, tmp_path):
+    # The demo config weights colored_dot_tracking; here the dataset has only that task, and a
+    # weight for another registered task must not stop training.
+    run_train(args_for(data, tmp_path, "w", "optim.max_steps=2",
+                       "data.task_weights={colored_dot_tracking: 2, neuron_tracking: 3}"))
+    assert losses(tmp_path / "w")
 
 
 def test_presets_in_configs_load():

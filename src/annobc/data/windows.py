@@ -52,6 +52,10 @@ class EpisodeWindows:
         self.mistake_present = st["mistake_present"].astype(bool)
         self.is_mistake = st["is_mistake"].astype(bool)
         self.is_correction = st["is_correction"].astype(bool)
+        # The click hits another element than the click before (e.g. turning back after stepping
+        # on): the rare steps a policy cannot get right by repeating its last action.
+        element = np.array([e if e is not None else "" for e in st["element"]], dtype=object)
+        self.changed = np.concatenate([[True], element[1:] != element[:-1]]).astype(bool)
 
     def window(self, t: int, k: int) -> dict[str, np.ndarray]:
         """The k steps ending at step t, left-padded (valid=False) before the episode's start."""
@@ -70,7 +74,7 @@ class EpisodeWindows:
             "task": np.int64(self.task),
         }
         for name in ("xy", "prev_xy", "category", "phase", "position", "target", "mistake_present",
-                     "is_mistake", "is_correction"):
+                     "is_mistake", "is_correction", "changed"):
             v = getattr(self, name)[src]
             out[name] = np.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v, np.zeros_like(v))
         return out
@@ -94,7 +98,8 @@ class WindowDataset(IterableDataset):
 
     Each sample is a dict: frames (K, H, W, 3) uint8, xy and prev_xy (K, 2) click pixels (prev_xy
     is zero where bos), category, phase, target (K,) int64, position (K,) float32,
-    mistake_present, is_mistake, is_correction, bos, valid (K,) bool, step (K,), task () and
+    mistake_present, is_mistake, is_correction, changed (the click hits another element than the
+    one before), bos, valid (K,) bool, step (K,), task () and
     stream () (which rank/worker stream produced it: the key of ``set_epoch``'s ``skip``).
     """
 

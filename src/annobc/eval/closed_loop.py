@@ -37,6 +37,7 @@ class Rollout:
     keep_frames: bool = False
     frames: list = field(default_factory=list)
     tokens: deque = field(default_factory=deque)  # last K frame tokens (d,)
+    maps: deque = field(default_factory=deque)  # last spatial_history per-frame maps (C, h, w)
     clicks: list = field(default_factory=list)  # every click (x, y), prefix included
     pending: list = field(default_factory=list)  # prefix frames still to encode (oldest first)
     prefix_len: int = 0
@@ -66,6 +67,7 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
     """Step all rollouts to the end, ``batch_size`` sessions at a time, one forward per step."""
     cfg = model.cfg
     k = cfg.window
+    n_maps = cfg.spatial_history
     gen = torch.Generator(device="cpu").manual_seed(seed)
     queue = list(rollouts)
     active: list[Rollout] = []
@@ -85,6 +87,20 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
             owners.append(i)
         batch = torch.from_numpy(np.stack(frames)).to(device)
         tokens, spatial = model.encode_frames(batch)  # (n, d), (n, C, h, w)
+        if spatial is not None and model.history is not None:
+            # Each new frame's cell history (and the token's summary of it) from that rollout's
+            # last spatial_history maps, in one batched call.
+            windows = torch.zeros(len(owners), n_maps, *spatial.shape[1:], device=device)
+            have = torch.zeros(len(owners), n_maps, dtype=torch.bool, device=device)
+            for j, i in enumerate(owners):
+                maps = active[i].maps
+                maps.append(spatial[j])
+                while len(maps) > n_maps:
+                    maps.popleft()
+                windows[j, n_maps - len(maps):] = torch.stack(list(maps))
+                have[j, n_maps - len(maps):] = True
+            spatial, tokens = model.cell_history(windows, have, tokens[:, None], last=True)
+            spatial, tokens = spatial[:, 0], tokens[:, 0]  # (n, C, h, w), (n, d)
         last_spatial = {}
         for j, i in enumerate(owners):
             active[i].tokens.append(tokens[j])

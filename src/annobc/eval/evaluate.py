@@ -25,7 +25,7 @@ COMPARE_KEYS = ("success_rate", "done_rate", "mean_length", "mistake_rate", "cor
 
 def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20,
              temperature: float = 0.4, max_steps: int = 300, out: str | None = None,
-             data: str | None = None, gifs_per_task: int = 2, tf_windows: int = 2048,
+             data: str | None = None, gifs_per_task: int = 2, tf_windows: int = 1024,
              recovery_seeds: int = 20, device: str = "cpu", progress: bool = True) -> dict:
     model, state = load_policy(checkpoint, device)
     data = data or state["train_config"]["data"]["path"]

@@ -84,35 +84,43 @@ def summarise(rows: dict[str, np.ndarray]) -> dict:
 def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: int | None = None,
                    batch_size: int = 32, device: str | torch.device = "cpu", seed: int = 0,
                    tasks: list[str] | None = None) -> dict:
-    """Teacher-forced metrics over a split: overall, and per task."""
+    """Teacher-forced metrics over a split: overall, and per task.
+
+    ``max_windows`` caps the windows of EACH task (so every task's figures rest on the same number
+    of windows, however its episodes are weighted in training); None: every window of the split.
+    """
     cfg = model.cfg
     was_training = model.training
     model.eval()
-    ds = WindowDataset(store, split, window=cfg.window, seed=seed, tasks=tasks)
     names = task_ids()
     screen = (cfg.screen_w, cfg.screen_h)
     cols = defaultdict(list)
     losses = defaultdict(list)
-    seen = 0
-    for batch in DataLoader(ds, batch_size=batch_size):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        _, info = model(batch)
-        n_valid = int(batch["valid"].sum())
-        for k, v in info.items():
-            if k.startswith("loss"):
-                losses[k].append((v, n_valid))
-        pred = model.predict(batch).cpu().numpy()
-        target = batch["xy"][:, -1].cpu().numpy()
-        category = batch["category"][:, -1].cpu().numpy()
-        task_list = [names[int(t)] for t in batch["task"].cpu()]
-        flags = score_predictions(task_list, pred, target, category, screen)
-        for k, v in flags.items():
-            cols[k].append(v)
-        cols["category"].append(category)
-        cols["task"].append(np.array(task_list))
-        seen += len(pred)
-        if max_windows is not None and seen >= max_windows:
-            break
+    for task in (tasks if tasks is not None else store.tasks):
+        if not store.episode_ids(split, [task]):
+            continue
+        ds = WindowDataset(store, split, window=cfg.window, seed=seed, tasks=[task])
+        seen = 0
+        for batch in DataLoader(ds, batch_size=batch_size):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.no_grad():
+                _, info = model(batch, predict=True)
+            pred = info.pop("pred").cpu().numpy()
+            n_valid = int(batch["valid"].sum())
+            for k, v in info.items():
+                if k.startswith("loss"):
+                    losses[k].append((v, n_valid))
+            target = batch["xy"][:, -1].cpu().numpy()
+            category = batch["category"][:, -1].cpu().numpy()
+            task_list = [names[int(t)] for t in batch["task"].cpu()]
+            flags = score_predictions(task_list, pred, target, category, screen)
+            for k, v in flags.items():
+                cols[k].append(v)
+            cols["category"].append(category)
+            cols["task"].append(np.array(task_list))
+            seen += len(pred)
+            if max_windows is not None and seen >= max_windows:
+                break
     model.train(was_training)
     rows = {k: np.concatenate(v) for k, v in cols.items()}
     out = summarise(rows)

@@ -68,7 +68,8 @@ class Screen:
         return frame[self._canvas_slice]
 
     def render(self, canvas_img: np.ndarray, selected: Iterable[str], status: Sequence[str],
-               out: np.ndarray | None = None) -> np.ndarray:
+               out: np.ndarray | None = None,
+               status_colors: Sequence[tuple[int, int, int] | None] = ()) -> np.ndarray:
         L = self.layout
         if out is None:
             frame = self.chrome.copy()
@@ -81,10 +82,12 @@ class Screen:
             frame[r.y0:r.y1, r.x0:r.x1] = self._selected_faces[label]
         s = L.status
         y = s.y0 + 1
-        for line in status[: L.status_lines]:
+        for i, line in enumerate(status[: L.status_lines]):
             mask = self.atlas.render(line)
             mh = mask.shape[0]
             mw = min(mask.shape[1], s.w - 1)
-            frame[y:y + mh, s.x0 + 1:s.x0 + 1 + mw][mask[:, :mw]] = self.theme.status_text
+            color = status_colors[i] if i < len(status_colors) else None
+            frame[y:y + mh, s.x0 + 1:s.x0 + 1 + mw][mask[:, :mw]] = (
+                self.theme.status_text if color is None else color)
             y += mh
         return frame

@@ -29,8 +29,12 @@ class PolicyConfig:
     # Click head.
     head: str = "xy"  # "xy": x over W and y over H (published); "heatmap": every screen pixel
     spatial_context: bool = False  # cnn: add deeper stages' features to the heatmap's (FPN-style)
+    spatial_history: int = 0  # each spatial cell also sees itself over the last N frames (0 = off)
+    spatial_summary: bool = False  # with spatial_history: the transformer reads it, pooled
+    spatial_coords: bool = False  # heatmap: the query also scores each cell's (x, y) position
     label_smoothing: float = 0.1
     aux_category: float = 0.0  # weight of an auxiliary loss predicting the click category
+    change_weight: float = 1.0  # loss weight of steps whose click hits another element than the last
     n_categories: int = 7
 
     def __post_init__(self):
@@ -43,6 +47,9 @@ class PolicyConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        if not 0 <= self.spatial_history <= self.window:
+            raise ValueError(f"spatial_history must be in 0..window ({self.window}), "
+                             f"got {self.spatial_history}")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -5,6 +5,7 @@ rollouts. A batch is what ``annobc.data.windows.WindowDataset`` yields, collated
 
     frames (B, K, H, W, 3) uint8    prev_xy (B, K, 2)    bos (B, K)    valid (B, K)
     xy (B, K, 2) targets            category (B, K) click category of the target
+    changed (B, K) the target hits another element than the previous click (for change_weight)
 
 The model knows the screen size, not the tasks.
 """
@@ -50,6 +51,35 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+class SpatialHistory(nn.Module):
+    """A causal temporal convolution over each heatmap cell's last N frames, added to its features.
+
+    Per-frame features cannot tell a dot at its brightest slice from the same dot one slice off;
+    the cell's own history can (it was dimmer on the slices just visited). Zero-initialised output,
+    so it starts as the identity.
+    """
+
+    def __init__(self, channels: int, frames: int, hidden: int = 16):
+        super().__init__()
+        self.frames = frames
+        self.mix = nn.Conv3d(channels, hidden, (frames, 1, 1))
+        self.out = nn.Conv3d(hidden, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, spatial: torch.Tensor, valid: torch.Tensor, last: bool = False) -> torch.Tensor:
+        """(b, k, C, h, w) features of consecutive frames, (b, k) valid -> (b, k, C, h, w), or only
+        the last step's (b, 1, C, h, w) when ``last`` (rollouts: N times less work)."""
+        x = (spatial * valid[:, :, None, None, None]).transpose(1, 2)  # (b, C, k, h, w)
+        if last:
+            x = x[:, :, -self.frames:]
+            spatial = spatial[:, -1:]
+        pad = self.frames - 1 if not last else self.frames - x.shape[2]
+        x = F.pad(x, (0, 0, 0, 0, pad, 0))  # left-pad time: output k sees k-N+1..k
+        y = self.out(F.gelu(self.mix(x)))  # (b, C, k or 1, h, w)
+        return spatial + y.transpose(1, 2)
+
+
 class ClickPolicy(nn.Module):
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
@@ -66,7 +96,14 @@ class ClickPolicy(nn.Module):
             self.head_x = nn.Linear(d, W)
             self.head_y = nn.Linear(d, H)
         else:
-            self.query = nn.Linear(d, self.encoder.spatial_channels)
+            # Coordinate channels let the query prefer positions (e.g. the top-most of equal dots).
+            coords = 2 if cfg.spatial_coords else 0
+            self.query = nn.Linear(d, self.encoder.spatial_channels + coords)
+        c = self.encoder.spatial_channels
+        self.history = SpatialHistory(c, cfg.spatial_history) if cfg.spatial_history else None
+        # The transformer's button decisions (step on, turn back) need what the cells' history
+        # sees, e.g. a dot that was brighter two slices ago: a max- and mean-pooled summary of it.
+        self.summary = nn.Linear(2 * c, d) if cfg.spatial_history and cfg.spatial_summary else None
         self.head_category = nn.Linear(d, cfg.n_categories) if cfg.aux_category > 0 else None
         # Per-category loss weights (set from the training data; 1 = unweighted).
         self.register_buffer("category_weights", torch.ones(cfg.n_categories))
@@ -91,18 +128,40 @@ class ClickPolicy(nn.Module):
         return self.ln_f(x)
 
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-        frames = batch["frames"]
+        frames, valid = batch["frames"], batch["valid"]
         b, k = frames.shape[:2]
         token, spatial = self.encode_frames(frames.flatten(0, 1))  # (b*k, H, W, 3) -> (b*k, d)
-        h = self.temporal(token.view(b, k, -1), batch["prev_xy"], batch["bos"], batch["valid"])
+        token = token.view(b, k, -1)
         if spatial is not None:
-            spatial = spatial.view(b, k, *spatial.shape[1:])  # (b, k, C, h, w)
+            spatial = spatial.view(b, k, *spatial.shape[1:])  # (b*k, C, h, w) -> (b, k, C, h, w)
+            spatial, token = self.cell_history(spatial, valid, token)
+        h = self.temporal(token, batch["prev_xy"], batch["bos"], valid)
         return h, spatial
+
+    def cell_history(self, spatial: torch.Tensor, valid: torch.Tensor, token: torch.Tensor,
+                     last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame maps (b, k, C, h, w) of consecutive steps and their tokens (b, k, d) -> maps
+        with each cell's history and tokens with its pooled summary, when configured. ``last``:
+        only the last step's, (b, 1, C, h, w) and (b, 1, d)."""
+        if last:
+            token = token[:, -1:]
+        if self.history is None:
+            return (spatial[:, -1:] if last else spatial), token
+        spatial = self.history(spatial, valid, last)
+        if self.summary is not None:
+            pooled = torch.cat([spatial.amax((-2, -1)), spatial.mean((-2, -1))], -1)  # (b, k, 2C)
+            token = token + self.summary(pooled)
+        return spatial, token
 
     def click_logits(self, h: torch.Tensor, spatial: torch.Tensor | None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         if cfg.head == "xy":
             return {"x": self.head_x(h), "y": self.head_y(h)}  # (b, k, W), (b, k, H)
+        if cfg.spatial_coords:
+            b, k, _, h_, w_ = spatial.shape
+            ys = torch.linspace(-1, 1, h_, device=spatial.device).view(h_, 1).expand(h_, w_)
+            xs = torch.linspace(-1, 1, w_, device=spatial.device).view(1, w_).expand(h_, w_)
+            spatial = torch.cat([spatial, torch.stack([xs, ys]).expand(b, k, 2, h_, w_)], 2)
         q = self.query(h)  # (b, k, C)
         cells = torch.einsum("bkc,bkchw->bkhw", q, spatial) / q.shape[-1] ** 0.5
         b, k = cells.shape[:2]
@@ -111,7 +170,9 @@ class ClickPolicy(nn.Module):
         return {"pixel": pix.view(b, k, cfg.screen_h * cfg.screen_w)}
 
     # -- training -------------------------------------------------------------------------------
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+    def forward(self, batch: dict, predict: bool = False) -> tuple[torch.Tensor, dict]:
+        """Loss over every valid step; ``predict``: also the argmax click of each window's last
+        step as info["pred"] (b, 2), from the same pass (teacher-forced evaluation)."""
         cfg = self.cfg
         h, spatial = self.encode(batch)
         logits = self.click_logits(h, spatial)
@@ -136,6 +197,10 @@ class ClickPolicy(nn.Module):
                         "loss_x": F.cross_entropy(mx, xy[..., 0][valid]).item(),
                         "loss_y": F.cross_entropy(my, xy[..., 1][valid]).item()}
         weights = self.category_weights[batch["category"][valid]]
+        if cfg.change_weight != 1.0:
+            # Keyframe weighting (cf. Wen et al. 2021): repeating the last action is right most of
+            # the time, so the steps where the action changes carry the signal that must be seen.
+            weights = weights * torch.where(batch["changed"][valid], cfg.change_weight, 1.0)
         # Normalised by the number of window positions, not of valid ones, so that the loss of a
         # batch split across processes (DDP averages gradients) equals that of the whole batch.
         denom = valid.numel()
@@ -147,6 +212,9 @@ class ClickPolicy(nn.Module):
             loss = loss + cfg.aux_category * lc_all.sum() / denom
             info["loss_category"] = lc.item()
         info["loss"] = loss.item()
+        if predict:
+            with torch.no_grad():
+                info["pred"] = self.click_from_logits({k: v[:, -1] for k, v in logits.items()})
         return loss, info
 
     # -- acting ---------------------------------------------------------------------------------
@@ -162,9 +230,14 @@ class ClickPolicy(nn.Module):
     def sample_click(self, h: torch.Tensor, spatial: torch.Tensor | None, temperature: float = 0.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """A click (b, 2) from last-step states h (b, d) and that frame's spatial features."""
-        cfg = self.cfg
         logits = {k: v[:, 0] for k, v in self.click_logits(
             h.unsqueeze(1), spatial.unsqueeze(1) if spatial is not None else None).items()}  # (b, n)
+        return self.click_from_logits(logits, temperature, generator)
+
+    def click_from_logits(self, logits: dict[str, torch.Tensor], temperature: float = 0.0,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+        """Click logits of one step, {name: (b, n)} -> clicks (b, 2): argmax, or sampled."""
+        cfg = self.cfg
 
         def pick(lg: torch.Tensor) -> torch.Tensor:
             if temperature <= 0:

@@ -193,6 +193,10 @@ class Task(ABC):
     def status(self) -> tuple[str, ...]:
         """Status lines, most important first."""
 
+    def status_colors(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """A text colour per status line (None: the theme's), e.g. a label drawn in its own colour."""
+        return ()
+
     def selected(self) -> tuple[str, ...]:
         """Labels of buttons shown as selected/active (tool, tab, toggles)."""
         return ()

@@ -50,7 +50,7 @@ class Params:
 class DotPersona(Persona):
     notice_rate: float = 0.995
     order: str = "scan"  # "scan": by depth; "nearest": nearest dot next
-    overshoot_rate: float = 0.8  # steps 1-2 slices past the brightest slice and comes back
+    overshoot_rate: float = 1.0  # steps 1-2 slices past the brightest slice and comes back (TASKS.md)
     slip_rate: float = 0.03  # places one slice off the brightest
     offcentre_rate: float = 0.012  # places 3-4 px off the centre
     distractor_rate: float = 0.012  # marks a dot of another colour
@@ -84,7 +84,7 @@ class ColoredDotTracking(Task):
 
     ## Observation Space
     The rendered screen: the current slice (or the MIP) with markers as crosses on their slice (all
-    markers in MIP), the status lines ``FIND <COLOUR>  Z <z>/<Z-1>`` and
+    markers in MIP), the status lines ``FIND <COLOUR>  Z <z>/<Z-1>`` (in the requested colour) and
     ``MARKERS <n>  MIP ON|OFF``, and the MIP button highlighted while on.
 
     ## Rewards
@@ -100,10 +100,11 @@ class ColoredDotTracking(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the status line naming the requested colour is drawn in that colour.
     """
 
     task_id = "colored_dot_tracking"
-    version = 0
+    version = 1
     instruction = "Mark every dot of the requested colour at the slice where it is brightest."
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("MIP", "view"),
@@ -219,6 +220,10 @@ class ColoredDotTracking(Task):
     def status(self) -> tuple[str, ...]:
         return (f"FIND {self.color}  Z {self.z}/{self.n_slices - 1}",
                 f"MARKERS {len(self.ann)}  MIP {'ON' if self.mip else 'OFF'}")
+
+    def status_colors(self):
+        # The requested colour's line is drawn in that colour, as annotation tools show a label's.
+        return (COLORS[self.color], None)
 
     def selected(self) -> tuple[str, ...]:
         return ("MIP",) if self.mip else ()

@@ -97,6 +97,7 @@ class Session:
 
     def render(self, out: np.ndarray | None = None) -> np.ndarray:
         task = self.task
-        frame = self.screen.render(self.canvas_image(), task.selected(), task.status(), out)
+        frame = self.screen.render(self.canvas_image(), task.selected(), task.status(), out,
+                                   task.status_colors())
         task.draw_overlays(self.screen.canvas_view(frame), self.mapper)
         return frame

@@ -56,7 +56,7 @@ class RunSection:
     device: str = "auto"  # auto | cpu | cuda
     log_every: int = 10
     eval_every: int = 250
-    eval_windows: int = 512
+    eval_windows: int = 64  # per task
     ckpt_every: int = 250
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
@@ -141,6 +141,14 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"config optim.lr: must be > 0, got {cfg.optim.lr}")
     if cfg.data.workers < 0 or cfg.data.shards < 0:
         raise ValueError("config data.workers and data.shards must be >= 0")
+    from annobc.tasks.registry import task_ids
+
+    unknown = sorted(set(cfg.data.task_weights) - set(task_ids()))
+    if unknown:
+        raise ValueError(f"config data.task_weights: unknown task(s) {unknown}")
+    if any(not isinstance(w, (int, float)) or w < 0 for w in cfg.data.task_weights.values()):
+        raise ValueError(f"config data.task_weights: weights must be numbers >= 0, "
+                         f"got {cfg.data.task_weights}")
     if cfg.run.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"config run.device: expected auto, cpu or cuda, got {cfg.run.device!r}")
 

@@ -121,6 +121,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     # -- data ------------------------------------------------------------------------------------------
     store = EpisodeStore(cfg.data.path)
     tasks = store.tasks if cfg.data.tasks == "all" else [t.strip() for t in cfg.data.tasks.split(",")]
+    # A config's weights may name tasks this dataset lacks (e.g. the demo config on a subset).
+    weights = {t: w for t, w in cfg.data.task_weights.items() if t in tasks}
     n_shards = cfg.data.shards or world
     if n_shards % world or cfg.optim.batch_size % n_shards:
         raise ValueError(f"data.shards ({n_shards}) must be a multiple of the world size ({world}) "
@@ -128,7 +130,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     per_shard = cfg.optim.batch_size // n_shards
     local_shards = range(rank * n_shards // world, (rank + 1) * n_shards // world)
     streams = {s: ShardStream(WindowDataset(store, "train", cfg.data.window, tasks,
-                                            cfg.data.task_weights or None, seed=cfg.run.seed,
+                                            weights or None, seed=cfg.run.seed,
                                             rank=s, world_size=n_shards),
                               per_shard, cfg.data.workers) for s in local_shards}
 
