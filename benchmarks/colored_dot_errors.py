@@ -20,6 +20,7 @@ import json
 import numpy as np
 import torch
 
+from annobc.data.windows import EpisodeWindows
 from annobc.tasks.episode import replay_session, run_annotator
 from annobc.train.checkpoint import load_policy
 
@@ -27,15 +28,10 @@ TASK = "colored_dot_tracking"
 TEST_SEEDS = 20_000_000  # the test split's first seed
 
 
-def window_batch(frames, clicks, i: int, k: int) -> dict:
-    """The k-step window ending at step i, left-padded as WindowDataset does."""
-    idx = np.arange(i - k + 1, i + 1)
-    valid = idx >= 0
-    src = np.where(valid, idx, 0)
-    fr = np.stack([frames[j] if v else np.zeros_like(frames[0]) for j, v in zip(src, valid)])
-    prev = np.array([clicks[j - 1] if v and j > 0 else (0, 0) for j, v in zip(src, valid)])
-    return {"frames": torch.from_numpy(fr)[None], "prev_xy": torch.from_numpy(prev).long()[None],
-            "bos": torch.from_numpy(idx == 0)[None], "valid": torch.from_numpy(valid)[None]}
+def last_step_batch(windows: EpisodeWindows, t: int, k: int) -> dict:
+    """The k-step window ending at step t, as a batch of one for ``predict``."""
+    w = windows.window(t, k)
+    return {key: torch.from_numpy(np.asarray(w[key]))[None] for key in ("frames", "prev_xy", "bos", "valid")}
 
 
 def classify(session, z: int, markers, prev_phase, pred) -> str:
@@ -76,11 +72,12 @@ def main() -> None:
             frames.append(s.render().copy())
             states.append((s.task.z, tuple(s.task.ann), st.category))
             s.step(x, y)
+        windows = EpisodeWindows.from_record(rec, np.stack(frames + [s.render()]))
         clicks = rec.clicks
         for i, (z, markers, category) in enumerate(states):
             if category not in ("place", "navigate"):
                 continue
-            pred = tuple(model.predict(window_batch(frames, clicks, i, model.cfg.window))[0].tolist())
+            pred = tuple(model.predict(last_step_batch(windows, i, model.cfg.window))[0].tolist())
             before = rec.steps[i - 1].element if i else None
             if category == "navigate":
                 key = f"{rec.steps[i].element} {rec.steps[i].phase} after {before}"

@@ -18,7 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from annobc.data.frames import load_frames
 from annobc.data.store import EpisodeStore
 from annobc.tasks.base import CATEGORIES, PHASES
-from annobc.tasks.episode import replay
+from annobc.tasks.episode import STEP_FIELDS, EpisodeRecord, replay
 from annobc.tasks.registry import task_ids
 
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -33,15 +33,12 @@ def task_index(task_id: str) -> int:
 class EpisodeWindows:
     """One episode's frames and per-step arrays, from which windows are cut."""
 
-    def __init__(self, store: EpisodeStore, eid: str):
-        meta, st = store.meta(eid), store.steps(eid)
-        if meta["frames_stored"]:
-            self.frames = load_frames(store.root, eid)
-        else:
-            self.frames = np.stack(list(replay(store.record(eid))))  # (n + 1, H, W, 3)
-        n = int(meta["length"])
-        self.n = n
-        self.task = task_index(meta["task_id"])
+    def __init__(self, frames: np.ndarray, st: dict[str, np.ndarray], task_id: str):
+        """``frames``: (n + 1, H, W, 3), the frame before every click and the last; ``st``: the
+        episode's step columns (as ``EpisodeStore.steps`` gives them)."""
+        self.frames = frames
+        self.n = len(st["x"])
+        self.task = task_index(task_id)
         xy = np.stack([st["x"], st["y"]], 1).astype(np.int64)  # (n, 2)
         self.xy = xy
         self.prev_xy = np.concatenate([np.zeros((1, 2), np.int64), xy[:-1]])  # (n, 2), BOS at 0
@@ -56,6 +53,21 @@ class EpisodeWindows:
         # on): the rare steps a policy cannot get right by repeating its last action.
         element = np.array([e if e is not None else "" for e in st["element"]], dtype=object)
         self.changed = np.concatenate([[True], element[1:] != element[:-1]]).astype(bool)
+
+    @classmethod
+    def from_store(cls, store: EpisodeStore, eid: str) -> "EpisodeWindows":
+        meta = store.meta(eid)
+        if meta["frames_stored"]:
+            frames = load_frames(store.root, eid)
+        else:
+            frames = np.stack(list(replay(store.record(eid))))  # (n + 1, H, W, 3)
+        return cls(frames, store.steps(eid), meta["task_id"])
+
+    @classmethod
+    def from_record(cls, record: EpisodeRecord, frames: np.ndarray) -> "EpisodeWindows":
+        """An episode not in a dataset (e.g. an annotator run), with its frames."""
+        st = {f: np.array([getattr(s, f) for s in record.steps]) for f in STEP_FIELDS}
+        return cls(frames, st, record.task_id)
 
     def window(self, t: int, k: int) -> dict[str, np.ndarray]:
         """The k steps ending at step t, left-padded (valid=False) before the episode's start."""
@@ -179,7 +191,7 @@ class WindowDataset(IterableDataset):
                 skip -= 1
             else:
                 if entry[1] is None:
-                    entry[1] = EpisodeWindows(self.store, entry[0])
+                    entry[1] = EpisodeWindows.from_store(self.store, entry[0])
                 sample = entry[1].window(t, self.window)
                 sample["stream"] = np.int64(shard)
                 yield sample
