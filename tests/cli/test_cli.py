@@ -3,6 +3,7 @@ import json
 from PIL import Image
 
 from annobc.cli.main import main
+from annobc.data import EpisodeStore
 
 
 def test_tasks_json(capsys):
@@ -42,6 +43,7 @@ def test_demo_runs_the_whole_loop_at_a_tiny_scale(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--tasks", "colored_dot_tracking,cell_lineage_tracking",
                  "--episodes-per-task", "6", "--max-steps", "4", "--eval-episodes", "2",
                  "--eval-max-steps", "10", "--tf-windows", "16", "--recovery-seeds", "3",
+                 "--takeover-episodes", "3",
                  "--workers", "1", "data.workers=0", "data.window=2", "optim.batch_size=4",
                  "model.overrides={cnn_channels: [4, 8, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}"]) == 0
     printed = capsys.readouterr().out
@@ -49,4 +51,8 @@ def test_demo_runs_the_whole_loop_at_a_tiny_scale(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "colored_dot_tracking" in report and "cell_lineage_tracking" in report
     assert (out / "train" / "checkpoints" / "latest").exists()
+    # colored dots can be taken over: 3 takeover episodes, then training on from those weights
+    assert "colored_dot_tracking: " in printed and "annotator clicks to imitate" in printed
+    assert (out / "train_takeover" / "checkpoints" / "latest").exists()
+    assert sum("takeover" in e for e in EpisodeStore(out / "data").episode_ids("train")) == 3
     assert (out / "data" / "dataset.json").exists()

@@ -110,3 +110,23 @@ def test_materialised_frames_are_served_without_replay(tmp_path):
     by_step = {int(w["step"][-1]): w for w in ws}
     for t in (0, 5, len(rec) - 1):
         assert np.array_equal(by_step[t]["frames"][-1], frames[t])
+
+
+def test_target_xy_points_at_the_item_each_step_works_on(tmp_path):
+    from annobc.data.windows import EpisodeWindows
+    from annobc.tasks import Session
+
+    rec = run_annotator("colored_dot_tracking", 3)
+    frames = np.zeros((len(rec) + 1, 1, 1, 3), np.uint8)  # frames play no part here
+    w = EpisodeWindows.from_record(rec, frames)
+    task = Session("colored_dot_tracking", 3).task
+    for i, s in enumerate(rec.steps):
+        if s.target < 0:
+            assert tuple(w.target_xy[i]) == (-1, -1)
+        else:  # on the target dot: the canvas maps data pixels 1:1 at 160x128, offset by 2
+            d = task.targets[s.target]
+            assert abs(w.target_xy[i][0] - 2 - d.x) <= 1 and abs(w.target_xy[i][1] - 2 - d.y) <= 1
+    navigating = [i for i, s in enumerate(rec.steps) if s.category == "navigate" and s.target >= 0]
+    assert navigating  # dense: navigation steps point at the dot they head for, not only placements
+    other = run_annotator("neuron_tracking", 0)  # a task without target points
+    assert (EpisodeWindows.from_record(other, frames[:1].repeat(len(other) + 1, 0)).target_xy == -1).all()

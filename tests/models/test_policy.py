@@ -26,6 +26,48 @@ def make_batch(b=3, k=4, w=160, h=128, seed=0):
 
 
 @pytest.mark.parametrize("head", ["xy", "heatmap"])
+def test_loss_ignores_the_targets_of_learner_steps(head):
+    """Takeover episodes: a policy's own clicks are history (prev_xy), never targets."""
+    torch.manual_seed(0)
+    m = ClickPolicy(PolicyConfig(head=head, aux_category=0.5, **TINY)).eval()
+    batch = make_batch()
+    batch["imitate"] = torch.ones_like(batch["valid"])
+    batch["imitate"][1, :2] = False
+    base, _ = m(batch)
+    moved = {k: v.clone() for k, v in batch.items()}
+    moved["xy"][1, :2] = moved["xy"][1, :2] + 7
+    moved["category"][1, :2] = (moved["category"][1, :2] + 1) % 7
+    assert m(moved)[0].item() == pytest.approx(base.item())
+    moved["xy"][1, 2] = moved["xy"][1, 2] + 7  # a demonstrated step's target still counts
+    assert m(moved)[0].item() != pytest.approx(base.item())
+    del batch["imitate"]  # batches without the field (annotator-only data) imitate every step
+    assert m(batch)[0].item() != pytest.approx(base.item())
+
+
+def test_aux_target_points_at_the_item_being_worked_on():
+    torch.manual_seed(0)
+    m = ClickPolicy(PolicyConfig(head="heatmap", aux_target=1.0, spatial_coords=True, **TINY))
+    batch = make_batch()
+    batch["target_xy"] = torch.full((3, 4, 2), -1, dtype=torch.long)
+    without, info = m(batch)
+    assert "loss_target" not in info  # no step has a target point
+    batch["target_xy"][1:, :, 0], batch["target_xy"][1:, :, 1] = 37, 90
+    with_target, info = m(batch)
+    assert with_target.item() > without.item() and info["loss_target"] > 0
+    with_target.backward()
+    assert m.target_query.weight.grad.abs().sum() > 0
+    # The point is learnable: training the second query alone lowers its loss.
+    opt = torch.optim.Adam(m.target_query.parameters(), lr=0.05)
+    for _ in range(30):
+        opt.zero_grad()
+        m(batch)[0].backward()
+        opt.step()
+    assert m(batch)[1]["loss_target"] < 0.5 * info["loss_target"]
+    with pytest.raises(ValueError, match="aux_target"):
+        PolicyConfig(head="xy", aux_target=0.5)
+
+
+@pytest.mark.parametrize("head", ["xy", "heatmap"])
 def test_forward_loss_and_backward(head):
     m = ClickPolicy(PolicyConfig(head=head, aux_category=0.5, **TINY))
     loss, info = m(make_batch())

@@ -79,3 +79,44 @@ def test_default_persona_inside_every_human_range():
 def test_other_personas_run(persona):
     rec = run_annotator(TASK, 0, persona)
     assert rec.done and len(rec) > 20
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_annotator_takes_over_from_any_state_and_succeeds(seed):
+    """resume() is the expert of takeover episodes: from a state full of someone else's clicks
+    (markers on distractors, on wrong slices, twice on a dot, MIP left on) it must still finish."""
+    import numpy as np
+
+    from annobc.tasks.episode import annotator_rng
+
+    s = Session(TASK, seed, {"n_targets": [4, 8]})
+    t = s.task
+    rng = np.random.default_rng(seed)
+    for _ in range(int(rng.integers(0, 40))):
+        r = rng.random()
+        if r < 0.5:
+            s.click_button("+Z")
+        elif r < 0.6:
+            s.click_button("-Z")
+        elif r < 0.7:
+            s.click_button("MIP")
+        else:  # a marker on some dot, or on background, on whatever slice this is
+            d = (t.targets + t.distractors)[int(rng.integers(len(t.targets) + len(t.distractors)))]
+            s.click_data(d.x + rng.normal(0, 2), d.y + rng.normal(0, 2))
+    cls = s.task_cls
+    expert = cls.Annotator(s, cls.personas["default"], annotator_rng(seed, "default:resume"))
+    for intent in expert.resume():
+        s.step(intent.x, intent.y)
+    assert s.done
+    # The default persona notices nearly every slip of its own: allow one left uncorrected.
+    assert t.n_wrong() <= 1 and len(t.matched_targets()) >= len(t.targets) - 1
+
+
+def test_tasks_without_a_takeover_expert_say_so():
+    from annobc.tasks.episode import annotator_rng
+
+    s = Session("neuron_tracking", 0)
+    cls = s.task_cls
+    expert = cls.Annotator(s, cls.personas["default"], annotator_rng(0, "default"))
+    with pytest.raises(NotImplementedError, match="cannot take over"):
+        next(expert.resume())

@@ -130,3 +130,23 @@ def test_print_params(capsys):
     assert main(["model.preset=tiny", "--print-params"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert 0.7e6 < out["params"] < 1.6e6
+
+
+def test_init_from_starts_from_another_runs_weights(data, tmp_path):
+    from safetensors.torch import load_file
+
+    from annobc.train.checkpoint import load_state
+
+    run_train(args_for(data, tmp_path, "first", "optim.max_steps=3"))
+    # A vanishing lr: the second run's weights stay what it started from.
+    run_train(args_for(data, tmp_path, "second", "optim.max_steps=1", "optim.lr=1.0e-12",
+                       f"model.init_from={tmp_path / 'first'}"))
+    a = load_file(str(load_state(tmp_path / "first")[0] / "model.safetensors"))
+    b = load_file(str(load_state(tmp_path / "second")[0] / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-8) for k in a)
+    bigger = TINY.replace("d_model: 16", "d_model: 32")
+    args = [a for a in args_for(data, tmp_path, "third", "optim.max_steps=1",
+                                f"model.init_from={tmp_path / 'first'}") if a != TINY] + [bigger]
+    p = subprocess.run([sys.executable, "-m", "annobc.train", *args], capture_output=True, timeout=300)
+    err = p.stderr.decode().strip().splitlines()
+    assert p.returncode == 2 and "init_from" in err[-1] and "d_model" in err[-1], err[-3:]

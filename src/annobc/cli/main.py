@@ -203,6 +203,32 @@ def cmd_eval(args) -> int:
     return 0
 
 
+# -- takeover ------------------------------------------------------------------------------------
+def cmd_takeover(args) -> int:
+    from annobc.eval.takeover import add_takeover_episodes
+    from annobc.train.checkpoint import load_policy
+
+    model, state = load_policy(args.checkpoint, args.device)
+    data = args.data or state["train_config"]["data"]["path"]
+    out = []
+    for task in [t.strip() for t in args.tasks.split(",")]:
+        bar = _progress(None, args.episodes, f"takeover {task}") if not args.json else None
+        out.append(add_takeover_episodes(model, data, task, args.episodes, args.temperature,
+                                         args.seed, args.rollin_max or None,
+                                         name=f"step{state['step']}", device=args.device,
+                                         progress=bar))
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for r in out:
+            print(f"{r['task']}: {r['episodes']} takeover episodes -> shard {r['shard']} of {data} "
+                  f"({r['rollin_steps']} policy clicks as context, {r['expert_steps']} annotator "
+                  f"clicks to imitate; annotator success {r['expert_success']:.0%})")
+    return 0
+
+
 # -- demo ----------------------------------------------------------------------------------------
 # The demo's scene ranges where they differ from the task defaults (later --param values win):
 # colored_dot_tracking with TASKS.md's 4-8 requested dots (the default 12-18 matches the human click
@@ -211,19 +237,27 @@ DEMO_PARAMS = ["colored_dot_tracking.n_targets=[4, 8]"]
 
 
 def cmd_demo(args) -> int:
-    """The main job: generate a nine-task dataset, train the CPU preset, evaluate, report."""
+    """The main job: generate a nine-task dataset, train the CPU preset, add takeover episodes and
+    train on, evaluate, report."""
     import time
     from pathlib import Path
 
     from annobc.data import Plan, generate, resolve_tasks
     from annobc.eval.evaluate import evaluate, results_table
+    from annobc.eval.takeover import add_takeover_episodes, can_take_over
+    from annobc.train.checkpoint import load_policy
     from annobc.train.config import load_config
     from annobc.train.train import train
 
     t0 = time.perf_counter()
     out = Path(args.out)
     tasks = resolve_tasks(args.tasks)
-    print(f"[1/3] generating {args.episodes_per_task} annotator episodes per task for "
+    takeover = [t for t in tasks if can_take_over(t)] if args.takeover_episodes else []
+    first_minutes = args.minutes - (args.takeover_minutes if takeover else 0)
+    if first_minutes <= 0:
+        raise ValueError(f"--takeover-minutes ({args.takeover_minutes}) must be less than "
+                         f"--minutes ({args.minutes})")
+    print(f"[1/4] generating {args.episodes_per_task} annotator episodes per task for "
           f"{len(tasks)} tasks -> {out / 'data'}", flush=True)
     generate(out / "data", Plan(tasks=tasks, episodes_per_task=args.episodes_per_task,
                                 seed=args.seed, params=parse_task_params(DEMO_PARAMS + (args.param or []))),
@@ -233,12 +267,35 @@ def cmd_demo(args) -> int:
                  f"optim.max_minutes={args.minutes}", f"run.seed={args.seed}", *args.overrides]
     if args.max_steps:
         overrides.append(f"optim.max_steps={args.max_steps}")
-    cfg = load_config(cfg_path, overrides)
-    print(f"[2/3] training the {cfg.model.preset} preset for at most {args.minutes} min "
+    cfg = load_config(cfg_path, overrides + [f"optim.max_minutes={first_minutes}"])
+    print(f"[2/4] training the {cfg.model.preset} preset for at most {first_minutes} min "
           f"({cfg.optim.max_steps} steps) -> {cfg.run_dir}", flush=True)
     summary = train(cfg)
     print(f"      trained {summary['step']} steps in {summary['minutes']} min", flush=True)
-    print(f"[3/3] evaluating on {args.eval_episodes} test episodes per task", flush=True)
+    if takeover:
+        # DAgger-style: the policy rolls in, the annotator finishes; then train on from these
+        # weights with the grown dataset, for as many steps as the time left allows.
+        print(f"[3/4] {args.takeover_episodes} takeover episodes per task for {', '.join(takeover)}, "
+              f"then {args.takeover_minutes} min more training", flush=True)
+        model, _ = load_policy(str(cfg.run_dir))
+        for t in takeover:
+            r = add_takeover_episodes(model, out / "data", t, args.takeover_episodes,
+                                      args.temperature, args.seed, name=f"step{summary['step']}")
+            print(f"      {t}: {r['rollin_steps']} policy clicks as context, {r['expert_steps']} "
+                  f"annotator clicks to imitate", flush=True)
+        rate = summary["step"] / max(summary["minutes"], 1e-6)  # steps per minute on this machine
+        steps = max(1, int(rate * args.takeover_minutes))  # so the cosine schedule ends in time
+        cfg = load_config(cfg_path, overrides + [
+            "run.name=train_takeover", f"model.init_from={cfg.run_dir}",
+            f"optim.max_minutes={args.takeover_minutes}",
+            f"optim.max_steps={min(steps, args.max_steps) if args.max_steps else steps}",
+            f"optim.warmup_steps={args.takeover_warmup}"])
+        summary = train(cfg)
+        print(f"      trained {summary['step']} more steps in {summary['minutes']} min", flush=True)
+    else:
+        print("[3/4] no takeover episodes (--takeover-episodes 0, or no task's annotator can take "
+              "over)", flush=True)
+    print(f"[4/4] evaluating on {args.eval_episodes} test episodes per task", flush=True)
     res = evaluate(str(cfg.run_dir), tasks, args.eval_episodes, args.temperature, args.eval_max_steps,
                    out=str(out), gifs_per_task=args.gifs, tf_windows=args.tf_windows,
                    recovery_seeds=args.recovery_seeds)
@@ -311,6 +368,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
 
+    s = sub.add_parser("takeover", help="DAgger-style data: the policy rolls in, the annotator "
+                                        "finishes; added to the dataset as a train shard")
+    s.add_argument("checkpoint", help="run folder, checkpoints folder, or one checkpoint folder")
+    s.add_argument("--data", default=None, help="dataset to add to (default: the run's)")
+    s.add_argument("--tasks", default="colored_dot_tracking",
+                   help="comma-separated task ids whose annotator can take over")
+    s.add_argument("--episodes", type=int, default=200, help="takeover episodes per task")
+    s.add_argument("--rollin-max", type=int, default=0,
+                   help="most policy clicks before the annotator takes over (0: 1.5x the task's "
+                        "mean annotator episode length)")
+    s.add_argument("--temperature", type=float, default=0.4)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_takeover)
+
     s = sub.add_parser("demo", help="the whole loop on a CPU: generate, train, evaluate, report")
     s.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     s.add_argument("--tasks", default="all")
@@ -326,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recovery-seeds", type=int, default=20)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--takeover-episodes", type=int, default=300,
+                   help="takeover episodes per task whose annotator can take over (0: none)")
+    s.add_argument("--takeover-minutes", type=float, default=6.0,
+                   help="of --minutes, the training after the takeover episodes are added")
+    s.add_argument("--takeover-warmup", type=int, default=20, help="warm-up steps of that training")
     s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
                    help="a task parameter other than its default (recorded in the dataset card); "
                         f"the demo sets {' '.join(DEMO_PARAMS)} unless overridden")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the learner column
 
 # (name, arrow type, meaning)
 STEP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -34,6 +34,8 @@ STEP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("annotated", pa.bool_(), "this click added or changed an annotation"),
     ("timestamp_ms", pa.float64(), "milliseconds since the episode started, where a person "
                                    "clicked; null for virtual annotators"),
+    ("learner", pa.bool_(), "a learned policy made this click (a closed-loop episode, or the roll-in "
+                            "of a takeover episode): context, not a click to imitate"),
 ]
 
 EPISODE_COLUMNS: list[tuple[str, pa.DataType, str]] = [

@@ -200,10 +200,13 @@ class EpisodeStore:
 
 
 def dataset_stats(store: EpisodeStore) -> dict:
-    """Per-task stats of every episode in the store (all splits), as `annobc stats` computes them."""
+    """Per-task stats of the demonstrations in the store (all splits), as `annobc stats` computes
+    them: episodes a learned policy took part in (persona 'policy:...', e.g. takeover episodes)
+    are left out."""
     out = {}
     for t in store.tasks:
-        recs = [store.record(e) for e in store.episode_ids(tasks=[t])]
+        recs = [store.record(e) for e in store.episode_ids(tasks=[t])
+                if not store.meta(e)["persona"].startswith("policy:")]
         s = episode_stats(recs)
         s.pop("reference", None)
         out[t] = s

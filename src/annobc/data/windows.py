@@ -18,7 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from annobc.data.frames import load_frames
 from annobc.data.store import EpisodeStore
 from annobc.tasks.base import CATEGORIES, PHASES
-from annobc.tasks.episode import STEP_FIELDS, EpisodeRecord, replay
+from annobc.tasks.episode import STEP_FIELDS, EpisodeRecord, replay, replay_session
 from annobc.tasks.registry import task_ids
 
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -30,12 +30,32 @@ def task_index(task_id: str) -> int:
     return task_ids().index(task_id)
 
 
+def target_points(record: EpisodeRecord) -> np.ndarray:
+    """(n, 2) screen pixel of each step's ``target`` item (Task.target_point), -1 where it has
+    none (or the scene cannot be rebuilt, e.g. real image data)."""
+    out = np.full((len(record), 2), -1, np.int64)
+    try:
+        session = replay_session(record)
+    except ValueError:
+        return out
+    points: dict[int, tuple[int, int] | None] = {}
+    for i, s in enumerate(record.steps):
+        if s.target not in points:
+            p = session.task.target_point(s.target)
+            points[s.target] = session.mapper.to_screen(*p) if p is not None else None
+        if points[s.target] is not None:
+            out[i] = points[s.target]
+    return out
+
+
 class EpisodeWindows:
     """One episode's frames and per-step arrays, from which windows are cut."""
 
-    def __init__(self, frames: np.ndarray, st: dict[str, np.ndarray], task_id: str):
+    def __init__(self, frames: np.ndarray, st: dict[str, np.ndarray], task_id: str,
+                 target_xy: np.ndarray | None = None):
         """``frames``: (n + 1, H, W, 3), the frame before every click and the last; ``st``: the
-        episode's step columns (as ``EpisodeStore.steps`` gives them)."""
+        episode's step columns (as ``EpisodeStore.steps`` gives them); ``target_xy``: (n, 2)
+        screen point of each step's target item, -1 where none (:func:`target_points`)."""
         self.frames = frames
         self.n = len(st["x"])
         self.task = task_index(task_id)
@@ -53,21 +73,26 @@ class EpisodeWindows:
         # on): the rare steps a policy cannot get right by repeating its last action.
         element = np.array([e if e is not None else "" for e in st["element"]], dtype=object)
         self.changed = np.concatenate([[True], element[1:] != element[:-1]]).astype(bool)
+        # Clicks a learned policy made (a takeover episode's roll-in) are history, not targets.
+        self.imitate = ~np.asarray(st["learner"], bool)
+        self.target_xy = (np.full((self.n, 2), -1, np.int64) if target_xy is None
+                          else np.asarray(target_xy, np.int64))
 
     @classmethod
     def from_store(cls, store: EpisodeStore, eid: str) -> "EpisodeWindows":
         meta = store.meta(eid)
+        record = store.record(eid)
         if meta["frames_stored"]:
             frames = load_frames(store.root, eid)
         else:
-            frames = np.stack(list(replay(store.record(eid))))  # (n + 1, H, W, 3)
-        return cls(frames, store.steps(eid), meta["task_id"])
+            frames = np.stack(list(replay(record)))  # (n + 1, H, W, 3)
+        return cls(frames, store.steps(eid), meta["task_id"], target_points(record))
 
     @classmethod
     def from_record(cls, record: EpisodeRecord, frames: np.ndarray) -> "EpisodeWindows":
         """An episode not in a dataset (e.g. an annotator run), with its frames."""
         st = {f: np.array([getattr(s, f) for s in record.steps]) for f in STEP_FIELDS}
-        return cls(frames, st, record.task_id)
+        return cls(frames, st, record.task_id, target_points(record))
 
     def window(self, t: int, k: int) -> dict[str, np.ndarray]:
         """The k steps ending at step t, left-padded (valid=False) before the episode's start."""
@@ -86,7 +111,7 @@ class EpisodeWindows:
             "task": np.int64(self.task),
         }
         for name in ("xy", "prev_xy", "category", "phase", "position", "target", "mistake_present",
-                     "is_mistake", "is_correction", "changed"):
+                     "is_mistake", "is_correction", "changed", "imitate", "target_xy"):
             v = getattr(self, name)[src]
             out[name] = np.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v, np.zeros_like(v))
         return out
@@ -111,7 +136,9 @@ class WindowDataset(IterableDataset):
     Each sample is a dict: frames (K, H, W, 3) uint8, xy and prev_xy (K, 2) click pixels (prev_xy
     is zero where bos), category, phase, target (K,) int64, position (K,) float32,
     mistake_present, is_mistake, is_correction, changed (the click hits another element than the
-    one before), bos, valid (K,) bool, step (K,), task () and
+    one before), imitate (a demonstrated click, not a learner's), target_xy (K, 2) (screen point
+    of the item being worked on, -1 where none), bos, valid (K,) bool, step (K,),
+    task () and
     stream () (which rank/worker stream produced it: the key of ``set_epoch``'s ``skip``).
     """
 
@@ -180,8 +207,10 @@ class WindowDataset(IterableDataset):
                 eid = next(pending, None)
                 if eid is None:
                     break
-                n = int(self.store.meta(eid)["length"])
-                open_eps.append([eid, None, list(rng.permutation(n))])
+                # Windows end on demonstrated clicks only (not on a takeover's roll-in).
+                ends = np.flatnonzero(~self.store.steps(eid)["learner"].astype(bool))
+                if len(ends):
+                    open_eps.append([eid, None, list(rng.permutation(ends))])
             if not open_eps:
                 return
             i = int(rng.integers(len(open_eps)))

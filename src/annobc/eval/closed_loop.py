@@ -42,10 +42,12 @@ class Rollout:
     pending: list = field(default_factory=list)  # prefix frames still to encode (oldest first)
     prefix_len: int = 0
     stop_when_fixed: int | None = None  # recovery: stop once n_wrong drops below this
+    stop_before: tuple[str, ...] = ()  # takeover: hand over instead of clicking these elements
+    stopped: bool = False
 
     @property
     def finished(self) -> bool:
-        if self.session.done or len(self.record.steps) >= self.max_steps:
+        if self.stopped or self.session.done or len(self.record.steps) >= self.max_steps:
             return True
         return self.stop_when_fixed is not None and self.session.task.n_wrong() < self.stop_when_fixed
 
@@ -130,11 +132,15 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
         for i, r in enumerate(active):
             x = int(np.clip(clicks[i, 0], 0, r.session.layout.width - 1))
             y = int(np.clip(clicks[i, 1], 0, r.session.layout.height - 1))
-            res = r.session.step(x, y)
-            r.clicks.append((x, y))
-            r.record.steps.append(StepRecord(
-                x, y, res.element, res.category, PHASE_OF_CATEGORY[res.category], res.position, -1,
-                res.mistake_present, res.effect.wrong, res.removed_mistake, res.effect.annotated))
+            if r.stop_before and r.session.layout.hit(x, y) in r.stop_before:
+                r.stopped = True  # the click is not made: the expert takes over from here
+            else:
+                res = r.session.step(x, y)
+                r.clicks.append((x, y))
+                r.record.steps.append(StepRecord(
+                    x, y, res.element, res.category, PHASE_OF_CATEGORY[res.category], res.position,
+                    -1, res.mistake_present, res.effect.wrong, res.removed_mistake,
+                    res.effect.annotated, learner=True))
             if r.finished:
                 finish_record(r.record, r.session)
                 if r.keep_frames:

@@ -34,6 +34,9 @@ class PolicyConfig:
     spatial_coords: bool = False  # heatmap: the query also scores each cell's (x, y) position
     label_smoothing: float = 0.1
     aux_category: float = 0.0  # weight of an auxiliary loss predicting the click category
+    # heatmap: weight of an auxiliary loss pointing, at every step, at the item being worked on
+    # (where the task knows its place), e.g. the next dot of the requested colour while navigating.
+    aux_target: float = 0.0
     change_weight: float = 1.0  # loss weight of steps whose click hits another element than the last
     n_categories: int = 7
 
@@ -47,6 +50,8 @@ class PolicyConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.aux_target and self.head != "heatmap":
+            raise ValueError("aux_target needs head: heatmap (it points with the heatmap's cells)")
         if not 0 <= self.spatial_history <= self.window:
             raise ValueError(f"spatial_history must be in 0..window ({self.window}), "
                              f"got {self.spatial_history}")

@@ -95,10 +95,14 @@ class ClickPolicy(nn.Module):
         if cfg.head == "xy":
             self.head_x = nn.Linear(d, W)
             self.head_y = nn.Linear(d, H)
+            self.target_query = None
         else:
             # Coordinate channels let the query prefer positions (e.g. the top-most of equal dots).
             coords = 2 if cfg.spatial_coords else 0
             self.query = nn.Linear(d, self.encoder.spatial_channels + coords)
+            # A second query over the same cells: where is the item being worked on?
+            self.target_query = (nn.Linear(d, self.encoder.spatial_channels + coords)
+                                 if cfg.aux_target > 0 else None)
         c = self.encoder.spatial_channels
         self.history = SpatialHistory(c, cfg.spatial_history) if cfg.spatial_history else None
         # The transformer's button decisions (step on, turn back) need what the cells' history
@@ -153,17 +157,21 @@ class ClickPolicy(nn.Module):
             token = token + self.summary(pooled)
         return spatial, token
 
-    def click_logits(self, h: torch.Tensor, spatial: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
-        if cfg.head == "xy":
-            return {"x": self.head_x(h), "y": self.head_y(h)}  # (b, k, W), (b, k, H)
-        if cfg.spatial_coords:
+    def cell_scores(self, query: nn.Module, h: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
+        """States (b, k, d) and cells (b, k, C, h, w) -> each cell's score for the query (b, k, h, w)."""
+        if self.cfg.spatial_coords:
             b, k, _, h_, w_ = spatial.shape
             ys = torch.linspace(-1, 1, h_, device=spatial.device).view(h_, 1).expand(h_, w_)
             xs = torch.linspace(-1, 1, w_, device=spatial.device).view(1, w_).expand(h_, w_)
             spatial = torch.cat([spatial, torch.stack([xs, ys]).expand(b, k, 2, h_, w_)], 2)
-        q = self.query(h)  # (b, k, C)
-        cells = torch.einsum("bkc,bkchw->bkhw", q, spatial) / q.shape[-1] ** 0.5
+        q = query(h)  # (b, k, C)
+        return torch.einsum("bkc,bkchw->bkhw", q, spatial) / q.shape[-1] ** 0.5
+
+    def click_logits(self, h: torch.Tensor, spatial: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        if cfg.head == "xy":
+            return {"x": self.head_x(h), "y": self.head_y(h)}  # (b, k, W), (b, k, H)
+        cells = self.cell_scores(self.query, h, spatial)
         b, k = cells.shape[:2]
         pix = F.interpolate(cells.flatten(0, 1).unsqueeze(1), size=(cfg.screen_h, cfg.screen_w),
                             mode="bilinear", align_corners=False)  # (b*k, 1, H, W)
@@ -171,12 +179,13 @@ class ClickPolicy(nn.Module):
 
     # -- training -------------------------------------------------------------------------------
     def forward(self, batch: dict, predict: bool = False) -> tuple[torch.Tensor, dict]:
-        """Loss over every valid step; ``predict``: also the argmax click of each window's last
+        """Loss over every valid demonstrated step; ``predict``: also the argmax click of each window's last
         step as info["pred"] (b, 2), from the same pass (teacher-forced evaluation)."""
         cfg = self.cfg
         h, spatial = self.encode(batch)
         logits = self.click_logits(h, spatial)
-        valid = batch["valid"]
+        # The loss covers demonstrated steps; a learner's clicks (takeover roll-ins) are context.
+        valid = batch["valid"] & batch["imitate"] if "imitate" in batch else batch["valid"]
         xy = batch["xy"]
         ls = cfg.label_smoothing
         if cfg.head == "xy":
@@ -211,6 +220,17 @@ class ClickPolicy(nn.Module):
             lc = lc_all.mean()
             loss = loss + cfg.aux_category * lc_all.sum() / denom
             info["loss_category"] = lc.item()
+        if self.target_query is not None and "target_xy" in batch:
+            # Every step where the task knows the item being worked on: point at its cell.
+            txy = batch["target_xy"]
+            sel = valid & (txy[..., 0] >= 0)
+            if sel.any():
+                cells = self.cell_scores(self.target_query, h, spatial)  # (b, k, h, w)
+                stride = cfg.screen_w // cells.shape[-1]
+                idx = (txy[..., 1] // stride) * cells.shape[-1] + txy[..., 0] // stride
+                lt = F.cross_entropy(cells.flatten(2)[sel], idx[sel], reduction="none")
+                loss = loss + cfg.aux_target * lt.sum() / denom
+                info["loss_target"] = lt.mean().item()
         info["loss"] = loss.item()
         if predict:
             with torch.no_grad():

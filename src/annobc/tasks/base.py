@@ -206,6 +206,11 @@ class Task(ABC):
     def position(self) -> float:
         """Where in the data axis the view is, in [0, 1] (z/Z, t/T, band/B, ...)."""
 
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """Data coordinates (u, v) of ground-truth item ``k`` (the ``target`` latent), for tasks
+        whose items sit at one place in the scene; None where there is no such point."""
+        return None
+
     @abstractmethod
     def n_wrong(self) -> int:
         """Number of wrong annotations currently in the annotation state."""
@@ -255,6 +260,12 @@ class Annotator(ABC):
     @abstractmethod
     def script(self) -> Iterator[Intent]:
         """Yield the clicks of one episode, ending with DONE."""
+
+    def resume(self) -> Iterator[Intent]:
+        """Yield the clicks that finish an episode someone else began (e.g. a policy's roll-in):
+        the expert of a takeover episode. Tasks whose annotator can take over override this."""
+        raise NotImplementedError(f"the {self.task.task_id} annotator cannot take over a running "
+                                  "episode (no resume())")
 
     # -- helpers ------------------------------------------------------------------------------
     def press(self, label: str, phase: str, target: int = -1, correction: bool = False) -> Intent:

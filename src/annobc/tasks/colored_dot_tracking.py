@@ -233,10 +233,14 @@ class ColoredDotTracking(Task):
         return self.z / (self.n_slices - 1)
 
     def _match(self) -> int:
+        return len(self.matched_targets())
+
+    def matched_targets(self) -> frozenset[int]:
+        """Indices of the target dots a marker matches."""
         return self.memo("match", self._compute_match)
 
-    def _compute_match(self) -> int:
-        """Greedy one-to-one matching of markers to target dots; returns the number matched."""
+    def _compute_match(self) -> frozenset[int]:
+        """Greedy one-to-one matching of markers to target dots; returns the targets matched."""
         pairs = []
         for i, (u, v, z) in enumerate(self.ann):
             for j, d in enumerate(self.targets):
@@ -248,10 +252,13 @@ class ColoredDotTracking(Task):
             if i not in used_m and j not in used_t:
                 used_m.add(i)
                 used_t.add(j)
-        return len(used_m)
+        return frozenset(used_t)
 
     def n_wrong(self) -> int:
         return len(self.ann) - self._match()
+
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        return (self.targets[k].x, self.targets[k].y) if 0 <= k < len(self.targets) else None
 
     def score(self) -> tuple[float, bool]:
         m = self._match()
@@ -269,12 +276,15 @@ class ColoredDotAnnotator(Annotator):
     task: ColoredDotTracking
 
     def script(self) -> Iterator[Intent]:
+        yield self.press("MIP", "survey")
+        yield self.press("MIP", "survey")
+        yield from self._mark(self._order())
+
+    def _mark(self, order: list[int]) -> Iterator[Intent]:
+        """Mark the target dots in this order, checking in MIP now and then, and finish."""
         t, p = self.task, self.persona
-        yield self.press("MIP", "survey")
-        yield self.press("MIP", "survey")
-        for k in self._order():
-            dot = t.targets[k]
-            yield from self._do_dot(k, dot)
+        for k in order:
+            yield from self._do_dot(k, t.targets[k])
             if self.chance(p.mip_check_rate):
                 yield self.press("MIP", "verify", k)
                 yield self.press("MIP", "verify", k)
@@ -282,6 +292,24 @@ class ColoredDotAnnotator(Annotator):
             yield self.press("MIP", "verify")
             yield self.press("MIP", "verify")
         yield self.press("DONE", "finish")
+
+    def resume(self) -> Iterator[Intent]:
+        """Take over a running episode: MIP off, UNDO until no marker is wrong, then the dots not
+        yet marked, sweeping on from the current slice (then back for any left behind), and the
+        same final check as :meth:`script`."""
+        t = self.task
+        if t.mip:
+            yield self.press("MIP", "survey")
+        for _ in range(len(t.ann)):  # UNDO removes the latest marker: at most one per marker
+            if not t.n_wrong():
+                break
+            yield self.press("UNDO", "correct", -1, True)
+        done = t.matched_targets()
+        left = [k for k in self._order() if k not in done]
+        ahead = [k for k in left if t.targets[k].peak >= t.z]
+        behind = sorted((k for k in left if t.targets[k].peak < t.z),
+                        key=lambda k: (-t.targets[k].peak, t.targets[k].y))
+        yield from self._mark(ahead + behind)
 
     def _order(self) -> list[int]:
         t = self.task

@@ -20,7 +20,7 @@ from annobc.tasks.session import Session, StepResult
 
 # Per-step fields, in column order (see docs/data.md once datasets exist).
 STEP_FIELDS = ("x", "y", "element", "category", "phase", "position", "target", "mistake_present",
-               "is_mistake", "is_correction", "annotated", "timestamp_ms")
+               "is_mistake", "is_correction", "annotated", "timestamp_ms", "learner")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class StepRecord:
     is_correction: bool
     annotated: bool
     timestamp_ms: float | None = None  # set where a person clicked
+    learner: bool = False  # a learned policy made this click: not a demonstration
 
     @classmethod
     def from_step(cls, intent: Intent, res: StepResult, timestamp_ms: float | None = None):

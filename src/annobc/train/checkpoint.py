@@ -98,6 +98,17 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> tuple[C
     return model.to(device).eval(), state
 
 
+def init_weights(model: ClickPolicy, path: str | Path) -> int:
+    """Load another run's weights into ``model`` (same model config); returns that run's step."""
+    ck, state = load_state(path)
+    theirs = PolicyConfig.from_dict(state["model_config"])
+    if theirs != model.cfg:
+        diff = sorted(k for k, v in theirs.to_dict().items() if model.cfg.to_dict().get(k) != v)
+        raise ValueError(f"model.init_from {path}: its model config differs in {', '.join(diff)}")
+    model.load_state_dict(load_file(str(ck / "model.safetensors")))
+    return int(state["step"])
+
+
 def restore_training(ck: Path, state: dict, model, optimizer, scheduler) -> None:
     model.load_state_dict(load_file(str(ck / "model.safetensors")))
     tensors = load_file(str(ck / "optimizer.safetensors"))

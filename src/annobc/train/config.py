@@ -20,6 +20,9 @@ from annobc.models.config import PRESETS, PolicyConfig
 class ModelSection:
     preset: str = "tiny"
     overrides: dict = field(default_factory=dict)  # any PolicyConfig field, e.g. {head: heatmap}
+    # A run folder or checkpoint whose weights start this run (fine-tuning, e.g. on a dataset grown
+    # by takeover episodes); its model config must be this run's. Not with --resume.
+    init_from: str = ""
 
 
 @dataclass

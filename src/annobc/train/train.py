@@ -27,7 +27,7 @@ from annobc.data.windows import WindowDataset
 from annobc.eval.teacher_forced import teacher_forced
 from annobc.models import ClickPolicy, preset
 from annobc.tasks.base import CATEGORIES
-from annobc.train.checkpoint import load_state, restore_training, save_checkpoint
+from annobc.train.checkpoint import init_weights, load_state, restore_training, save_checkpoint
 from annobc.train.config import TrainConfig, save_config
 
 
@@ -139,6 +139,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     pcfg = preset(cfg.model.preset, screen_w=screen_w, screen_h=screen_h, window=cfg.data.window,
                   **cfg.model.overrides)
     model = ClickPolicy(pcfg).to(device)
+    if cfg.model.init_from and not resume:
+        init_weights(model, cfg.model.init_from)
     model.category_weights.copy_(category_weights(store, cfg.data.category_weighting))
     optimizer = torch.optim.AdamW(param_groups(model, cfg), betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))

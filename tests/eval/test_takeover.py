@@ -1,0 +1,65 @@
+"""Takeover episodes: the policy rolls in, the annotator rolls out; the policy's clicks are context."""
+
+import numpy as np
+import pytest
+import torch
+
+from annobc.data import EpisodeStore, Plan, generate
+from annobc.data.windows import WindowDataset
+from annobc.eval.takeover import add_takeover_episodes, takeover_episodes
+from annobc.models import ClickPolicy, PolicyConfig
+from annobc.tasks import replay_score
+
+TASK = "colored_dot_tracking"
+TINY = dict(cnn_channels=(4, 8, 8, 8), d_model=16, n_layers=1, n_heads=2, window=3, head="heatmap")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return ClickPolicy(PolicyConfig(**TINY)).eval()
+
+
+def test_policy_rolls_in_and_the_annotator_finishes(model):
+    recs = takeover_episodes(model, TASK, list(range(6)), rollin_max=12, screen=(160, 128),
+                             params={"n_targets": [4, 8]}, temperature=1.0)
+    assert len(recs) == 6
+    rollins = []
+    for r in recs:
+        learner = [s.learner for s in r.steps]
+        n = learner.index(False) if False in learner else len(learner)
+        assert not any(learner[n:])  # the policy's clicks come first, then only the annotator's
+        assert all(s.element != "DONE" for s in r.steps[:n])  # it hands over instead of DONE
+        assert r.done and r.steps[-1].element == "DONE"
+        assert replay_score(r) == (pytest.approx(r.score), r.success)  # replayable as recorded
+        rollins.append(n)
+    assert 1 <= max(rollins) <= 12
+    assert np.mean([r.success for r in recs]) >= 0.8  # the annotator repairs a random policy's mess
+
+
+def test_takeover_needs_a_task_whose_annotator_can_resume(model):
+    with pytest.raises(ValueError, match="cannot take over.*colored_dot_tracking"):
+        takeover_episodes(model, "neuron_tracking", [0], rollin_max=3, screen=(160, 128))
+
+
+def test_added_shard_trains_on_annotator_clicks_only(model, tmp_path):
+    root = tmp_path / "data"
+    generate(root, Plan(tasks=(TASK,), episodes_per_task=10, shard_size=5,
+                        params={TASK: {"n_targets": [4, 8]}}), progress=False)
+    stats_before = EpisodeStore(root).card["stats"]
+    out = add_takeover_episodes(model, root, TASK, episodes=4, rollin_max=10)
+    assert out["episodes"] == 4 and out["rollin_steps"] > 0 and out["expert_steps"] > 0
+    store = EpisodeStore(root)
+    assert len(store.episode_ids("train")) == 8 + 4
+    assert store.card["stats"] == stats_before  # the card describes the demonstrations
+    taken = [e for e in store.episode_ids("train") if "takeover" in e]
+    assert len(taken) == 4 and all(store.steps(e)["learner"].any() for e in taken)
+    ds = WindowDataset(store, "train", window=3, seed=0)
+    n_windows, last_imitated = 0, True
+    for w in ds:
+        n_windows += 1
+        last_imitated &= bool(w["imitate"][-1])
+    expected = sum(int((~store.steps(e)["learner"]).sum()) for e in store.episode_ids("train"))
+    assert n_windows == expected and last_imitated
+    with pytest.raises(ValueError, match="not in the dataset"):
+        add_takeover_episodes(model, root, "neuron_tracking", episodes=1)
