@@ -205,7 +205,7 @@ def cmd_eval(args) -> int:
 
 # -- takeover ------------------------------------------------------------------------------------
 def cmd_takeover(args) -> int:
-    from annobc.eval.takeover import add_takeover_episodes
+    from annobc.eval.takeover import add_takeover_episodes, describe
     from annobc.train.checkpoint import load_policy
 
     model, state = load_policy(args.checkpoint, args.device)
@@ -223,9 +223,7 @@ def cmd_takeover(args) -> int:
         print(json.dumps(out, indent=2))
     else:
         for r in out:
-            print(f"{r['task']}: {r['episodes']} takeover episodes -> shard {r['shard']} of {data} "
-                  f"({r['rollin_steps']} policy clicks as context, {r['expert_steps']} annotator "
-                  f"clicks to imitate; annotator success {r['expert_success']:.0%})")
+            print(f"{describe(r)} of {data}")
     return 0
 
 
@@ -244,7 +242,7 @@ def cmd_demo(args) -> int:
 
     from annobc.data import Plan, generate, resolve_tasks
     from annobc.eval.evaluate import evaluate, results_table
-    from annobc.eval.takeover import add_takeover_episodes, can_take_over
+    from annobc.eval.takeover import add_takeover_episodes, can_take_over, describe
     from annobc.train.checkpoint import load_policy
     from annobc.train.config import load_config
     from annobc.train.train import train
@@ -264,7 +262,7 @@ def cmd_demo(args) -> int:
              workers=args.workers)
     cfg_path = Path(args.config)
     overrides = [f"data.path={out / 'data'}", f"run.out_dir={out}", "run.name=train",
-                 f"optim.max_minutes={args.minutes}", f"run.seed={args.seed}", *args.overrides]
+                 f"run.seed={args.seed}", *args.overrides]
     if args.max_steps:
         overrides.append(f"optim.max_steps={args.max_steps}")
     cfg = load_config(cfg_path, overrides + [f"optim.max_minutes={first_minutes}"])
@@ -281,8 +279,7 @@ def cmd_demo(args) -> int:
         for t in takeover:
             r = add_takeover_episodes(model, out / "data", t, args.takeover_episodes,
                                       args.temperature, args.seed, name=f"step{summary['step']}")
-            print(f"      {t}: {r['rollin_steps']} policy clicks as context, {r['expert_steps']} "
-                  f"annotator clicks to imitate", flush=True)
+            print(f"      {describe(r)}", flush=True)
         rate = summary["step"] / max(summary["minutes"], 1e-6)  # steps per minute on this machine
         steps = max(1, int(rate * args.takeover_minutes))  # so the cosine schedule ends in time
         cfg = load_config(cfg_path, overrides + [

@@ -17,9 +17,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from annobc.data.frames import load_frames
 from annobc.data.store import EpisodeStore
-from annobc.tasks.base import CATEGORIES, PHASES
+from annobc.tasks.base import CATEGORIES, PHASES, Task
 from annobc.tasks.episode import STEP_FIELDS, EpisodeRecord, replay, replay_session
-from annobc.tasks.registry import task_ids
+from annobc.tasks.registry import get_task_class, task_ids
 
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 PHASE_INDEX = {p: i for i, p in enumerate(PHASES)}
@@ -34,6 +34,8 @@ def target_points(record: EpisodeRecord) -> np.ndarray:
     """(n, 2) screen pixel of each step's ``target`` item (Task.target_point), -1 where it has
     none (or the scene cannot be rebuilt, e.g. real image data)."""
     out = np.full((len(record), 2), -1, np.int64)
+    if get_task_class(record.task_id).target_point is Task.target_point:
+        return out  # the task has no target points: no scene to build (the loader's path)
     try:
         session = replay_session(record)
     except ValueError:

@@ -21,7 +21,7 @@ from annobc.data import EpisodeStore, append_episodes
 from annobc.eval.closed_loop import new_rollout, run_rollouts
 from annobc.tasks import get_task_class, task_ids
 from annobc.tasks.base import Annotator
-from annobc.tasks.episode import EpisodeRecord, StepRecord, annotator_rng, finish_record
+from annobc.tasks.episode import EpisodeRecord, annotator_rng, finish_record, play_intents
 
 
 def can_take_over(task_id: str) -> bool:
@@ -61,15 +61,18 @@ def takeover_episodes(model, task_id: str, seeds: list[int], rollin_max: int, sc
         s = r.session  # not done: the policy hands over instead of pressing DONE
         cls = s.task_cls
         expert = cls.Annotator(s, cls.personas[persona], annotator_rng(s.task.seed, f"{persona}:resume"))
-        for intent in expert.resume():
-            res = s.step(intent.x, intent.y)
-            r.record.steps.append(StepRecord.from_step(intent, res))
-            if s.done or len(r.record.steps) >= max_steps:
-                break
+        play_intents(s, r.record, expert.resume(), max_steps)
         finish_record(r.record, s)
         r.record.persona = f"policy:{name}+{persona}"
         records.append(r.record)
     return records
+
+
+def describe(r: dict) -> str:
+    """One line on what :func:`add_takeover_episodes` added."""
+    return (f"{r['task']}: {r['episodes']} takeover episodes -> shard {r['shard']} "
+            f"({r['rollin_steps']} policy clicks as context, {r['expert_steps']} annotator clicks "
+            f"to imitate; annotator success {r['expert_success']:.0%})")
 
 
 def add_takeover_episodes(model, data: str | Path, task_id: str, episodes: int,

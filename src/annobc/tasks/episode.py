@@ -99,17 +99,24 @@ def run_annotator(task_id: str, seed: int, persona: str = "default", params: Any
         raise ValueError(f"unknown persona {persona!r} for {task_id}; known: {', '.join(cls.personas)}")
     annotator = cls.Annotator(session, cls.personas[persona], annotator_rng(seed, persona))
     record = new_record(session, persona)
-    for intent in annotator.script():
+    play_intents(session, record, annotator.script(), max_steps, frames)
+    if frames is not None:
+        frames.append(session.render())
+    finish_record(record, session)
+    return record
+
+
+def play_intents(session: Session, record: EpisodeRecord, intents: Iterator[Intent], max_steps: int,
+                 frames: list | None = None) -> None:
+    """Click an annotator's intents into the session and the record, until DONE or ``max_steps``
+    clicks in the record; with ``frames``, the frame before each click is appended to it."""
+    for intent in intents:
         if frames is not None:
             frames.append(session.render())
         res = session.step(intent.x, intent.y)
         record.steps.append(StepRecord.from_step(intent, res))
         if session.done or len(record.steps) >= max_steps:
             break
-    if frames is not None:
-        frames.append(session.render())
-    finish_record(record, session)
-    return record
 
 
 def new_record(session: Session, persona: str) -> EpisodeRecord:
