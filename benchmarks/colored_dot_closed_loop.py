@@ -29,7 +29,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, save_results  # noqa: E402
 
-from annobc.data import EpisodeStore  # noqa: E402
 from annobc.eval.closed_loop import closed_loop  # noqa: E402
 from annobc.train.checkpoint import load_policy  # noqa: E402
 
@@ -61,7 +60,9 @@ def marker_classes(task) -> tuple[collections.Counter, int]:
 def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
     model, state = load_policy(run)
     cfg = model.cfg
-    params = EpisodeStore(state["train_config"]["data"]["path"]).card["tasks"][TASK]["params"]
+    # The card alone (not the store): runs on datasets of an older schema still replay their scenes.
+    card = json.loads((Path(state["train_config"]["data"]["path"]) / "dataset.json").read_text())
+    params = card["tasks"][TASK]["params"]
     rollouts = closed_loop(model, [TASK], list(range(TEST_SEEDS, TEST_SEEDS + episodes)), temperature,
                            300, (cfg.screen_w, cfg.screen_h), params={TASK: params})[TASK]
     markers: collections.Counter = collections.Counter()

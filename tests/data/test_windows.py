@@ -128,5 +128,19 @@ def test_target_xy_points_at_the_item_each_step_works_on(tmp_path):
             assert abs(w.target_xy[i][0] - 2 - d.x) <= 1 and abs(w.target_xy[i][1] - 2 - d.y) <= 1
     navigating = [i for i, s in enumerate(rec.steps) if s.category == "navigate" and s.target >= 0]
     assert navigating  # dense: navigation steps point at the dot they head for, not only placements
+    # The offset class: the slice before each click, from the target dot's brightest (+3, clipped).
+    z = np.rint([s.position * (task.n_slices - 1) for s in rec.steps]).astype(int)
+    for i, s in enumerate(rec.steps):
+        if s.target >= 0:
+            assert w.target_offset[i] == np.clip(z[i] - task.targets[s.target].peak, -3, 3) + 3
+        else:
+            assert w.target_offset[i] == -100
+    from annobc.data.windows import OFFSET_MAX
+    from annobc.models import PolicyConfig
+
+    assert PolicyConfig().n_offsets == 2 * OFFSET_MAX + 1  # the model's classes are these
+    placed = [i for i, s in enumerate(rec.steps) if s.category == "place" and not s.is_mistake]
+    assert placed and all(w.target_offset[i] == 3 for i in placed)  # on the brightest slice
     other = run_annotator("neuron_tracking", 0)  # a task without target points
-    assert (EpisodeWindows.from_record(other, frames[:1].repeat(len(other) + 1, 0)).target_xy == -1).all()
+    ow = EpisodeWindows.from_record(other, frames[:1].repeat(len(other) + 1, 0))
+    assert (ow.target_xy == -1).all() and (ow.target_offset == -100).all()

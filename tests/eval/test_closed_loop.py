@@ -20,7 +20,9 @@ TINY = dict(cnn_channels=(4, 8, 8, 8), d_model=16, n_layers=1, n_heads=2, window
 
 VARIANTS = {"xy": dict(head="xy"), "heatmap": dict(head="heatmap"),
             "heatmap+history+coords": dict(head="heatmap", spatial_history=2, spatial_coords=True,
-                                           spatial_summary=True)}
+                                           spatial_summary=True),
+            "heatmap+target_read": dict(head="heatmap", spatial_history=2, spatial_coords=True,
+                                        aux_target=0.5, target_read=True, aux_offset=0.5)}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -29,6 +31,8 @@ def test_incremental_rollout_equals_full_window_prediction(variant):
     model = ClickPolicy(PolicyConfig(**VARIANTS[variant], **TINY)).eval()
     if model.cfg.spatial_history:
         torch.nn.init.normal_(model.history.out.weight)  # zero-initialised: make it matter
+    if model.cfg.target_read:
+        torch.nn.init.normal_(model.target_read.weight)
     r = new_rollout(TASKS[0], 5, (160, 128), "dark", max_steps=7, name="t")
     run_rollouts(model, [r], temperature=0.0)
     rec = r.record

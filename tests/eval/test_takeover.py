@@ -1,12 +1,14 @@
-"""Takeover episodes: the policy rolls in, the annotator rolls out; the policy's clicks are context."""
+"""Takeover episodes (the policy rolls in, the annotator rolls out; the policy's clicks are context)
+and DAgger episodes (the policy plays, the annotator labels every click)."""
 
 import numpy as np
 import pytest
 import torch
 
 from annobc.data import EpisodeStore, Plan, generate
-from annobc.data.windows import WindowDataset
-from annobc.eval.takeover import add_takeover_episodes, takeover_episodes
+from annobc.data.windows import EpisodeWindows, WindowDataset
+from annobc.eval.takeover import (MODES, add_takeover_episodes, dagger_episodes, describe,
+                                  takeover_episodes)
 from annobc.models import ClickPolicy, PolicyConfig
 from annobc.tasks import replay_score
 
@@ -63,3 +65,41 @@ def test_added_shard_trains_on_annotator_clicks_only(model, tmp_path):
     assert n_windows == expected and last_imitated
     with pytest.raises(ValueError, match="not in the dataset"):
         add_takeover_episodes(model, root, "neuron_tracking", episodes=1)
+
+
+def test_dagger_labels_every_policy_click_and_the_annotator_undoes_at_once(model):
+    recs = dagger_episodes(model, TASK, list(range(4)), max_steps=40, screen=(160, 128),
+                           params={"n_targets": [4, 8]}, temperature=1.0)
+    for r in recs:
+        assert 1 <= len(r) <= 40 and replay_score(r) == (pytest.approx(r.score), r.success)
+        for s in r.steps:
+            if s.learner:  # the policy's click, with the annotator's for the same state
+                assert s.label_x >= 0 and s.label_category is not None
+                assert s.label_category != "undo"  # those the annotator clicks itself
+            else:
+                assert s.element == "UNDO" and s.label_x == -1
+    undone = [s for r in recs for s in r.steps if not s.learner]
+    assert undone and all(s.mistake_present for s in undone)  # only wrong markers are undone
+    with pytest.raises(ValueError, match="cannot label.*colored_dot_tracking"):
+        dagger_episodes(model, "neuron_tracking", [0], max_steps=3, screen=(160, 128))
+
+
+def test_dagger_shard_trains_on_the_labels_with_the_policy_clicks_as_history(model, tmp_path):
+    root = tmp_path / "data"
+    generate(root, Plan(tasks=(TASK,), episodes_per_task=6, shard_size=6,
+                        params={TASK: {"n_targets": [4, 8]}}), progress=False)
+    out = add_takeover_episodes(model, root, TASK, episodes=3, rollin_max=15, mode="dagger")
+    assert out["mode"] == "dagger" and out["labelled_steps"] > 0
+    assert "DAgger episodes" in describe(out)
+    store = EpisodeStore(root)
+    eid = next(e for e in store.episode_ids("train") if "dagger" in e)
+    st = store.steps(eid)
+    w = EpisodeWindows.from_store(store, eid)
+    lab = st["label_x"] >= 0
+    assert lab.any() and w.imitate.all()  # every step is a label or an annotator's own click
+    assert (w.xy[lab, 0] == st["label_x"][lab]).all() and (w.xy[lab, 1] == st["label_y"][lab]).all()
+    assert (w.prev_xy[1:, 0] == st["x"][:-1]).all()  # the history is the clicks made
+    with pytest.raises(ValueError, match="mode"):
+        add_takeover_episodes(model, root, TASK, episodes=1, mode="imitate")
+    from annobc.cli.main import MODES as CLI_MODES
+    assert CLI_MODES == MODES

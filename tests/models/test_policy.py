@@ -67,6 +67,43 @@ def test_aux_target_points_at_the_item_being_worked_on():
         PolicyConfig(head="xy", aux_target=0.5)
 
 
+def test_aux_offset_predicts_the_distance_from_the_item_and_ignores_steps_without_one():
+    torch.manual_seed(0)
+    m = ClickPolicy(PolicyConfig(aux_offset=1.0, **TINY))
+    batch = make_batch()
+    batch["target_offset"] = torch.full((3, 4), -100, dtype=torch.long)
+    without, info = m(batch)
+    assert "loss_offset" not in info  # no step knows its offset
+    batch["target_offset"][1:] = torch.tensor([0, 2, 3, 5])
+    with_offset, info = m(batch)
+    assert with_offset.item() > without.item() and info["loss_offset"] > 0
+    opt = torch.optim.Adam(m.head_offset.parameters(), lr=0.05)
+    for _ in range(40):  # learnable: the head alone fits it (the states differ per step)
+        opt.zero_grad()
+        m(batch)[0].backward()
+        opt.step()
+    assert m(batch)[1]["loss_offset"] < 0.5 * info["loss_offset"]
+    assert ClickPolicy(PolicyConfig(**TINY)).head_offset is None  # off by default
+
+
+def test_target_read_starts_as_no_read_and_learns_from_the_offset_loss():
+    cfg = dict(head="heatmap", aux_target=0.5, aux_offset=1.0, spatial_coords=True, **TINY)
+    torch.manual_seed(0)
+    plain = ClickPolicy(PolicyConfig(**cfg))
+    torch.manual_seed(0)
+    m = ClickPolicy(PolicyConfig(target_read=True, **cfg))
+    m.load_state_dict(plain.state_dict(), strict=False)
+    batch = make_batch()
+    batch["target_xy"] = torch.full((3, 4, 2), 40, dtype=torch.long)
+    batch["target_offset"] = torch.tensor([0, 2, 3, 5]).expand(3, 4).clone()
+    loss, info = m(batch)
+    assert loss.item() == pytest.approx(plain(batch)[0].item())  # zero-initialised
+    loss.backward()
+    assert m.target_read.weight.grad.abs().sum() > 0  # the offset and click losses reach the read
+    with pytest.raises(ValueError, match="target_read needs aux_target"):
+        PolicyConfig(target_read=True, head="heatmap")
+
+
 @pytest.mark.parametrize("head", ["xy", "heatmap"])
 def test_forward_loss_and_backward(head):
     m = ClickPolicy(PolicyConfig(head=head, aux_category=0.5, **TINY))

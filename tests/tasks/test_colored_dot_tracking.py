@@ -92,17 +92,7 @@ def test_annotator_takes_over_from_any_state_and_succeeds(seed):
     s = Session(TASK, seed, {"n_targets": [4, 8]})
     t = s.task
     rng = np.random.default_rng(seed)
-    for _ in range(int(rng.integers(0, 40))):
-        r = rng.random()
-        if r < 0.5:
-            s.click_button("+Z")
-        elif r < 0.6:
-            s.click_button("-Z")
-        elif r < 0.7:
-            s.click_button("MIP")
-        else:  # a marker on some dot, or on background, on whatever slice this is
-            d = (t.targets + t.distractors)[int(rng.integers(len(t.targets) + len(t.distractors)))]
-            s.click_data(d.x + rng.normal(0, 2), d.y + rng.normal(0, 2))
+    random_clicks(s, rng, int(rng.integers(0, 40)))
     cls = s.task_cls
     expert = cls.Annotator(s, cls.personas["default"], annotator_rng(seed, "default:resume"))
     for intent in expert.resume():
@@ -110,6 +100,61 @@ def test_annotator_takes_over_from_any_state_and_succeeds(seed):
     assert s.done
     # The default persona notices nearly every slip of its own: allow one left uncorrected.
     assert t.n_wrong() <= 1 and len(t.matched_targets()) >= len(t.targets) - 1
+
+
+def random_clicks(s, rng, n: int) -> None:
+    """Someone else's clicks: steps through z, MIP toggles, markers on any dot, any slice."""
+    t = s.task
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.5:
+            s.click_button("+Z")
+        elif r < 0.6:
+            s.click_button("-Z")
+        elif r < 0.7:
+            s.click_button("MIP")
+        else:
+            d = (t.targets + t.distractors)[int(rng.integers(len(t.targets) + len(t.distractors)))]
+            s.click_data(d.x + rng.normal(0, 2), d.y + rng.normal(0, 2))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_next_intent_labels_any_state_and_following_it_succeeds(seed):
+    """next_intent() is the DAgger labeller: from someone else's state, following its click at
+    every step finishes the episode perfectly; it places only after seeing the slice past the
+    brightest (the overshoot), so the label never asks for what the screen has not shown."""
+    import numpy as np
+
+    from annobc.tasks.episode import annotator_rng
+
+    s = Session(TASK, seed, {"n_targets": [4, 8]})
+    t = s.task
+    random_clicks(s, np.random.default_rng(seed), int(np.random.default_rng(seed).integers(0, 40)))
+    cls = s.task_cls
+    expert = cls.Annotator(s, cls.personas["default"], annotator_rng(seed, "default:label"))
+    seen: list[int] = []
+    for _ in range(400):
+        intent = expert.next_intent()
+        res = s.step(intent.x, intent.y)
+        if res.category == "place" and res.effect.annotated and not res.effect.wrong:
+            k = intent.target
+            assert t.z == t.targets[k].peak
+            edge = t.targets[k].peak in (0, t.n_slices - 1)
+            assert edge or {t.z - 1, t.z + 1} & set(seen[-3:])  # came back from past the peak
+        seen.append(t.z)
+        if s.done:
+            break
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_target_offset_is_the_distance_from_the_dots_brightest_slice():
+    s = Session(TASK, 2, {"n_targets": [4, 8]})
+    t = s.task
+    k = max(range(len(t.targets)), key=lambda k: t.targets[k].peak)
+    assert t.target_offset(k) == -t.targets[k].peak  # the view starts at slice 0
+    s.click_button("+Z")
+    assert t.target_offset(k) == 1 - t.targets[k].peak
+    assert t.target_offset(len(t.targets)) is None and t.target_offset(-1) is None
 
 
 def test_tasks_without_a_takeover_expert_say_so():
@@ -120,3 +165,5 @@ def test_tasks_without_a_takeover_expert_say_so():
     expert = cls.Annotator(s, cls.personas["default"], annotator_rng(0, "default"))
     with pytest.raises(NotImplementedError, match="cannot take over"):
         next(expert.resume())
+    with pytest.raises(NotImplementedError, match="cannot label"):
+        expert.next_intent()

@@ -12,6 +12,8 @@ from annobc.gui import DEFAULT_SCREEN
 
 
 _CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+# annobc.eval.takeover.MODES, spelled out so that building the parser does not import torch.
+MODES = ("takeover", "dagger")
 
 
 class CLIError(Exception):
@@ -212,11 +214,11 @@ def cmd_takeover(args) -> int:
     data = args.data or state["train_config"]["data"]["path"]
     out = []
     for task in [t.strip() for t in args.tasks.split(",")]:
-        bar = _progress(None, args.episodes, f"takeover {task}") if not args.json else None
+        bar = _progress(None, args.episodes, f"{args.mode} {task}") if not args.json else None
         out.append(add_takeover_episodes(model, data, task, args.episodes, args.temperature,
                                          args.seed, args.rollin_max or None,
                                          name=f"step{state['step']}", device=args.device,
-                                         progress=bar))
+                                         progress=bar, mode=args.mode))
         if bar is not None:
             bar.close()
     if args.json:
@@ -242,7 +244,7 @@ def cmd_demo(args) -> int:
 
     from annobc.data import Plan, generate, resolve_tasks
     from annobc.eval.evaluate import evaluate, results_table
-    from annobc.eval.takeover import add_takeover_episodes, can_take_over, describe
+    from annobc.eval.takeover import add_takeover_episodes, can_add, describe
     from annobc.train.checkpoint import load_policy
     from annobc.train.config import load_config
     from annobc.train.train import train
@@ -250,7 +252,8 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     tasks = resolve_tasks(args.tasks)
-    takeover = [t for t in tasks if can_take_over(t)] if args.takeover_episodes else []
+    takeover = ([t for t in tasks if can_add(t, args.takeover_mode)] if args.takeover_episodes
+                else [])
     first_minutes = args.minutes - (args.takeover_minutes if takeover else 0)
     if first_minutes <= 0:
         raise ValueError(f"--takeover-minutes ({args.takeover_minutes}) must be less than "
@@ -273,12 +276,13 @@ def cmd_demo(args) -> int:
     if takeover:
         # DAgger-style: the policy rolls in, the annotator finishes; then train on from these
         # weights with the grown dataset, for as many steps as the time left allows.
-        print(f"[3/4] {args.takeover_episodes} takeover episodes per task for {', '.join(takeover)}, "
-              f"then {args.takeover_minutes} min more training", flush=True)
+        print(f"[3/4] {args.takeover_episodes} {args.takeover_mode} episodes per task for "
+              f"{', '.join(takeover)}, then {args.takeover_minutes} min more training", flush=True)
         model, _ = load_policy(str(cfg.run_dir))
         for t in takeover:
             r = add_takeover_episodes(model, out / "data", t, args.takeover_episodes,
-                                      args.temperature, args.seed, name=f"step{summary['step']}")
+                                      args.temperature, args.seed, name=f"step{summary['step']}",
+                                      mode=args.takeover_mode)
             print(f"      {describe(r)}", flush=True)
         rate = summary["step"] / max(summary["minutes"], 1e-6)  # steps per minute on this machine
         steps = max(1, int(rate * args.takeover_minutes))  # so the cosine schedule ends in time
@@ -372,8 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tasks", default="colored_dot_tracking",
                    help="comma-separated task ids whose annotator can take over")
     s.add_argument("--episodes", type=int, default=200, help="takeover episodes per task")
+    s.add_argument("--mode", choices=MODES, default="takeover",
+                   help="takeover: the annotator finishes after the policy's roll-in; dagger: the "
+                        "policy plays on and the annotator labels each of its clicks")
     s.add_argument("--rollin-max", type=int, default=0,
-                   help="most policy clicks before the annotator takes over (0: 1.5x the task's "
+                   help="most policy clicks (before the annotator takes over) (0: 1.5x the task's "
                         "mean annotator episode length)")
     s.add_argument("--temperature", type=float, default=0.4)
     s.add_argument("--seed", type=int, default=0)
@@ -398,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--takeover-episodes", type=int, default=300,
                    help="takeover episodes per task whose annotator can take over (0: none)")
+    s.add_argument("--takeover-mode", choices=MODES, default="takeover",
+                   help="takeover or dagger episodes (see annobc takeover --mode)")
     s.add_argument("--takeover-minutes", type=float, default=6.0,
                    help="of --minutes, the training after the takeover episodes are added")
     s.add_argument("--takeover-warmup", type=int, default=20, help="warm-up steps of that training")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: the learner column
+SCHEMA_VERSION = 3  # 2: the learner column; 3: the label columns
 
 # (name, arrow type, meaning)
 STEP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -36,6 +36,11 @@ STEP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
                                    "clicked; null for virtual annotators"),
     ("learner", pa.bool_(), "a learned policy made this click (a closed-loop episode, or the roll-in "
                             "of a takeover episode): context, not a click to imitate"),
+    ("label_x", pa.int16(), "an expert's click column for the state before this click, to imitate "
+                            "instead of the learner's click (a DAgger label); -1 where none"),
+    ("label_y", pa.int16(), "the expert's click row; -1 where none"),
+    ("label_element", pa.string(), "what the expert's click would hit; null where no label"),
+    ("label_category", pa.string(), "the expert's click category; null where no label"),
 ]
 
 EPISODE_COLUMNS: list[tuple[str, pa.DataType, str]] = [

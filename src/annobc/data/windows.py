@@ -30,41 +30,67 @@ def task_index(task_id: str) -> int:
     return task_ids().index(task_id)
 
 
-def target_points(record: EpisodeRecord) -> np.ndarray:
-    """(n, 2) screen pixel of each step's ``target`` item (Task.target_point), -1 where it has
-    none (or the scene cannot be rebuilt, e.g. real image data)."""
-    out = np.full((len(record), 2), -1, np.int64)
-    if get_task_class(record.task_id).target_point is Task.target_point:
-        return out  # the task has no target points: no scene to build (the loader's path)
+OFFSET_MAX = 3  # target offsets are clipped to -3..3 slices (steps) from the item's place
+
+
+def target_geometry(record: EpisodeRecord) -> tuple[np.ndarray, np.ndarray]:
+    """Where each step's ``target`` item is: (n, 2) its screen pixel (Task.target_point), -1 where
+    it has none, and (n,) the view's offset from it along the data axis before the click
+    (Task.target_offset), as a class 0..2*OFFSET_MAX (offset + OFFSET_MAX, clipped), -100 (the
+    loss's ignore index) where none. Both are -1 / -100 throughout if the scene cannot be rebuilt
+    (e.g. real image data)."""
+    n = len(record)
+    points, offsets = np.full((n, 2), -1, np.int64), np.full(n, -100, np.int64)
+    cls = get_task_class(record.task_id)
+    has_point = cls.target_point is not Task.target_point
+    if not has_point and cls.target_offset is Task.target_offset:
+        return points, offsets  # the task places no items: no scene to build (the loader's path)
     try:
         session = replay_session(record)
     except ValueError:
-        return out
-    points: dict[int, tuple[int, int] | None] = {}
+        return points, offsets
+    cache: dict[int, tuple[int, int] | None] = {}
     for i, s in enumerate(record.steps):
-        if s.target not in points:
-            p = session.task.target_point(s.target)
-            points[s.target] = session.mapper.to_screen(*p) if p is not None else None
-        if points[s.target] is not None:
-            out[i] = points[s.target]
-    return out
+        if has_point:
+            if s.target not in cache:
+                p = session.task.target_point(s.target)
+                cache[s.target] = session.mapper.to_screen(*p) if p is not None else None
+            if cache[s.target] is not None:
+                points[i] = cache[s.target]
+        off = session.task.target_offset(s.target)
+        if off is not None:
+            offsets[i] = int(np.clip(off, -OFFSET_MAX, OFFSET_MAX)) + OFFSET_MAX
+        session.step(s.x, s.y)
+    return points, offsets
+
+
+def imitated(st: dict[str, np.ndarray]) -> np.ndarray:
+    """(n,) bool: the steps whose target is a demonstration: an annotator's click, or an expert's
+    label of a learner's click. A learner's unlabelled clicks (a takeover's roll-in) are history."""
+    return ~np.asarray(st["learner"], bool) | (np.asarray(st["label_x"]) >= 0)
 
 
 class EpisodeWindows:
     """One episode's frames and per-step arrays, from which windows are cut."""
 
     def __init__(self, frames: np.ndarray, st: dict[str, np.ndarray], task_id: str,
-                 target_xy: np.ndarray | None = None):
+                 target_xy: np.ndarray | None = None, target_offset: np.ndarray | None = None):
         """``frames``: (n + 1, H, W, 3), the frame before every click and the last; ``st``: the
         episode's step columns (as ``EpisodeStore.steps`` gives them); ``target_xy``: (n, 2)
-        screen point of each step's target item, -1 where none (:func:`target_points`)."""
+        screen point of each step's target item, -1 where none, and ``target_offset``: (n,) the
+        view's offset class from it, -100 where none (:func:`target_geometry`)."""
         self.frames = frames
         self.n = len(st["x"])
         self.task = task_index(task_id)
-        xy = np.stack([st["x"], st["y"]], 1).astype(np.int64)  # (n, 2)
-        self.xy = xy
-        self.prev_xy = np.concatenate([np.zeros((1, 2), np.int64), xy[:-1]])  # (n, 2), BOS at 0
-        self.category = np.array([CATEGORY_INDEX[c] for c in st["category"]], np.int64)
+        clicked = np.stack([st["x"], st["y"]], 1).astype(np.int64)  # (n, 2) the clicks made
+        # A DAgger label (an expert's click for a learner's state) is the target instead of the
+        # click made; the click made stays the next step's previous click.
+        labelled = np.asarray(st["label_x"]) >= 0
+        label = np.stack([st["label_x"], st["label_y"]], 1).astype(np.int64)
+        self.xy = np.where(labelled[:, None], label, clicked)
+        self.prev_xy = np.concatenate([np.zeros((1, 2), np.int64), clicked[:-1]])  # (n, 2), BOS at 0
+        category = np.where(labelled, st["label_category"], st["category"])
+        self.category = np.array([CATEGORY_INDEX[c] for c in category], np.int64)
         self.phase = np.array([PHASE_INDEX[p] for p in st["phase"]], np.int64)
         self.position = st["position"].astype(np.float32)
         self.target = st["target"].astype(np.int64)
@@ -74,11 +100,13 @@ class EpisodeWindows:
         # The click hits another element than the click before (e.g. turning back after stepping
         # on): the rare steps a policy cannot get right by repeating its last action.
         element = np.array([e if e is not None else "" for e in st["element"]], dtype=object)
-        self.changed = np.concatenate([[True], element[1:] != element[:-1]]).astype(bool)
-        # Clicks a learned policy made (a takeover episode's roll-in) are history, not targets.
-        self.imitate = ~np.asarray(st["learner"], bool)
+        aimed = np.where(labelled, [e if e is not None else "" for e in st["label_element"]], element)
+        self.changed = np.concatenate([[True], aimed[1:] != element[:-1]]).astype(bool)
+        self.imitate = imitated(st)
         self.target_xy = (np.full((self.n, 2), -1, np.int64) if target_xy is None
                           else np.asarray(target_xy, np.int64))
+        self.target_offset = (np.full(self.n, -100, np.int64) if target_offset is None
+                              else np.asarray(target_offset, np.int64))
 
     @classmethod
     def from_store(cls, store: EpisodeStore, eid: str) -> "EpisodeWindows":
@@ -88,13 +116,13 @@ class EpisodeWindows:
             frames = load_frames(store.root, eid)
         else:
             frames = np.stack(list(replay(record)))  # (n + 1, H, W, 3)
-        return cls(frames, store.steps(eid), meta["task_id"], target_points(record))
+        return cls(frames, store.steps(eid), meta["task_id"], *target_geometry(record))
 
     @classmethod
     def from_record(cls, record: EpisodeRecord, frames: np.ndarray) -> "EpisodeWindows":
         """An episode not in a dataset (e.g. an annotator run), with its frames."""
         st = {f: np.array([getattr(s, f) for s in record.steps]) for f in STEP_FIELDS}
-        return cls(frames, st, record.task_id, target_points(record))
+        return cls(frames, st, record.task_id, *target_geometry(record))
 
     def window(self, t: int, k: int) -> dict[str, np.ndarray]:
         """The k steps ending at step t, left-padded (valid=False) before the episode's start."""
@@ -113,7 +141,8 @@ class EpisodeWindows:
             "task": np.int64(self.task),
         }
         for name in ("xy", "prev_xy", "category", "phase", "position", "target", "mistake_present",
-                     "is_mistake", "is_correction", "changed", "imitate", "target_xy"):
+                     "is_mistake", "is_correction", "changed", "imitate", "target_xy",
+                     "target_offset"):
             v = getattr(self, name)[src]
             out[name] = np.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v, np.zeros_like(v))
         return out
@@ -139,7 +168,8 @@ class WindowDataset(IterableDataset):
     is zero where bos), category, phase, target (K,) int64, position (K,) float32,
     mistake_present, is_mistake, is_correction, changed (the click hits another element than the
     one before), imitate (a demonstrated click, not a learner's), target_xy (K, 2) (screen point
-    of the item being worked on, -1 where none), bos, valid (K,) bool, step (K,),
+    of the item being worked on, -1 where none), target_offset (K,) (the view's offset class from
+    it along the data axis, -100 where none), bos, valid (K,) bool, step (K,),
     task () and
     stream () (which rank/worker stream produced it: the key of ``set_epoch``'s ``skip``).
     """
@@ -210,7 +240,7 @@ class WindowDataset(IterableDataset):
                 if eid is None:
                     break
                 # Windows end on demonstrated clicks only (not on a takeover's roll-in).
-                ends = np.flatnonzero(~self.store.steps(eid)["learner"].astype(bool))
+                ends = np.flatnonzero(imitated(self.store.steps(eid)))
                 if len(ends):
                     open_eps.append([eid, None, list(rng.permutation(ends))])
             if not open_eps:

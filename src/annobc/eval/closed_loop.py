@@ -44,6 +44,8 @@ class Rollout:
     stop_when_fixed: int | None = None  # recovery: stop once n_wrong drops below this
     stop_before: tuple[str, ...] = ()  # takeover: hand over instead of clicking these elements
     stopped: bool = False
+    expert: object = None  # DAgger: an Annotator whose next_intent() labels every policy click
+    intervene: tuple[str, ...] = ()  # label categories the expert clicks itself (e.g. "undo")
 
     @property
     def finished(self) -> bool:
@@ -135,12 +137,26 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
             if r.stop_before and r.session.layout.hit(x, y) in r.stop_before:
                 r.stopped = True  # the click is not made: the expert takes over from here
             else:
-                res = r.session.step(x, y)
-                r.clicks.append((x, y))
-                r.record.steps.append(StepRecord(
-                    x, y, res.element, res.category, PHASE_OF_CATEGORY[res.category], res.position,
-                    -1, res.mistake_present, res.effect.wrong, res.removed_mistake,
-                    res.effect.annotated, learner=True))
+                label = r.expert.next_intent() if r.expert is not None else None
+                aim = r.session.hit(label.x, label.y) if label is not None else (None, None)
+                if aim[1] in r.intervene:
+                    # The expert makes this click itself (a demonstration, not a label), so that
+                    # e.g. a wrong marker is undone at once instead of haunting every later state.
+                    res = r.session.step(label.x, label.y)
+                    r.clicks.append((label.x, label.y))
+                    r.record.steps.append(StepRecord.from_step(label, res))
+                else:
+                    res = r.session.step(x, y)
+                    r.clicks.append((x, y))
+                    step = StepRecord(
+                        x, y, res.element, res.category, PHASE_OF_CATEGORY[res.category],
+                        res.position, -1, res.mistake_present, res.effect.wrong,
+                        res.removed_mistake, res.effect.annotated, learner=True)
+                    if label is not None:
+                        step.label_x, step.label_y = label.x, label.y
+                        step.label_element, step.label_category = aim
+                        step.target = label.target
+                    r.record.steps.append(step)
             if r.finished:
                 finish_record(r.record, r.session)
                 if r.keep_frames:

@@ -29,6 +29,41 @@ def can_take_over(task_id: str) -> bool:
     return get_task_class(task_id).Annotator.resume is not Annotator.resume
 
 
+def can_label(task_id: str) -> bool:
+    """Whether the task's annotator can label any state with its next click (has next_intent())."""
+    return get_task_class(task_id).Annotator.next_intent is not Annotator.next_intent
+
+
+def dagger_episodes(model, task_id: str, seeds: list[int], max_steps: int, screen,
+                    theme: str = "dark", params: dict | None = None, temperature: float = 0.4,
+                    persona: str = "default", device="cpu", batch_size: int = 64, seed: int = 0,
+                    name: str = "policy", progress=None) -> list[EpisodeRecord]:
+    """The policy plays, the annotator labels (DAgger, Ross et al. 2011).
+
+    The policy clicks every step, until it presses DONE or ``max_steps``; before each of its clicks
+    the task's annotator says what it would click in that state
+    (:meth:`~annobc.tasks.base.Annotator.next_intent`), stored as the step's label. Training
+    imitates the labels with the policy's own clicks as history: every state the policy reaches
+    is taught, not only the one where a takeover hands over.
+    """
+    if not can_label(task_id):
+        can = [t for t in task_ids() if can_label(t)]
+        raise ValueError(f"the {task_id} annotator cannot label a policy's states; tasks whose "
+                         f"annotator can: {', '.join(can)}")
+    rollouts = []
+    for s in seeds:
+        r = new_rollout(task_id, s, screen, theme, max_steps, name, params=params)
+        cls = r.session.task_cls
+        r.expert = cls.Annotator(r.session, cls.personas[persona],
+                                 annotator_rng(s, f"{persona}:label"))
+        r.intervene = ("undo",)
+        rollouts.append(r)
+    run_rollouts(model, rollouts, temperature, device, batch_size, seed=seed, progress=progress)
+    for r in rollouts:
+        r.record.persona = f"policy:{name}+{persona}"
+    return [r.record for r in rollouts]
+
+
 def takeover_episodes(model, task_id: str, seeds: list[int], rollin_max: int, screen,
                       theme: str = "dark", params: dict | None = None, temperature: float = 0.4,
                       persona: str = "default", max_steps: int = 300, device="cpu",
@@ -68,20 +103,38 @@ def takeover_episodes(model, task_id: str, seeds: list[int], rollin_max: int, sc
     return records
 
 
+MODES = ("takeover", "dagger")
+
+
 def describe(r: dict) -> str:
     """One line on what :func:`add_takeover_episodes` added."""
+    if r["mode"] == "dagger":
+        return (f"{r['task']}: {r['episodes']} DAgger episodes -> shard {r['shard']} "
+                f"({r['labelled_steps']} policy clicks, each labelled with the annotator's; policy "
+                f"success {r['policy_success']:.0%})")
     return (f"{r['task']}: {r['episodes']} takeover episodes -> shard {r['shard']} "
             f"({r['rollin_steps']} policy clicks as context, {r['expert_steps']} annotator clicks "
             f"to imitate; annotator success {r['expert_success']:.0%})")
 
 
+def can_add(task_id: str, mode: str) -> bool:
+    """Whether ``mode`` episodes can be played on the task (its annotator resumes, or labels)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return can_label(task_id) if mode == "dagger" else can_take_over(task_id)
+
+
 def add_takeover_episodes(model, data: str | Path, task_id: str, episodes: int,
                           temperature: float = 0.4, seed: int = 0, rollin_max: int | None = None,
-                          name: str = "policy", device="cpu", progress=None) -> dict:
-    """Play ``episodes`` takeover episodes on the dataset's train scenes of ``task_id`` (the
-    annotator's persona and the task's params as in the dataset) and add them as one train shard.
-    ``rollin_max`` defaults to 1.5x the task's mean annotator episode length, so that roll-ins
-    also reach the states past where the annotator would have stopped (a policy that runs on)."""
+                          name: str = "policy", device="cpu", progress=None,
+                          mode: str = "takeover") -> dict:
+    """Play ``episodes`` takeover (or, ``mode="dagger"``, labelled) episodes on the dataset's train
+    scenes of ``task_id`` (the annotator's persona and the task's params as in the dataset) and add
+    them as one train shard. ``rollin_max`` (the policy's most clicks) defaults to 1.5x the task's
+    mean annotator episode length, so that roll-ins also reach the states past where the annotator
+    would have stopped (a policy that runs on)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     store = EpisodeStore(data)
     if task_id not in store.tasks:
         raise ValueError(f"task {task_id!r} is not in the dataset {data} (it has {store.tasks})")
@@ -90,15 +143,18 @@ def add_takeover_episodes(model, data: str | Path, task_id: str, episodes: int,
     rng = np.random.default_rng([seed, 11])
     seeds = rng.choice(np.arange(lo, hi + 1), size=episodes, replace=episodes > hi - lo + 1).tolist()
     rollin_max = rollin_max or int(round(1.5 * card["stats"][task_id]["mean_length"]))
-    records = takeover_episodes(model, task_id, seeds, rollin_max, tuple(card["screen"]),
-                                card["theme"], card["tasks"][task_id]["params"], temperature,
-                                card["persona"], device=device, seed=seed, name=name,
-                                progress=progress)
+    play = dagger_episodes if mode == "dagger" else takeover_episodes
+    records = play(model, task_id, seeds, rollin_max, tuple(card["screen"]), card["theme"],
+                   card["tasks"][task_id]["params"], temperature, card["persona"], device=device,
+                   seed=seed, name=name, progress=progress)
     tag = len([s for s in card["shards"] if s.startswith("added-")])
-    ids = [f"{task_id}-train-{r.seed}-takeover{tag}-{i}" for i, r in enumerate(records)]
+    ids = [f"{task_id}-train-{r.seed}-{mode}{tag}-{i}" for i, r in enumerate(records)]
     shard = append_episodes(data, records, ["train"] * len(records), ids)
     learner = [sum(s.learner for s in r.steps) for r in records]
-    return {"task": task_id, "shard": shard, "episodes": len(records),
-            "rollin_steps": int(sum(learner)),
+    out = {"task": task_id, "mode": mode, "shard": shard, "episodes": len(records)}
+    if mode == "dagger":
+        return out | {"labelled_steps": int(sum(learner)),
+                      "policy_success": float(np.mean([r.success for r in records])) if records else 0.0}
+    return out | {"rollin_steps": int(sum(learner)),
             "expert_steps": int(sum(len(r) for r in records) - sum(learner)),
             "expert_success": float(np.mean([r.success for r in records])) if records else None}

@@ -37,6 +37,14 @@ class PolicyConfig:
     # heatmap: weight of an auxiliary loss pointing, at every step, at the item being worked on
     # (where the task knows its place), e.g. the next dot of the requested colour while navigating.
     aux_target: float = 0.0
+    # Weight of an auxiliary loss predicting, from the transformer state, how far the view is from
+    # that item along the data axis (e.g. slices from the dot's brightest, -3..3): where to turn
+    # back and where to click depend on it, and only a comparison across frames shows it.
+    aux_offset: float = 0.0
+    # With aux_target: the state also reads the cells where that query points (softmax-weighted),
+    # before any head decides: what the item looks like now and over its cell's history.
+    target_read: bool = False
+    n_offsets: int = 7  # offsets -3..3 (annobc.data.windows.OFFSET_MAX)
     change_weight: float = 1.0  # loss weight of steps whose click hits another element than the last
     n_categories: int = 7
 
@@ -50,6 +58,8 @@ class PolicyConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.target_read and not self.aux_target:
+            raise ValueError("target_read needs aux_target > 0 (it reads where that query points)")
         if self.aux_target and self.head != "heatmap":
             raise ValueError("aux_target needs head: heatmap (it points with the heatmap's cells)")
         if not 0 <= self.spatial_history <= self.window:

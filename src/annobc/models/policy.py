@@ -104,11 +104,18 @@ class ClickPolicy(nn.Module):
             self.target_query = (nn.Linear(d, self.encoder.spatial_channels + coords)
                                  if cfg.aux_target > 0 else None)
         c = self.encoder.spatial_channels
+        if cfg.target_read:
+            self.target_read = nn.Linear(c, d)
+            nn.init.zeros_(self.target_read.weight)  # starts as no read at all
+            nn.init.zeros_(self.target_read.bias)
+        else:
+            self.target_read = None
         self.history = SpatialHistory(c, cfg.spatial_history) if cfg.spatial_history else None
         # The transformer's button decisions (step on, turn back) need what the cells' history
         # sees, e.g. a dot that was brighter two slices ago: a max- and mean-pooled summary of it.
         self.summary = nn.Linear(2 * c, d) if cfg.spatial_history and cfg.spatial_summary else None
         self.head_category = nn.Linear(d, cfg.n_categories) if cfg.aux_category > 0 else None
+        self.head_offset = nn.Linear(d, cfg.n_offsets) if cfg.aux_offset > 0 else None
         # Per-category loss weights (set from the training data; 1 = unweighted).
         self.register_buffer("category_weights", torch.ones(cfg.n_categories))
 
@@ -167,6 +174,14 @@ class ClickPolicy(nn.Module):
         q = query(h)  # (b, k, C)
         return torch.einsum("bkc,bkchw->bkhw", q, spatial) / q.shape[-1] ** 0.5
 
+    def read_target(self, h: torch.Tensor, spatial: torch.Tensor | None) -> torch.Tensor:
+        """States (b, k, d) + what the cells (b, k, C, h, w) hold where the target query points."""
+        if self.target_read is None:
+            return h
+        att = self.cell_scores(self.target_query, h, spatial).flatten(2).softmax(-1)  # (b, k, h*w)
+        read = torch.einsum("bkn,bkcn->bkc", att, spatial.flatten(3))  # (b, k, C)
+        return h + self.target_read(read)
+
     def click_logits(self, h: torch.Tensor, spatial: torch.Tensor | None) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         if cfg.head == "xy":
@@ -183,7 +198,8 @@ class ClickPolicy(nn.Module):
         step as info["pred"] (b, 2), from the same pass (teacher-forced evaluation)."""
         cfg = self.cfg
         h, spatial = self.encode(batch)
-        logits = self.click_logits(h, spatial)
+        h_read = self.read_target(h, spatial)
+        logits = self.click_logits(h_read, spatial)
         # The loss covers demonstrated steps; a learner's clicks (takeover roll-ins) are context.
         valid = batch["valid"] & batch["imitate"] if "imitate" in batch else batch["valid"]
         xy = batch["xy"]
@@ -215,7 +231,7 @@ class ClickPolicy(nn.Module):
         denom = valid.numel()
         loss = (per_step * weights).sum() / denom
         if self.head_category is not None:
-            lc_all = F.cross_entropy(self.head_category(h)[valid], batch["category"][valid],
+            lc_all = F.cross_entropy(self.head_category(h_read)[valid], batch["category"][valid],
                                      reduction="none")
             lc = lc_all.mean()
             loss = loss + cfg.aux_category * lc_all.sum() / denom
@@ -231,6 +247,16 @@ class ClickPolicy(nn.Module):
                 lt = F.cross_entropy(cells.flatten(2)[sel], idx[sel], reduction="none")
                 loss = loss + cfg.aux_target * lt.sum() / denom
                 info["loss_target"] = lt.mean().item()
+        if self.head_offset is not None and "target_offset" in batch:
+            # Every step where the task knows how far the view is from the item being worked on.
+            off = batch["target_offset"]
+            sel = valid & (off >= 0)
+            if sel.any():
+                pred = self.head_offset(h_read)[sel]
+                lo = F.cross_entropy(pred, off[sel], reduction="none")
+                loss = loss + cfg.aux_offset * lo.sum() / denom
+                info["loss_offset"] = lo.mean().item()
+                info["acc_offset"] = (pred.argmax(-1) == off[sel]).float().mean().item()
         info["loss"] = loss.item()
         if predict:
             with torch.no_grad():
@@ -250,8 +276,9 @@ class ClickPolicy(nn.Module):
     def sample_click(self, h: torch.Tensor, spatial: torch.Tensor | None, temperature: float = 0.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
         """A click (b, 2) from last-step states h (b, d) and that frame's spatial features."""
-        logits = {k: v[:, 0] for k, v in self.click_logits(
-            h.unsqueeze(1), spatial.unsqueeze(1) if spatial is not None else None).items()}  # (b, n)
+        h, spatial = h.unsqueeze(1), spatial.unsqueeze(1) if spatial is not None else None
+        h = self.read_target(h, spatial)
+        logits = {k: v[:, 0] for k, v in self.click_logits(h, spatial).items()}  # (b, n)
         return self.click_from_logits(logits, temperature, generator)
 
     def click_from_logits(self, logits: dict[str, torch.Tensor], temperature: float = 0.0,

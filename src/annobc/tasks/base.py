@@ -211,6 +211,12 @@ class Task(ABC):
         whose items sit at one place in the scene; None where there is no such point."""
         return None
 
+    def target_offset(self, k: int) -> int | None:
+        """How far the view is from ground-truth item ``k`` along the data axis, in steps (e.g.
+        slices from a dot's brightest slice: -1 one below it), for tasks whose items sit at one
+        place on that axis; None where there is no such place."""
+        return None
+
     @abstractmethod
     def n_wrong(self) -> int:
         """Number of wrong annotations currently in the annotation state."""
@@ -266,6 +272,14 @@ class Annotator(ABC):
         the expert of a takeover episode. Tasks whose annotator can take over override this."""
         raise NotImplementedError(f"the {self.task.task_id} annotator cannot take over a running "
                                   "episode (no resume())")
+
+    def next_intent(self) -> Intent:
+        """The click the annotator would make next in the current state, whoever made the clicks
+        before (e.g. a policy): the expert label of a DAgger step. Called once per state, in
+        order, so an annotator may remember what it has seen. Tasks whose annotator can label
+        override this."""
+        raise NotImplementedError(f"the {self.task.task_id} annotator cannot label a policy's "
+                                  "states (no next_intent())")
 
     # -- helpers ------------------------------------------------------------------------------
     def press(self, label: str, phase: str, target: int = -1, correction: bool = False) -> Intent:

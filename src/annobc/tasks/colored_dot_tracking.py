@@ -260,6 +260,9 @@ class ColoredDotTracking(Task):
     def target_point(self, k: int) -> tuple[float, float] | None:
         return (self.targets[k].x, self.targets[k].y) if 0 <= k < len(self.targets) else None
 
+    def target_offset(self, k: int) -> int | None:
+        return self.z - self.targets[k].peak if 0 <= k < len(self.targets) else None
+
     def score(self) -> tuple[float, bool]:
         m = self._match()
         if not self.ann:
@@ -274,6 +277,13 @@ class ColoredDotAnnotator(Annotator):
 
     persona: DotPersona
     task: ColoredDotTracking
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._seen_for: tuple | None = None  # next_intent's memory: the markers it began from,
+        self._seen: set[int] = set()  # the slices seen since,
+        self._came_from = 0  # the slice it was on then, and whether it has checked in MIP
+        self._verified = False
 
     def script(self) -> Iterator[Intent]:
         yield self.press("MIP", "survey")
@@ -304,12 +314,50 @@ class ColoredDotAnnotator(Annotator):
             if not t.n_wrong():
                 break
             yield self.press("UNDO", "correct", -1, True)
+        yield from self._mark(self._remaining())
+
+    def _remaining(self) -> list[int]:
+        """The requested dots no marker matches yet, in the order this annotator would do them
+        from the current slice: on from here, then back for any left behind."""
+        t = self.task
         done = t.matched_targets()
         left = [k for k in self._order() if k not in done]
         ahead = [k for k in left if t.targets[k].peak >= t.z]
         behind = sorted((k for k in left if t.targets[k].peak < t.z),
                         key=lambda k: (-t.targets[k].peak, t.targets[k].y))
-        yield from self._mark(ahead + behind)
+        return ahead + behind
+
+    def next_intent(self) -> Intent:
+        """The next click from any state, as :meth:`resume` would begin, but deterministic in what
+        it does: UNDO while a marker is wrong; once every dot is matched, a check in MIP and DONE;
+        otherwise MIP off,
+        towards the next dot's brightest slice, one slice past it (the overshoot: it places only
+        after seeing that the next slice is dimmer), back, and a click on the dot's centre. It
+        remembers the slices seen since the markers last changed, as a person would."""
+        t = self.task
+        if t.ann != self._seen_for:  # a marker came or went: a new dot begins from here
+            self._seen_for, self._seen, self._came_from = t.ann, set(), t.z
+            self._verified = False
+        self._seen.add(t.z)
+        if t.n_wrong():
+            return self.press("UNDO", "correct", -1, True)
+        left = self._remaining()
+        if not left:  # as the script ends: MIP on to see every marker, MIP off, DONE
+            if t.mip:
+                self._verified = True
+                return self.press("MIP", "verify")
+            return self.press("DONE", "finish") if self._verified else self.press("MIP", "verify")
+        if t.mip:
+            return self.press("MIP", "survey")
+        k = left[0]
+        peak = t.targets[k].peak
+        if t.z != peak:
+            return self.press("+Z" if peak > t.z else "-Z", "navigate", k)
+        direction = 1 if peak >= self._came_from else -1
+        past = int(np.clip(peak + direction, 0, t.n_slices - 1))
+        if past != peak and past not in self._seen:
+            return self.press("+Z" if direction > 0 else "-Z", "inspect", k)
+        return self.place(t.targets[k].x, t.targets[k].y, "place", k, sigma=0.0)
 
     def _order(self) -> list[int]:
         t = self.task

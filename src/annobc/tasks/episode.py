@@ -20,7 +20,8 @@ from annobc.tasks.session import Session, StepResult
 
 # Per-step fields, in column order (see docs/data.md once datasets exist).
 STEP_FIELDS = ("x", "y", "element", "category", "phase", "position", "target", "mistake_present",
-               "is_mistake", "is_correction", "annotated", "timestamp_ms", "learner")
+               "is_mistake", "is_correction", "annotated", "timestamp_ms", "learner", "label_x",
+               "label_y", "label_element", "label_category")
 
 
 @dataclass
@@ -38,6 +39,12 @@ class StepRecord:
     annotated: bool
     timestamp_ms: float | None = None  # set where a person clicked
     learner: bool = False  # a learned policy made this click: not a demonstration
+    # An expert's click for the state before this one (a DAgger label of a learner's click):
+    # what to imitate instead of the click made. -1 / None where there is none.
+    label_x: int = -1
+    label_y: int = -1
+    label_element: str | None = None
+    label_category: str | None = None
 
     @classmethod
     def from_step(cls, intent: Intent, res: StepResult, timestamp_ms: float | None = None):

@@ -55,20 +55,25 @@ class Session:
     def done(self) -> bool:
         return self.task.done
 
+    def hit(self, x: int, y: int) -> tuple[str | None, str]:
+        """What a click at (x, y) would hit, and its category, without making it."""
+        element = self.layout.hit(x, y)
+        if element is None:
+            return None, "invalid"
+        return element, "place" if element == "canvas" else self._category[element]
+
     def step(self, x: int, y: int) -> StepResult:
         if self.task.done:
             raise RuntimeError("episode is over (DONE was clicked); start a new session")
         task = self.task
         position = task.position()
         wrong_before = task.n_wrong()
-        element = self.layout.hit(x, y)
+        element, category = self.hit(x, y)
         if element is None:
-            category, effect = "invalid", NO_EFFECT
+            effect = NO_EFFECT
         elif element == "canvas":
-            category = "place"
             effect = task.click_canvas(*self.mapper.to_data(x, y))
         else:
-            category = self._category[element]
             effect = task.press(element)
         self.steps += 1
         removed = category == "undo" and task.n_wrong() < wrong_before
