@@ -403,8 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recovery-seeds", type=int, default=20)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--takeover-episodes", type=int, default=300,
-                   help="takeover episodes per task whose annotator can take over (0: none)")
+    s.add_argument("--takeover-episodes", type=int, default=0,
+                   help="takeover (or DAgger) episodes per task whose annotator can take over, "
+                        "after which --takeover-minutes of --minutes train on (0: none, one run "
+                        "of --minutes; see docs/training.md for why that is the default)")
     s.add_argument("--takeover-mode", choices=MODES, default="takeover",
                    help="takeover or dagger episodes (see annobc takeover --mode)")
     s.add_argument("--takeover-minutes", type=float, default=6.0,
