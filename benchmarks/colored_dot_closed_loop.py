@@ -18,7 +18,6 @@ With the mean F1, success rate, episode length and DONE rate, and the requested 
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, save_results  # noqa: E402
+from machine import describe, named_runs_parser, save_results  # noqa: E402
 
 from annobc.eval.closed_loop import closed_loop  # noqa: E402
 from annobc.train.checkpoint import load_policy  # noqa: E402
@@ -89,17 +88,9 @@ def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
-    ap.add_argument("--episodes", type=int, default=40)
-    ap.add_argument("--temperature", type=float, default=0.4)
-    ap.add_argument("--out", default=None, help="results JSON (default: print only)")
-    args = ap.parse_args()
+    args, runs = named_runs_parser(__doc__, episodes=40)()
     results = {}
-    for item in args.runs:
-        name, _, run = item.partition("=")
-        if not run:
-            ap.error(f"expected NAME=RUN_DIR, got {item!r}")
+    for name, run in runs:
         results[name] = r = evaluate_run(run, args.episodes, args.temperature)
         kinds = ", ".join(f"{k} {v}" for k, v in r["markers"].items())
         print(f"{name}: success {r['success_rate']:.1%}, F1 {r['mean_f1']:.3f}, length "

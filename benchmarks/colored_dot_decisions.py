@@ -15,7 +15,6 @@ the canvas (a marker) and each button. Clicks are grouped by situation:
 
 from __future__ import annotations
 
-import argparse
 import collections
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colored_dot_errors import last_step_batch  # noqa: E402
-from machine import describe, save_results  # noqa: E402
+from machine import describe, named_runs_parser, save_results  # noqa: E402
 
 from annobc.data.windows import EpisodeWindows  # noqa: E402
 from annobc.tasks.episode import replay_session, run_annotator  # noqa: E402
@@ -94,17 +93,9 @@ def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
-    ap.add_argument("--episodes", type=int, default=30)
-    ap.add_argument("--temperature", type=float, default=0.4)
-    ap.add_argument("--out", default=None, help="results JSON (default: print only)")
-    args = ap.parse_args()
+    args, runs = named_runs_parser(__doc__, episodes=30)()
     results = {}
-    for item in args.runs:
-        name, _, run = item.partition("=")
-        if not run:
-            ap.error(f"expected NAME=RUN_DIR, got {item!r}")
+    for name, run in runs:
         results[name] = r = evaluate_run(run, args.episodes, args.temperature)
         print(f"{name} (step {r['step']}): P(click on ...) per situation, annotator's click last")
         for k, row in r["situations"].items():

@@ -58,3 +58,27 @@ def describe() -> dict:
     except ImportError:
         pass
     return info
+
+
+def named_runs_parser(doc: str, episodes: int):
+    """The argument parser of benchmarks that compare runs: NAME=RUN_DIR ..., --episodes,
+    --temperature, --out; ``parse`` returns (args, [(name, run_dir), ...])."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
+    ap.add_argument("--episodes", type=int, default=episodes)
+    ap.add_argument("--temperature", type=float, default=0.4)
+    ap.add_argument("--out", default=None, help="results JSON (default: print only)")
+
+    def parse():
+        args = ap.parse_args()
+        runs = []
+        for item in args.runs:
+            name, _, run = item.partition("=")
+            if not run:
+                ap.error(f"expected NAME=RUN_DIR, got {item!r}")
+            runs.append((name, run))
+        return args, runs
+
+    return parse
