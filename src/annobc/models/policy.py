@@ -174,11 +174,15 @@ class ClickPolicy(nn.Module):
         q = query(h)  # (b, k, C)
         return torch.einsum("bkc,bkchw->bkhw", q, spatial) / q.shape[-1] ** 0.5
 
-    def read_target(self, h: torch.Tensor, spatial: torch.Tensor | None) -> torch.Tensor:
-        """States (b, k, d) + what the cells (b, k, C, h, w) hold where the target query points."""
+    def read_target(self, h: torch.Tensor, spatial: torch.Tensor | None,
+                    cells: torch.Tensor | None = None) -> torch.Tensor:
+        """States (b, k, d) + what the cells (b, k, C, h, w) hold where the target query points
+        (``cells``: the target query's scores (b, k, h, w), when already computed)."""
         if self.target_read is None:
             return h
-        att = self.cell_scores(self.target_query, h, spatial).flatten(2).softmax(-1)  # (b, k, h*w)
+        if cells is None:
+            cells = self.cell_scores(self.target_query, h, spatial)
+        att = cells.flatten(2).softmax(-1)  # (b, k, h*w)
         read = torch.einsum("bkn,bkcn->bkc", att, spatial.flatten(3))  # (b, k, C)
         return h + self.target_read(read)
 
@@ -198,7 +202,10 @@ class ClickPolicy(nn.Module):
         step as info["pred"] (b, 2), from the same pass (teacher-forced evaluation)."""
         cfg = self.cfg
         h, spatial = self.encode(batch)
-        h_read = self.read_target(h, spatial)
+        # The target query's cell scores, once: the target read and the aux_target loss share them.
+        cells = (self.cell_scores(self.target_query, h, spatial)
+                 if self.target_query is not None else None)
+        h_read = self.read_target(h, spatial, cells)
         logits = self.click_logits(h_read, spatial)
         # The loss covers demonstrated steps; a learner's clicks (takeover roll-ins) are context.
         valid = batch["valid"] & batch["imitate"] if "imitate" in batch else batch["valid"]
@@ -241,7 +248,6 @@ class ClickPolicy(nn.Module):
             txy = batch["target_xy"]
             sel = valid & (txy[..., 0] >= 0)
             if sel.any():
-                cells = self.cell_scores(self.target_query, h, spatial)  # (b, k, h, w)
                 stride = cfg.screen_w // cells.shape[-1]
                 idx = (txy[..., 1] // stride) * cells.shape[-1] + txy[..., 0] // stride
                 lt = F.cross_entropy(cells.flatten(2)[sel], idx[sel], reduction="none")
