@@ -1,7 +1,8 @@
 """What a policy's markers are, closed loop on colored_dot_tracking.
 
-Plays each run's policy on the same test scenes (the test split's seeds, the run's dataset params)
-and labels every marker left at the end:
+Plays each run's policy on the same scenes (the test split's seeds, or the val split's with
+``--split val`` to choose a setting such as the temperature; the run's dataset params) and labels
+every marker left at the end:
 
 - match: within 2 px of a requested dot, on its brightest slice (what the score counts)
 - duplicate: a second match of an already matched dot
@@ -13,26 +14,26 @@ and labels every marker left at the end:
 With the mean F1, success rate, episode length and DONE rate, and the requested dots never matched.
 
     .venv/bin/python benchmarks/colored_dot_closed_loop.py NAME=RUN_DIR [NAME=RUN_DIR ...]
-        [--episodes 40] [--temperature 0.4] [--out benchmarks/results/colored_dot_closed_loop.json]
+        [--episodes 40] [--temperature 0.4 [T ...]] [--split test|val]
+        [--out benchmarks/results/colored_dot_closed_loop.json]
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, named_runs_parser, save_results  # noqa: E402
+from machine import (describe, named_runs_parser, run_dataset_card, runs_at_temperatures,  # noqa: E402
+                     save_results, split_seeds)
 
 from annobc.eval.closed_loop import closed_loop  # noqa: E402
 from annobc.train.checkpoint import load_policy  # noqa: E402
 
 TASK = "colored_dot_tracking"
-TEST_SEEDS = 20_000_000  # the test split's first seed (base seed 0)
 
 
 def marker_classes(task) -> tuple[collections.Counter, int]:
@@ -56,13 +57,12 @@ def marker_classes(task) -> tuple[collections.Counter, int]:
     return c, len(task.targets) - len(matched)
 
 
-def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
+def evaluate_run(run: str, episodes: int, temperature: float, split: str = "test") -> dict:
     model, state = load_policy(run)
     cfg = model.cfg
-    # The card alone (not the store): runs on datasets of an older schema still replay their scenes.
-    card = json.loads((Path(state["train_config"]["data"]["path"]) / "dataset.json").read_text())
+    card = run_dataset_card(state)
     params = card["tasks"][TASK]["params"]
-    rollouts = closed_loop(model, [TASK], list(range(TEST_SEEDS, TEST_SEEDS + episodes)), temperature,
+    rollouts = closed_loop(model, [TASK], split_seeds(card, split, episodes), temperature,
                            300, (cfg.screen_w, cfg.screen_h), params={TASK: params})[TASK]
     markers: collections.Counter = collections.Counter()
     missed = targets = 0
@@ -77,7 +77,7 @@ def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
         "train": {k: state["train_config"]["data"][k] for k in ("path", "category_weighting", "task_weights")}
         | {"model_overrides": state["train_config"]["model"]["overrides"],
            "init_from": state["train_config"]["model"].get("init_from", "")},
-        "episodes": episodes, "temperature": temperature,
+        "split": split, "episodes": episodes, "temperature": temperature,
         "success_rate": float(np.mean([r.success for r in recs])),
         "mean_f1": float(np.mean([r.score for r in recs])),
         "done_rate": float(np.mean([r.done for r in recs])),
@@ -90,8 +90,8 @@ def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
 def main() -> None:
     args, runs = named_runs_parser(__doc__, episodes=40)()
     results = {}
-    for name, run in runs:
-        results[name] = r = evaluate_run(run, args.episodes, args.temperature)
+    for name, run, temperature in runs_at_temperatures(runs, args.temperature):
+        results[name] = r = evaluate_run(run, args.episodes, temperature, args.split)
         kinds = ", ".join(f"{k} {v}" for k, v in r["markers"].items())
         print(f"{name}: success {r['success_rate']:.1%}, F1 {r['mean_f1']:.3f}, length "
               f"{r['mean_length']:.1f}, DONE {r['done_rate']:.0%}; {r['never_matched']} of "

@@ -10,7 +10,8 @@ the canvas (a marker) and each button. Clicks are grouped by situation:
 - the end of the episode: the final check (``MIP`` on, ``MIP`` off) and ``DONE``.
 
     .venv/bin/python benchmarks/colored_dot_decisions.py NAME=RUN_DIR [NAME=RUN_DIR ...]
-        [--episodes 30] [--temperature 0.4] [--out benchmarks/results/colored_dot_decisions.json]
+        [--episodes 30] [--temperature 0.4 [T ...]] [--split test|val]
+        [--out benchmarks/results/colored_dot_decisions.json]
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colored_dot_errors import last_step_batch  # noqa: E402
-from machine import describe, named_runs_parser, save_results  # noqa: E402
+from machine import (describe, named_runs_parser, run_dataset_card, runs_at_temperatures,  # noqa: E402
+                     save_results, split_seeds)
 
 from annobc.data.windows import EpisodeWindows  # noqa: E402
 from annobc.tasks.episode import replay_session, run_annotator  # noqa: E402
 from annobc.train.checkpoint import load_policy  # noqa: E402
 
 TASK = "colored_dot_tracking"
-TEST_SEEDS = 20_000_000
 ELEMENTS = ("canvas", "+Z", "-Z", "MIP", "UNDO", "DONE")
 
 
@@ -64,13 +65,14 @@ def situation(step, prev, z: int, task, from_end: int) -> str | None:
     return f"{off:+d} after {prev.element if prev is not None else 'start'}"
 
 
-def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
+def evaluate_run(run: str, episodes: int, temperature: float, split: str = "test") -> dict:
     model, state = load_policy(run)
     model.eval()
     cfg = model.cfg
+    card = run_dataset_card(state)
     probs: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
-    for seed in range(TEST_SEEDS, TEST_SEEDS + episodes):
-        rec = run_annotator(TASK, seed, params={"n_targets": [4, 8]})
+    for seed in split_seeds(card, split, episodes):
+        rec = run_annotator(TASK, seed, params=card["tasks"][TASK]["params"])
         s = replay_session(rec)
         frames, zs = [], []
         for x, y in rec.clicks:
@@ -88,15 +90,16 @@ def evaluate_run(run: str, episodes: int, temperature: float) -> dict:
     rows = {f"{k} -> annotator {e}": {"n": len(v)} | {el: round(float(np.mean([p[el] for p in v])), 3)
                                                    for el in ELEMENTS}
             for (k, e), v in sorted(probs.items())}
-    return {"run": run, "step": state["step"], "episodes": episodes, "temperature": temperature,
+    return {"run": run, "step": state["step"], "split": split, "episodes": episodes,
+            "temperature": temperature,
             "model_overrides": state["train_config"]["model"]["overrides"], "situations": rows}
 
 
 def main() -> None:
     args, runs = named_runs_parser(__doc__, episodes=30)()
     results = {}
-    for name, run in runs:
-        results[name] = r = evaluate_run(run, args.episodes, args.temperature)
+    for name, run, temperature in runs_at_temperatures(runs, args.temperature):
+        results[name] = r = evaluate_run(run, args.episodes, temperature, args.split)
         print(f"{name} (step {r['step']}): P(click on ...) per situation, annotator's click last")
         for k, row in r["situations"].items():
             if row["n"] >= 5:

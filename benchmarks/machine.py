@@ -62,13 +62,17 @@ def describe() -> dict:
 
 def named_runs_parser(doc: str, episodes: int):
     """The argument parser of benchmarks that compare runs: NAME=RUN_DIR ..., --episodes,
-    --temperature, --out; ``parse`` returns (args, [(name, run_dir), ...])."""
+    --temperature (one or more), --split (whose seeds: val to choose a setting, test to report
+    it), --out; ``parse`` returns (args, [(name, run_dir), ...])."""
     import argparse
 
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
     ap.add_argument("--episodes", type=int, default=episodes)
-    ap.add_argument("--temperature", type=float, default=0.4)
+    ap.add_argument("--temperature", type=float, nargs="+", default=[0.4],
+                    help="sampling temperature(s); several: each run at each")
+    ap.add_argument("--split", choices=("val", "test"), default="test",
+                    help="the dataset split whose seeds the scenes come from (default: test)")
     ap.add_argument("--out", default=None, help="results JSON (default: print only)")
 
     def parse():
@@ -82,3 +86,28 @@ def named_runs_parser(doc: str, episodes: int):
         return args, runs
 
     return parse
+
+
+def run_dataset_card(state: dict) -> dict:
+    """The dataset card of the run a checkpoint ``state`` was trained on (the card alone, not the
+    store: runs on datasets of an older schema still replay their scenes)."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(state["train_config"]["data"]["path"]) / "dataset.json").read_text())
+
+
+def split_seeds(card: dict, split: str, n: int) -> list[int]:
+    """The first ``n`` seeds of a dataset split, from its card."""
+    first, last = card["seed_ranges"][split]
+    if n > last - first + 1:
+        raise ValueError(f"the {split} split has {last - first + 1} seeds, asked for {n}")
+    return list(range(first, first + n))
+
+
+def runs_at_temperatures(runs: list[tuple[str, str]], temperatures: list[float]):
+    """(name, run_dir, temperature) for each run at each temperature; the name gets "@T" only
+    when there are several."""
+    for name, run in runs:
+        for t in temperatures:
+            yield (f"{name}@{t:g}" if len(temperatures) > 1 else name), run, t

@@ -270,6 +270,31 @@ def test_spatial_history_is_causal_sees_earlier_frames_and_ignores_padding():
         PolicyConfig(spatial_history=9, window=8)
 
 
+def test_spatial_peak_compares_each_cell_with_its_brightest_frame_before():
+    """With spatial_peak the history sees features now minus their max over the frames before."""
+    from annobc.models.policy import SpatialHistory
+    hist = SpatialHistory(1, 3, hidden=1, peak=True)
+    with torch.no_grad():  # only the comparison path: x_t + gelu(x_t - max(x_{t-2}, x_{t-1}))
+        hist.mix.weight.zero_()
+        hist.mix.bias.zero_()
+        hist.peak.weight.fill_(1.0)
+        hist.out.weight.fill_(1.0)
+    x = torch.tensor([1.0, 3.0, 2.0, 3.0, 0.5]).view(1, 5, 1, 1, 1)  # (b, k, C, h, w)
+    valid = torch.ones(1, 5, dtype=torch.bool)
+    y = hist(x, valid).flatten()
+    gelu = torch.nn.functional.gelu
+    # Frames before the window are zeros; frame 3 equals the brightest before it (no rise).
+    expected = torch.tensor([1 + gelu(torch.tensor(1.0)), 3 + gelu(torch.tensor(2.0)),
+                             2 + gelu(torch.tensor(-1.0)), 3.0, 0.5 + gelu(torch.tensor(-2.5))])
+    assert torch.allclose(y, expected, atol=1e-6)
+    assert torch.allclose(hist(x, valid, last=True).flatten(), y[-1:])  # rollouts: same last step
+    invalid = valid.clone()
+    invalid[0, 1] = False  # a padded frame counts as zeros: frame 2 now rises above frame 0
+    assert hist(x, invalid).flatten()[2] > y[2]
+    with pytest.raises(ValueError, match="spatial_peak"):
+        PolicyConfig(spatial_peak=True, spatial_history=1)
+
+
 def test_coordinate_channels_let_the_query_prefer_a_position():
     m = ClickPolicy(PolicyConfig(head="heatmap", spatial_coords=True, label_smoothing=0.0, **TINY))
     with torch.no_grad():
@@ -294,3 +319,18 @@ def test_change_weight_scales_the_loss_of_steps_whose_action_changes():
     assert same.item() == pytest.approx(base.item())
     assert tripled.item() == pytest.approx(3 * base.item(), rel=1e-5)
 
+
+def test_settle_weight_scales_the_loss_of_the_first_repeat_after_a_change():
+    m = ClickPolicy(PolicyConfig(label_smoothing=0.0, **TINY))
+    batch = make_batch()
+    batch["changed"] = torch.zeros_like(batch["valid"])
+    batch["after_change"] = torch.zeros_like(batch["valid"])
+    base, _ = m(batch)
+    m.cfg.settle_weight = 2.0
+    same, _ = m(batch)
+    batch["after_change"][:, -1] = True  # only the last step of each window
+    more, _ = m(batch)
+    assert same.item() == pytest.approx(base.item())
+    assert base.item() < more.item() < 2 * base.item()
+    batch["after_change"][:] = True
+    assert m(batch)[0].item() == pytest.approx(2 * base.item(), rel=1e-5)

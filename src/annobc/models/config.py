@@ -31,6 +31,9 @@ class PolicyConfig:
     spatial_context: bool = False  # cnn: add deeper stages' features to the heatmap's (FPN-style)
     spatial_history: int = 0  # each spatial cell also sees itself over the last N frames (0 = off)
     spatial_summary: bool = False  # with spatial_history: the transformer reads it, pooled
+    # With spatial_history: each cell also sees how it compares with its brightest of the frames
+    # before (features now minus their max over the last N-1 frames): "is this the peak?"
+    spatial_peak: bool = False
     spatial_coords: bool = False  # heatmap: the query also scores each cell's (x, y) position
     label_smoothing: float = 0.1
     aux_category: float = 0.0  # weight of an auxiliary loss predicting the click category
@@ -46,6 +49,9 @@ class PolicyConfig:
     target_read: bool = False
     n_offsets: int = 7  # offsets -3..3 (annobc.data.windows.OFFSET_MAX)
     change_weight: float = 1.0  # loss weight of steps whose click hits another element than the last
+    # Loss weight of the first repeat after a change (the second step back after turning back).
+    # Tried at 3 and not kept: fewer perfect colored-dot episodes (docs/training.md, sixth session).
+    settle_weight: float = 1.0
     n_categories: int = 7
 
     def __post_init__(self):
@@ -62,6 +68,8 @@ class PolicyConfig:
             raise ValueError("target_read needs aux_target > 0 (it reads where that query points)")
         if self.aux_target and self.head != "heatmap":
             raise ValueError("aux_target needs head: heatmap (it points with the heatmap's cells)")
+        if self.spatial_peak and self.spatial_history < 2:
+            raise ValueError("spatial_peak needs spatial_history >= 2 (frames to compare with)")
         if not 0 <= self.spatial_history <= self.window:
             raise ValueError(f"spatial_history must be in 0..window ({self.window}), "
                              f"got {self.spatial_history}")

@@ -6,6 +6,7 @@ rollouts. A batch is what ``annobc.data.windows.WindowDataset`` yields, collated
     frames (B, K, H, W, 3) uint8    prev_xy (B, K, 2)    bos (B, K)    valid (B, K)
     xy (B, K, 2) targets            category (B, K) click category of the target
     changed (B, K) the target hits another element than the previous click (for change_weight)
+    after_change (B, K) the first target that repeats the previous click after a change (settle_weight)
 
 The model knows the screen size, not the tasks.
 """
@@ -55,14 +56,17 @@ class SpatialHistory(nn.Module):
     """A causal temporal convolution over each heatmap cell's last N frames, added to its features.
 
     Per-frame features cannot tell a dot at its brightest slice from the same dot one slice off;
-    the cell's own history can (it was dimmer on the slices just visited). Zero-initialised output,
-    so it starts as the identity.
+    the cell's own history can (it was dimmer on the slices just visited). With ``peak``, the
+    convolution also sees each cell's features now minus their maximum over the N-1 frames before:
+    a dot that was brighter two slices ago is then one subtraction away instead of one the
+    convolution must learn. Zero-initialised output, so it starts as the identity.
     """
 
-    def __init__(self, channels: int, frames: int, hidden: int = 16):
+    def __init__(self, channels: int, frames: int, hidden: int = 16, peak: bool = False):
         super().__init__()
         self.frames = frames
         self.mix = nn.Conv3d(channels, hidden, (frames, 1, 1))
+        self.peak = nn.Conv3d(channels, hidden, 1, bias=False) if peak else None
         self.out = nn.Conv3d(hidden, channels, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -76,7 +80,12 @@ class SpatialHistory(nn.Module):
             spatial = spatial[:, -1:]
         pad = self.frames - 1 if not last else self.frames - x.shape[2]
         x = F.pad(x, (0, 0, 0, 0, pad, 0))  # left-pad time: output k sees k-N+1..k
-        y = self.out(F.gelu(self.mix(x)))  # (b, C, k or 1, h, w)
+        pre = self.mix(x)  # (b, hidden, k or 1, h, w)
+        if self.peak is not None:
+            # Invalid and padded frames are zeros, as the convolution sees them.
+            before = F.max_pool3d(x[:, :, :-1], (self.frames - 1, 1, 1), stride=1)  # (b, C, k or 1, h, w)
+            pre = pre + self.peak(x[:, :, self.frames - 1:] - before)
+        y = self.out(F.gelu(pre))  # (b, C, k or 1, h, w)
         return spatial + y.transpose(1, 2)
 
 
@@ -110,7 +119,8 @@ class ClickPolicy(nn.Module):
             nn.init.zeros_(self.target_read.bias)
         else:
             self.target_read = None
-        self.history = SpatialHistory(c, cfg.spatial_history) if cfg.spatial_history else None
+        self.history = (SpatialHistory(c, cfg.spatial_history, peak=cfg.spatial_peak)
+                        if cfg.spatial_history else None)
         # The transformer's button decisions (step on, turn back) need what the cells' history
         # sees, e.g. a dot that was brighter two slices ago: a max- and mean-pooled summary of it.
         self.summary = nn.Linear(2 * c, d) if cfg.spatial_history and cfg.spatial_summary else None
@@ -233,6 +243,8 @@ class ClickPolicy(nn.Module):
             # Keyframe weighting (cf. Wen et al. 2021): repeating the last action is right most of
             # the time, so the steps where the action changes carry the signal that must be seen.
             weights = weights * torch.where(batch["changed"][valid], cfg.change_weight, 1.0)
+        if cfg.settle_weight != 1.0:
+            weights = weights * torch.where(batch["after_change"][valid], cfg.settle_weight, 1.0)
         # Normalised by the number of window positions, not of valid ones, so that the loss of a
         # batch split across processes (DDP averages gradients) equals that of the whole batch.
         denom = valid.numel()
