@@ -170,8 +170,9 @@ class WindowDataset(IterableDataset):
     Each sample is a dict: frames (K, H, W, 3) uint8, xy and prev_xy (K, 2) click pixels (prev_xy
     is zero where bos), category, phase, target (K,) int64, position (K,) float32,
     mistake_present, is_mistake, is_correction, changed (the click hits another element than the
-    one before), after_change (the first click that repeats the one before, after a change), imitate (a demonstrated click, not a learner's), target_xy (K, 2) (screen point
-    of the item being worked on, -1 where none), target_offset (K,) (the view's offset class from
+    one before), after_change (the first click that repeats the one before, after a change),
+    imitate (a demonstrated click, not a learner's), target_xy (K, 2) (screen point of the item
+    being worked on, -1 where none), target_offset (K,) (the view's offset class from
     it along the data axis, -100 where none), bos, valid (K,) bool, step (K,),
     task () and
     stream () (which rank/worker stream produced it: the key of ``set_epoch``'s ``skip``).

@@ -6,7 +6,7 @@ rollouts. A batch is what ``annobc.data.windows.WindowDataset`` yields, collated
     frames (B, K, H, W, 3) uint8    prev_xy (B, K, 2)    bos (B, K)    valid (B, K)
     xy (B, K, 2) targets            category (B, K) click category of the target
     changed (B, K) the target hits another element than the previous click (for change_weight)
-    after_change (B, K) the first target that repeats the previous click after a change (settle_weight)
+    after_change (B, K) the first target repeating the previous click after a change (settle_weight)
 
 The model knows the screen size, not the tasks.
 """
@@ -83,7 +83,8 @@ class SpatialHistory(nn.Module):
         pre = self.mix(x)  # (b, hidden, k or 1, h, w)
         if self.peak is not None:
             # Invalid and padded frames are zeros, as the convolution sees them.
-            before = F.max_pool3d(x[:, :, :-1], (self.frames - 1, 1, 1), stride=1)  # (b, C, k or 1, h, w)
+            # (b, C, k or 1, h, w): each step's maximum over the N-1 frames before it
+            before = F.max_pool3d(x[:, :, :-1], (self.frames - 1, 1, 1), stride=1)
             pre = pre + self.peak(x[:, :, self.frames - 1:] - before)
         y = self.out(F.gelu(pre))  # (b, C, k or 1, h, w)
         return spatial + y.transpose(1, 2)
