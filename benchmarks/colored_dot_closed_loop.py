@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import (describe, named_runs_parser, run_dataset_card, runs_at_temperatures,  # noqa: E402
-                     save_results, split_seeds)
+from machine import (describe, named_runs_parser, policy_and_scenes,  # noqa: E402
+                     runs_at_temperatures, save_results)
 
 from annobc.eval.closed_loop import closed_loop  # noqa: E402
-from annobc.train.checkpoint import load_policy  # noqa: E402
 
 TASK = "colored_dot_tracking"
 
@@ -58,11 +57,9 @@ def marker_classes(task) -> tuple[collections.Counter, int]:
 
 
 def evaluate_run(run: str, episodes: int, temperature: float, split: str = "test") -> dict:
-    model, state = load_policy(run)
+    model, state, params, seeds = policy_and_scenes(run, TASK, split, episodes)
     cfg = model.cfg
-    card = run_dataset_card(state)
-    params = card["tasks"][TASK]["params"]
-    rollouts = closed_loop(model, [TASK], split_seeds(card, split, episodes), temperature,
+    rollouts = closed_loop(model, [TASK], seeds, temperature,
                            300, (cfg.screen_w, cfg.screen_h), params={TASK: params})[TASK]
     markers: collections.Counter = collections.Counter()
     missed = targets = 0

@@ -26,12 +26,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colored_dot_errors import last_step_batch  # noqa: E402
-from machine import (describe, named_runs_parser, run_dataset_card, runs_at_temperatures,  # noqa: E402
-                     save_results, split_seeds)
+from machine import (describe, named_runs_parser, policy_and_scenes,  # noqa: E402
+                     runs_at_temperatures, save_results)
 
 from annobc.data.windows import EpisodeWindows  # noqa: E402
 from annobc.tasks.episode import replay_session, run_annotator  # noqa: E402
-from annobc.train.checkpoint import load_policy  # noqa: E402
 
 TASK = "colored_dot_tracking"
 ELEMENTS = ("canvas", "+Z", "-Z", "MIP", "UNDO", "DONE")
@@ -66,13 +65,11 @@ def situation(step, prev, z: int, task, from_end: int) -> str | None:
 
 
 def evaluate_run(run: str, episodes: int, temperature: float, split: str = "test") -> dict:
-    model, state = load_policy(run)
-    model.eval()
+    model, state, params, seeds = policy_and_scenes(run, TASK, split, episodes)
     cfg = model.cfg
-    card = run_dataset_card(state)
     probs: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
-    for seed in split_seeds(card, split, episodes):
-        rec = run_annotator(TASK, seed, params=card["tasks"][TASK]["params"])
+    for seed in seeds:
+        rec = run_annotator(TASK, seed, params=params)
         s = replay_session(rec)
         frames, zs = [], []
         for x, y in rec.clicks:

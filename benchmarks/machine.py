@@ -88,21 +88,23 @@ def named_runs_parser(doc: str, episodes: int):
     return parse
 
 
-def run_dataset_card(state: dict) -> dict:
-    """The dataset card of the run a checkpoint ``state`` was trained on (the card alone, not the
-    store: runs on datasets of an older schema still replay their scenes)."""
+def policy_and_scenes(run: str, task: str, split: str, n: int):
+    """A run's policy (eval mode), its checkpoint state, ``task``'s parameters in the dataset it
+    was trained on and the first ``n`` seeds of that dataset's ``split``: (model, state, params,
+    seeds). Reads the dataset card alone, not the store, so runs on datasets of an older schema
+    still replay their scenes."""
     import json
     from pathlib import Path
 
-    return json.loads((Path(state["train_config"]["data"]["path"]) / "dataset.json").read_text())
+    from annobc.train.checkpoint import load_policy
 
-
-def split_seeds(card: dict, split: str, n: int) -> list[int]:
-    """The first ``n`` seeds of a dataset split, from its card."""
+    model, state = load_policy(run)
+    model.eval()
+    card = json.loads((Path(state["train_config"]["data"]["path"]) / "dataset.json").read_text())
     first, last = card["seed_ranges"][split]
     if n > last - first + 1:
         raise ValueError(f"the {split} split has {last - first + 1} seeds, asked for {n}")
-    return list(range(first, first + n))
+    return model, state, card["tasks"][task]["params"], list(range(first, first + n))
 
 
 def runs_at_temperatures(runs: list[tuple[str, str]], temperatures: list[float]):

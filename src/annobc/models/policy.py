@@ -82,8 +82,8 @@ class SpatialHistory(nn.Module):
         x = F.pad(x, (0, 0, 0, 0, pad, 0))  # left-pad time: output k sees k-N+1..k
         pre = self.mix(x)  # (b, hidden, k or 1, h, w)
         if self.peak is not None:
-            # Invalid and padded frames are zeros, as the convolution sees them.
-            # (b, C, k or 1, h, w): each step's maximum over the N-1 frames before it
+            # Each step's maximum over the N-1 frames before it, (b, C, k or 1, h, w); invalid and
+            # padded frames count as zeros, as the convolution sees them.
             before = F.max_pool3d(x[:, :, :-1], (self.frames - 1, 1, 1), stride=1)
             pre = pre + self.peak(x[:, :, self.frames - 1:] - before)
         y = self.out(F.gelu(pre))  # (b, C, k or 1, h, w)
