@@ -150,7 +150,8 @@ def test_after_change_flags_the_first_repeat_after_a_change():
     """The second step back after turning back is flagged; so is nothing that is not a repeat."""
     from annobc.data.windows import EpisodeWindows
     frames = []
-    rec = run_annotator(TASK, 3, frames=frames, params={"n_targets": [4, 8]})
+    # Seed 4 has a dot the annotator steps 2 past (most it turns back from after 1).
+    rec = run_annotator(TASK, 4, frames=frames, params={"n_targets": [4, 8]})
     ep = EpisodeWindows.from_record(rec, np.stack(frames))
     element = [s.element for s in rec.steps]
     for t in range(1, ep.n):

@@ -24,7 +24,9 @@ VARIANTS = {"xy": dict(head="xy"), "heatmap": dict(head="heatmap"),
             "heatmap+target_read": dict(head="heatmap", spatial_history=2, spatial_coords=True,
                                         aux_target=0.5, target_read=True, aux_offset=0.5),
             "heatmap+peak": dict(head="heatmap", spatial_history=3, spatial_coords=True,
-                                 spatial_summary=True, spatial_peak=True)}
+                                 spatial_summary=True, spatial_peak=True),
+            "heatmap+input_peak": dict(head="heatmap", spatial_history=3, spatial_coords=True,
+                                       spatial_summary=True, spatial_peak=True, input_peak=True)}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -295,6 +295,29 @@ def test_spatial_peak_compares_each_cell_with_its_brightest_frame_before():
         PolicyConfig(spatial_peak=True, spatial_history=1)
 
 
+def test_input_peak_gives_the_encoder_each_frame_minus_its_brightest_pixels_before():
+    """input_peak: frames_before is the per-pixel max over the N-1 valid frames before each one,
+    and the encoder reads frame - before (a revisited brightest slice gives exactly zero)."""
+    m = ClickPolicy(PolicyConfig(head="heatmap", spatial_history=3, input_peak=True, **TINY))
+    level = [10, 200, 50, 200]  # one grey level per frame: 200 is revisited at step 3
+    frames = torch.stack([torch.full((128, 160, 3), v, dtype=torch.uint8) for v in level])[None]
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    before = m.frames_before(frames, valid)[0, :, 0, 0, 0].tolist()
+    assert before == [0, 10, 200, 200]  # N-1 = 2 frames back: step 3 sees steps 1-2
+    valid[0, 1] = False  # an invalid frame counts as black
+    assert m.frames_before(frames, valid)[0, :, 0, 0, 0].tolist() == [0, 10, 10, 50]
+    # The encoder's input is the frame and frame - before: with before = frame (no change) and
+    # before = 0 (all new) the same frame encodes differently.
+    f = frames[0, 3:]
+    same, _ = m.encode_frames(f, f.clone())
+    new, _ = m.encode_frames(f, torch.zeros_like(f))
+    assert not torch.allclose(same, new)
+    assert m.encoder.stages[0][0].in_channels == 6
+    for bad in (dict(spatial_history=1), dict(spatial_history=3, encoder="vit")):
+        with pytest.raises(ValueError, match="input_peak"):
+            PolicyConfig(input_peak=True, **{**TINY, **bad})
+
+
 def test_coordinate_channels_let_the_query_prefer_a_position():
     m = ClickPolicy(PolicyConfig(head="heatmap", spatial_coords=True, label_smoothing=0.0, **TINY))
     with torch.no_grad():

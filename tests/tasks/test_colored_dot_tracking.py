@@ -75,7 +75,54 @@ def test_default_persona_inside_every_human_range():
     assert 12 <= stats["placements_per_episode"] <= 20  # the study's ~16 placements
 
 
-@pytest.mark.parametrize("persona", ["nearest", "careless"])
+def test_sweeper_persona_sweeps_to_the_last_slice_and_checks_in_gaps_before_done():
+    """The sweeper ends where the screen shows the end: after the deepest dot it steps on to the
+    last slice, checks in MIP (every dot marked) and presses DONE; walking a long gap to the next
+    dot it also checks in MIP now and then (dots left unmarked) and goes on."""
+    final, gap = 0, 0
+    for seed in range(30):
+        rec = run_annotator(TASK, seed, "sweeper", params={"n_targets": [4, 8]})
+        s = Session(TASK, seed, rec.params)
+        t, elements = s.task, []
+        for x, y in rec.clicks:
+            if s.hit(x, y)[0] == "MIP" and not t.mip and elements and elements[-1] == "+Z":
+                # A check after empty slices: all dots marked only at the end, on the last slice.
+                left = len(t.targets) - len(t.matched_targets())
+                at_end = rec.clicks[-3:] == rec.clicks[len(elements):len(elements) + 3]
+                if at_end:
+                    final += 1
+                    assert left == 0 and t.z == t.n_slices - 1
+                else:
+                    gap += 1
+                    assert left > 0
+            elements.append(s.hit(x, y)[0])
+            s.step(x, y)
+        assert elements[-3:] == ["MIP", "MIP", "DONE"] and t.z == t.n_slices - 1
+        last_place = max(i for i, e in enumerate(elements) if e == "canvas")
+        sweep = elements[last_place + 1:-3]
+        sweep = sweep[2:] if sweep[:2] == ["MIP", "MIP"] else sweep  # a check after placing
+        assert set(sweep) <= {"+Z"}  # then straight on to the last slice
+    assert final == 30 and gap >= 10
+
+
+def test_annotator_steps_a_second_slice_past_only_where_the_first_is_not_visibly_dimmer():
+    """Turning back is what the screen shows: one slice past the brightest when the dot has faded
+    there by the persona's visible_fade (10%), two where it has not (broad in z, centre off)."""
+    from annobc.tasks.colored_dot_tracking import ColoredDotAnnotator, Dot
+    from annobc.tasks.episode import annotator_rng
+
+    s = Session(TASK, 0)
+    a = ColoredDotAnnotator(s, s.task_cls.personas["default"], annotator_rng(0, "t"))
+    narrow = Dot(50, 50, 10.0, 10, 2.0, 1.0, 0.8, "red")  # next slice: exp(-1/2) = 61%
+    broad = Dot(50, 50, 10.2, 10, 2.0, 2.0, 0.8, "red")  # +1 slice: 93% of the peak's brightness
+    assert a._steps_past(narrow, 1) == 1 and a._steps_past(narrow, -1) == 1
+    assert a._steps_past(broad, 1) == 2 and a._steps_past(broad, -1) == 1  # faded going up
+    counts = [a._steps_past(d, 1) for seed in range(50)
+              for d in Session(TASK, seed, {"n_targets": [4, 8]}).task.targets]
+    assert 0.01 < counts.count(2) / len(counts) < 0.2  # most dots fade within one slice
+
+
+@pytest.mark.parametrize("persona", ["nearest", "careless", "sweeper"])
 def test_other_personas_run(persona):
     rec = run_annotator(TASK, 0, persona)
     assert rec.done and len(rec) > 20

@@ -38,6 +38,7 @@ class Rollout:
     frames: list = field(default_factory=list)
     tokens: deque = field(default_factory=deque)  # last K frame tokens (d,)
     maps: deque = field(default_factory=deque)  # last spatial_history per-frame maps (C, h, w)
+    raw: deque = field(default_factory=deque)  # input_peak: the last spatial_history-1 frames
     clicks: list = field(default_factory=list)  # every click (x, y), prefix included
     pending: list = field(default_factory=list)  # prefix frames still to encode (oldest first)
     prefix_len: int = 0
@@ -78,19 +79,23 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
     while queue or active:
         while queue and len(active) < batch_size:
             active.append(queue.pop(0))
-        frames, owners = [], []
+        frames, befores, owners = [], [], []
         for i, r in enumerate(active):
-            for f in r.pending:
-                frames.append(f)
-                owners.append(i)
-            r.pending = []
             cur = r.session.render()
             if r.keep_frames:
                 r.frames.append(cur)
-            frames.append(cur)
-            owners.append(i)
+            for f in r.pending + [cur]:
+                frames.append(f)
+                owners.append(i)
+                if cfg.input_peak:  # each frame's per-pixel max over the frames before it
+                    befores.append(np.max(r.raw, 0) if r.raw else np.zeros_like(f))
+                    r.raw.append(f)
+                    while len(r.raw) > n_maps - 1:
+                        r.raw.popleft()
+            r.pending = []
         batch = torch.from_numpy(np.stack(frames)).to(device)
-        tokens, spatial = model.encode_frames(batch)  # (n, d), (n, C, h, w)
+        before = torch.from_numpy(np.stack(befores)).to(device) if befores else None
+        tokens, spatial = model.encode_frames(batch, before)  # (n, d), (n, C, h, w)
         if spatial is not None and model.history is not None:
             # Each new frame's cell history (and the token's summary of it) from that rollout's
             # last spatial_history maps, in one batched call.

@@ -34,6 +34,11 @@ class PolicyConfig:
     # With spatial_history: each cell also sees how it compares with its brightest of the frames
     # before (features now minus their max over the last N-1 frames): "is this the peak?"
     spatial_peak: bool = False
+    # cnn, with spatial_history: the encoder also sees each frame minus its per-pixel max over the
+    # N-1 frames before (as DQN max-pools Atari frames). A revisited slice renders identically, so
+    # at a dot's brightest slice this is exactly zero and one slice past it negative: the peak
+    # test at full resolution, before GroupNorm and striding blur it.
+    input_peak: bool = False
     spatial_coords: bool = False  # heatmap: the query also scores each cell's (x, y) position
     label_smoothing: float = 0.1
     aux_category: float = 0.0  # weight of an auxiliary loss predicting the click category
@@ -70,6 +75,8 @@ class PolicyConfig:
             raise ValueError("aux_target needs head: heatmap (it points with the heatmap's cells)")
         if self.spatial_peak and self.spatial_history < 2:
             raise ValueError("spatial_peak needs spatial_history >= 2 (frames to compare with)")
+        if self.input_peak and (self.spatial_history < 2 or self.encoder != "cnn"):
+            raise ValueError("input_peak needs encoder: cnn and spatial_history >= 2")
         if not 0 <= self.spatial_history <= self.window:
             raise ValueError(f"spatial_history must be in 0..window ({self.window}), "
                              f"got {self.spatial_history}")

@@ -36,7 +36,8 @@ class CNNEncoder(nn.Module):
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
-        chans = (3,) + tuple(cfg.cnn_channels)
+        # input_peak: three more input channels, the frame minus its brightest before (see config).
+        chans = (6 if cfg.input_peak else 3,) + tuple(cfg.cnn_channels)
         self.stages = nn.ModuleList(
             # No conv bias: the GroupNorm after it removes it (and Adam would amplify its zero gradient's
             # float noise into real updates).
@@ -57,8 +58,15 @@ class CNNEncoder(nn.Module):
             nn.Conv2d(c, self.spatial_channels, 1) for c in chans[self.spatial_stage + 2:]
         ) if cfg.spatial_context else None
 
-    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, frames: torch.Tensor,
+                before: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (N, H, W, 3) uint8, and with input_peak their per-pixel max over the frames
+        before (N, H, W, 3) uint8 -> token (N, d_model), spatial map (N, C_s, H/4, W/4)."""
         x = to_float(frames)
+        if before is not None:
+            # Scaled like the normalised colours: a unit is one ImageNet standard deviation.
+            diff = (frames.float() - before.float()).permute(0, 3, 1, 2) / (255.0 * 0.225)
+            x = torch.cat([x, diff], 1)  # (N, 6, H, W)
         spatial = None
         deeper = []
         for i, stage in enumerate(self.stages):

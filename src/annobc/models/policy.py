@@ -131,9 +131,24 @@ class ClickPolicy(nn.Module):
         self.register_buffer("category_weights", torch.ones(cfg.n_categories))
 
     # -- encoding -------------------------------------------------------------------------------
-    def encode_frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(N, H, W, 3) uint8 -> frame tokens (N, d) and spatial features (N, C, h, w)."""
+    def encode_frames(self, frames: torch.Tensor, before: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, H, W, 3) uint8 -> frame tokens (N, d) and spatial features (N, C, h, w). With
+        input_peak, ``before``: each frame's per-pixel max over the frames before it (None:
+        zeros, no frame before)."""
+        if self.cfg.input_peak:
+            return self.encoder(frames, torch.zeros_like(frames) if before is None else before)
         return self.encoder(frames)
+
+    def frames_before(self, frames: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Consecutive frames (b, k, H, W, 3) uint8 -> each one's per-pixel max over the
+        spatial_history-1 valid frames before it in the window (zeros where there are none)."""
+        x = frames * valid[:, :, None, None, None].to(frames.dtype)  # invalid frames count as black
+        n = self.cfg.spatial_history - 1
+        before = torch.zeros_like(x)
+        for j in range(1, x.shape[1]):
+            before[:, j] = x[:, max(0, j - n):j].amax(1)
+        return before
 
     def temporal(self, tokens: torch.Tensor, prev_xy: torch.Tensor, bos: torch.Tensor,
                  valid: torch.Tensor) -> torch.Tensor:
@@ -152,7 +167,9 @@ class ClickPolicy(nn.Module):
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         frames, valid = batch["frames"], batch["valid"]
         b, k = frames.shape[:2]
-        token, spatial = self.encode_frames(frames.flatten(0, 1))  # (b*k, H, W, 3) -> (b*k, d)
+        before = self.frames_before(frames, valid).flatten(0, 1) if self.cfg.input_peak else None
+        # (b*k, H, W, 3) -> (b*k, d)
+        token, spatial = self.encode_frames(frames.flatten(0, 1), before)
         token = token.view(b, k, -1)
         if spatial is not None:
             spatial = spatial.view(b, k, *spatial.shape[1:])  # (b*k, C, h, w) -> (b, k, C, h, w)

@@ -51,11 +51,22 @@ class DotPersona(Persona):
     notice_rate: float = 0.995
     order: str = "scan"  # "scan": by depth; "nearest": nearest dot next
     overshoot_rate: float = 1.0  # steps 1-2 slices past the brightest slice and comes back (TASKS.md)
+    # It turns back one slice past the brightest once the dot there is visibly dimmer (by this
+    # fraction of its peak), and steps a second slice past where it is not: what it does then
+    # is what the screen shows, not a coin flip.
+    visible_fade: float = 0.1
     slip_rate: float = 0.03  # places one slice off the brightest
     offcentre_rate: float = 0.012  # places 3-4 px off the centre
     distractor_rate: float = 0.012  # marks a dot of another colour
     mip_check_rate: float = 0.08  # after a placement, toggles MIP on and off to check
     final_check: bool = True  # toggles MIP at the end to verify before DONE
+    # Scan order: after the deepest dot, steps on to the last slice to see that no dot is left
+    # before the final check (the "sweeper" persona; tried for the demo and not kept, see
+    # docs/training.md, seventh session).
+    final_sweep: bool = False
+    # Walking on through empty slices to a dot 5 or more slices on, looks in MIP on the way for
+    # what is left (so that a check after empty slices does not by itself mean "done").
+    gap_check_rate: float = 0.0
 
 
 @dataclass
@@ -114,6 +125,7 @@ class ColoredDotTracking(Task):
         "nearest": DotPersona(order="nearest", overshoot_rate=0.6, mip_check_rate=0.12),
         "careless": DotPersona(slip_rate=0.06, offcentre_rate=0.03, distractor_rate=0.03,
                                notice_rate=0.9, overshoot_rate=0.3, mip_check_rate=0.0),
+        "sweeper": DotPersona(final_sweep=True, gap_check_rate=0.5),
     }
     # Human study on this task (TASKS.md): fractions of clicks per episode, and clicks per episode.
     reference_ranges = {
@@ -286,18 +298,29 @@ class ColoredDotAnnotator(Annotator):
         self._verified = False
 
     def script(self) -> Iterator[Intent]:
-        yield self.press("MIP", "survey")
-        yield self.press("MIP", "survey")
-        yield from self._mark(self._order())
+        order = self._order()
+        # In MIP its target is the next dot it will do: an unmarked one (none at the final check).
+        first = order[0] if order else -1
+        yield self.press("MIP", "survey", first)
+        yield self.press("MIP", "survey", first)
+        yield from self._mark(order)
 
     def _mark(self, order: list[int]) -> Iterator[Intent]:
         """Mark the target dots in this order, checking in MIP now and then, and finish."""
         t, p = self.task, self.persona
-        for k in order:
+        for i, k in enumerate(order):
+            gap = t.targets[k].peak - t.z
+            if gap >= 5 and self.chance(p.gap_check_rate):
+                yield from self._goto(t.z + int(self.rng.integers(2, gap - 2)), "navigate", k)
+                yield self.press("MIP", "verify", k)
+                yield self.press("MIP", "verify", k)
             yield from self._do_dot(k, t.targets[k])
             if self.chance(p.mip_check_rate):
-                yield self.press("MIP", "verify", k)
-                yield self.press("MIP", "verify", k)
+                after = order[i + 1] if i + 1 < len(order) else -1  # the next dot, still unmarked
+                yield self.press("MIP", "verify", after)
+                yield self.press("MIP", "verify", after)
+        if p.final_sweep:
+            yield from self._goto(t.n_slices - 1, "verify", -1)
         if p.final_check:
             yield self.press("MIP", "verify")
             yield self.press("MIP", "verify")
@@ -329,12 +352,12 @@ class ColoredDotAnnotator(Annotator):
 
     def next_intent(self) -> Intent:
         """The next click from any state, as :meth:`resume` would begin, but deterministic in what
-        it does: UNDO while a marker is wrong; once every dot is matched, a check in MIP and DONE;
-        otherwise MIP off,
+        it does: UNDO while a marker is wrong; once every dot is matched, the persona's sweep to the
+        last slice, a check in MIP and DONE; otherwise MIP off,
         towards the next dot's brightest slice, one slice past it (the overshoot: it places only
         after seeing that the next slice is dimmer), back, and a click on the dot's centre. It
         remembers the slices seen since the markers last changed, as a person would."""
-        t = self.task
+        t, p = self.task, self.persona
         if t.ann != self._seen_for:  # a marker came or went: a new dot begins from here
             self._seen_for, self._seen, self._came_from = t.ann, set(), t.z
             self._verified = False
@@ -342,7 +365,9 @@ class ColoredDotAnnotator(Annotator):
         if t.n_wrong():
             return self.press("UNDO", "correct", -1, True)
         left = self._remaining()
-        if not left:  # as the script ends: MIP on to see every marker, MIP off, DONE
+        if not left:  # as the script ends: to the last slice, MIP on to see every marker, off, DONE
+            if p.final_sweep and not t.mip and not self._verified and t.z < t.n_slices - 1:
+                return self.press("+Z", "verify")
             if t.mip:
                 self._verified = True
                 return self.press("MIP", "verify")
@@ -371,6 +396,14 @@ class ColoredDotAnnotator(Annotator):
             z = t.targets[k].peak
         return order
 
+    def _steps_past(self, dot: Dot, direction: int) -> int:
+        """1, or 2 where the slice one past the brightest is not visibly dimmer than it."""
+        def brightness(z: int) -> float:
+            return math.exp(-0.5 * ((z - dot.z) / dot.sigma_z) ** 2)
+
+        fade = 1 - brightness(dot.peak + direction) / brightness(dot.peak)
+        return 1 if fade > self.persona.visible_fade else 2
+
     def _goto(self, z: int, phase: str, k: int, correction: bool = False) -> Iterator[Intent]:
         while self.task.z != z:
             label = "+Z" if z > self.task.z else "-Z"
@@ -398,7 +431,7 @@ class ColoredDotAnnotator(Annotator):
         yield from self._goto(dot.peak, "navigate", k)
         if self.chance(p.overshoot_rate):
             lo, hi = 0, t.n_slices - 1
-            past = int(np.clip(dot.peak + direction * int(self.rng.integers(1, 3)), lo, hi))
+            past = int(np.clip(dot.peak + direction * self._steps_past(dot, direction), lo, hi))
             yield from self._goto(past, "inspect", k)
             yield from self._goto(dot.peak, "inspect", k)
         if slip:
