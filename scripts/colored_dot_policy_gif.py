@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from machine import policy_and_scenes  # noqa: E402
 
-from annobc.eval.closed_loop import new_rollout, run_rollouts  # noqa: E402
+from annobc.eval.closed_loop import closed_loop  # noqa: E402
 from annobc.gui.gif import save_gif  # noqa: E402
 
 TASK = "colored_dot_tracking"
@@ -32,8 +32,8 @@ def main() -> int:
     args = ap.parse_args()
     model, _, params, seeds = policy_and_scenes(args.run, TASK, "test", args.episodes)
     screen = (model.cfg.screen_w, model.cfg.screen_h)
-    rollouts = [new_rollout(TASK, s, screen, "dark", 300, "policy", True, params) for s in seeds]
-    run_rollouts(model, rollouts, args.temperature)
+    rollouts = closed_loop(model, [TASK], seeds, args.temperature, 300, screen,
+                           gifs_per_task=len(seeds), params={TASK: params})[TASK]
     wins = [r for r in rollouts if r.record.success]
     print(f"{len(wins)} of {len(rollouts)} perfect: seeds {[r.record.seed for r in wins]}")
     if not wins:

@@ -80,6 +80,10 @@ class Dot:
     amplitude: float
     color: str
 
+    def brightness(self, z: float) -> float:
+        """The dot's peak intensity on slice z (its z profile; the MIP shows it at ``peak``)."""
+        return self.amplitude * np.exp(-0.5 * ((z - self.z) / self.sigma_z) ** 2)
+
 
 class ColoredDotTracking(Task):
     """Mark every dot of the requested colour at its brightest z-slice.
@@ -201,10 +205,7 @@ class ColoredDotTracking(Task):
         s = p.size
         acc = np.zeros((s, s, 3), np.float32)
         for d in self.targets + self.distractors:
-            if key == "mip":
-                gz = d.amplitude * np.exp(-0.5 * ((d.peak - d.z) / d.sigma_z) ** 2)
-            else:
-                gz = d.amplitude * np.exp(-0.5 * ((key - d.z) / d.sigma_z) ** 2)
+            gz = d.brightness(d.peak if key == "mip" else key)
             if gz < 0.01:
                 continue
             r = int(np.ceil(3 * d.sigma_xy))
@@ -398,10 +399,7 @@ class ColoredDotAnnotator(Annotator):
 
     def _steps_past(self, dot: Dot, direction: int) -> int:
         """1, or 2 where the slice one past the brightest is not visibly dimmer than it."""
-        def brightness(z: int) -> float:
-            return math.exp(-0.5 * ((z - dot.z) / dot.sigma_z) ** 2)
-
-        fade = 1 - brightness(dot.peak + direction) / brightness(dot.peak)
+        fade = 1 - dot.brightness(dot.peak + direction) / dot.brightness(dot.peak)
         return 1 if fade > self.persona.visible_fade else 2
 
     def _goto(self, z: int, phase: str, k: int, correction: bool = False) -> Iterator[Intent]:
