@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from annobc.tasks.episode import EpisodeRecord, StepRecord, finish_record, new_record, run_annotator
+from annobc.tasks.episode import (NO_TARGET, EpisodeRecord, StepRecord, TargetGeometry, finish_record,
+                                  new_record, run_annotator)
 from annobc.tasks.session import Session
 from annobc.tasks.stats import episode_stats
 
@@ -144,23 +145,26 @@ def run_rollouts(model, rollouts: list[Rollout], temperature: float, device="cpu
             else:
                 label = r.expert.next_intent() if r.expert is not None else None
                 aim = r.session.hit(label.x, label.y) if label is not None else (None, None)
+                target = TargetGeometry.of(r.session, label.target) if label is not None else NO_TARGET
                 if aim[1] in r.intervene:
                     # The expert makes this click itself (a demonstration, not a label), so that
                     # e.g. a wrong marker is undone at once instead of haunting every later state.
                     res = r.session.step(label.x, label.y)
                     r.clicks.append((label.x, label.y))
-                    r.record.steps.append(StepRecord.from_step(label, res))
+                    r.record.steps.append(StepRecord.from_step(label, res, target))
                 else:
                     res = r.session.step(x, y)
                     r.clicks.append((x, y))
                     step = StepRecord(
                         x, y, res.element, res.category, PHASE_OF_CATEGORY[res.category],
-                        res.position, -1, res.mistake_present, res.effect.wrong,
+                        res.position, -1, -1, -1, None, res.mistake_present, res.effect.wrong,
                         res.removed_mistake, res.effect.annotated, learner=True)
                     if label is not None:
                         step.label_x, step.label_y = label.x, label.y
                         step.label_element, step.label_category = aim
                         step.target = label.target
+                        step.target_x, step.target_y = target.x, target.y
+                        step.target_offset = target.offset
                     r.record.steps.append(step)
             if r.finished:
                 finish_record(r.record, r.session)

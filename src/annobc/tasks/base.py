@@ -1,6 +1,7 @@
-"""The task protocol: scene generator, GUI state machine, score, and the virtual annotator.
+"""The task protocol: scene generator, GUI state machine and score.
 
-A task is one class deriving from :class:`Task` plus an :class:`Annotator` subclass. The task
+A task is one class deriving from :class:`Task`, paired with an annotator
+(:class:`annobc.tasks.annotator.Annotator`) that acts on it. The task
 generates its ground truth from a seed, keeps the GUI state (view, annotations, undo stack), answers
 what the screen shows (canvas image, overlays, status lines, selected buttons) and scores the
 annotations. It knows nothing of pixels outside its canvas: :mod:`annobc.tasks.session` puts a
@@ -15,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Hashable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from annobc.gui import CanvasMapper
-    from annobc.tasks.session import Session
 
 # Every click falls in exactly one category (the first six by element, `invalid` when none is hit).
 CATEGORIES = ("navigate", "place", "view", "select", "undo", "done", "invalid")
@@ -59,6 +59,29 @@ class Persona:
     notice_rate: float = 0.98  # probability that a mistake is noticed and corrected
     place_sigma: float = 0.4  # canvas placement noise, data pixels (standard deviation)
     place_max: float = 1.2  # placement noise is clipped at this radius, data pixels
+
+    # The fields that make mistakes happen and those that make them noticed; subclasses extend
+    # both with their own rates. They let one persona give the task's expert (no deliberate
+    # mistakes, every mistake noticed) and the contract's harder roll-ins (mistakes tripled).
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = ("mistake_rate",)
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = ("notice_rate",)
+
+    def with_mistakes_scaled(self, factor: float) -> "Persona":
+        """This persona with every mistake rate multiplied by ``factor`` (capped at 1)."""
+        return dataclasses.replace(self, **{f: min(1.0, getattr(self, f) * factor)
+                                            for f in self.MISTAKE_FIELDS})
+
+    def without_mistakes(self) -> "Persona":
+        return self.with_mistakes_scaled(0.0)
+
+    def expert(self) -> "Persona":
+        """The labeller: no deliberate mistakes, every wrong annotation noticed. Noise and
+        exploration stay (a label is where this persona would click, not a sampled error)."""
+        return dataclasses.replace(self.without_mistakes(), **{f: 1.0 for f in self.NOTICE_FIELDS})
+
+    def never_noticing(self) -> "Persona":
+        """This persona, noticing none of its mistakes (for states that hold one)."""
+        return dataclasses.replace(self, **{f: 0.0 for f in self.NOTICE_FIELDS})
 
 
 def params_to_dict(params: Any) -> dict:
@@ -107,13 +130,15 @@ class Task(ABC):
     Params: ClassVar[type]
     buttons: ClassVar[tuple[Button, ...]]
     personas: ClassVar[dict[str, Persona]]
-    Annotator: ClassVar[type["Annotator"]]
     # Reference ranges for the annotator's behaviour, e.g. from a human study:
     # statistic name -> (low, high). Checked by `annobc stats`.
     reference_ranges: ClassVar[dict[str, tuple[float, float]]] = {}
     # Expected score of a lucky guess: 0 for placement tasks, 1/k for a k-way decision. Uniform
     # random clicking must not do better than this (tests/tasks/test_task_contract.py).
     chance_level: ClassVar[float] = 0.0
+    # The most clicks the task's expert needs to remove one wrong annotation from a state that
+    # holds it (navigation back to it included); checked by tests/tasks/test_expert_contract.py.
+    correction_length: ClassVar[int] = 3
 
     def __init__(self, params: Any, seed: int):
         self.params = params
@@ -207,8 +232,11 @@ class Task(ABC):
         """Where in the data axis the view is, in [0, 1] (z/Z, t/T, band/B, ...)."""
 
     def target_point(self, k: int) -> tuple[float, float] | None:
-        """Data coordinates (u, v) of ground-truth item ``k`` (the ``target`` latent), for tasks
-        whose items sit at one place in the scene; None where there is no such point."""
+        """Where ground-truth item ``k`` (the ``target`` latent) is on the current view, in data
+        coordinates (u, v): the dot, the neurite's cross-section on this slice, the tracked cell in
+        this frame, the landmark, the keypoint, the node, the plume source. None where item ``k``
+        has no point on this view (e.g. k = -1, or a decision with no place). Recorded into every
+        step at generation (``target_x``, ``target_y``)."""
         return None
 
     def target_offset(self, k: int) -> int | None:
@@ -235,71 +263,3 @@ class Task(ABC):
             if b.label == label:
                 return b
         raise KeyError(label)
-
-
-@dataclass
-class Intent:
-    """One click the annotator wants to make, with the latents it knows about."""
-
-    x: int
-    y: int
-    phase: str
-    target: int = -1
-    is_correction: bool = False
-
-
-class Annotator(ABC):
-    """A scripted, seeded, fallible annotator.
-
-    Subclasses implement :meth:`script` as a generator that yields :class:`Intent` objects; the
-    runner applies each click to the session before resuming the generator, so the script can read
-    the task's state after every click. Use :meth:`press` and :meth:`place` to build intents: they
-    put button clicks at a jittered point inside the button and canvas clicks at a noisy point.
-    """
-
-    def __init__(self, session: "Session", persona: Persona, rng: np.random.Generator):
-        self.session = session
-        self.task = session.task
-        self.persona = persona
-        self.rng = rng
-
-    @abstractmethod
-    def script(self) -> Iterator[Intent]:
-        """Yield the clicks of one episode, ending with DONE."""
-
-    def resume(self) -> Iterator[Intent]:
-        """Yield the clicks that finish an episode someone else began (e.g. a policy's roll-in):
-        the expert of a takeover episode. Tasks whose annotator can take over override this."""
-        raise NotImplementedError(f"the {self.task.task_id} annotator cannot take over a running "
-                                  "episode (no resume())")
-
-    def next_intent(self) -> Intent:
-        """The click the annotator would make next in the current state, whoever made the clicks
-        before (e.g. a policy): the expert label of a DAgger step. Called once per state, in
-        order, so an annotator may remember what it has seen. Tasks whose annotator can label
-        override this."""
-        raise NotImplementedError(f"the {self.task.task_id} annotator cannot label a policy's "
-                                  "states (no next_intent())")
-
-    # -- helpers ------------------------------------------------------------------------------
-    def press(self, label: str, phase: str, target: int = -1, correction: bool = False) -> Intent:
-        r = self.session.layout.buttons[label]
-        # People click near the centre of a button, rarely on its border.
-        x = int(np.clip(np.round(r.x0 + (r.w - 1) / 2 + self.rng.normal(0, r.w / 7)), r.x0 + 1, r.x1 - 2))
-        y = int(np.clip(np.round(r.y0 + (r.h - 1) / 2 + self.rng.normal(0, r.h / 7)), r.y0 + 1, r.y1 - 2))
-        return Intent(x, y, phase, target, correction)
-
-    def place(self, u: float, v: float, phase: str = "place", target: int = -1,
-              correction: bool = False, sigma: float | None = None) -> Intent:
-        """A canvas click aimed at data point (u, v), with the persona's placement noise."""
-        p = self.persona
-        sigma = p.place_sigma if sigma is None else sigma
-        d = self.rng.normal(0.0, sigma, 2)
-        r = float(np.hypot(*d))
-        if r > p.place_max:
-            d *= p.place_max / r
-        x, y = self.session.mapper.to_screen(u + d[0], v + d[1])
-        return Intent(x, y, phase, target, correction)
-
-    def chance(self, p: float) -> bool:
-        return bool(self.rng.random() < p)

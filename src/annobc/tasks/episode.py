@@ -14,14 +14,16 @@ from typing import Any, Iterator
 import numpy as np
 
 from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
-from annobc.tasks.base import Intent, params_to_dict
-from annobc.tasks.registry import get_task_class
+from annobc.tasks.annotator import Intent
+from annobc.tasks.base import params_to_dict
+from annobc.tasks.registry import get_annotator_class, get_task_class
 from annobc.tasks.session import Session, StepResult
 
 # Per-step fields, in column order (see docs/data.md once datasets exist).
-STEP_FIELDS = ("x", "y", "element", "category", "phase", "position", "target", "mistake_present",
-               "is_mistake", "is_correction", "annotated", "timestamp_ms", "learner", "label_x",
-               "label_y", "label_element", "label_category")
+STEP_FIELDS = ("x", "y", "element", "category", "phase", "position", "target", "target_x",
+               "target_y", "target_offset", "mistake_present", "is_mistake", "is_correction",
+               "annotated", "timestamp_ms", "learner", "label_x", "label_y", "label_element",
+               "label_category")
 
 
 @dataclass
@@ -33,6 +35,12 @@ class StepRecord:
     phase: str
     position: float
     target: int
+    # Where the target item is on the screen before the click (Task.target_point), -1 where it
+    # has no point on this view; and the view's offset from it along the data axis
+    # (Task.target_offset), None where none.
+    target_x: int
+    target_y: int
+    target_offset: int | None
     mistake_present: bool
     is_mistake: bool
     is_correction: bool
@@ -47,10 +55,34 @@ class StepRecord:
     label_category: str | None = None
 
     @classmethod
-    def from_step(cls, intent: Intent, res: StepResult, timestamp_ms: float | None = None):
+    def from_step(cls, intent: Intent, res: StepResult, target: "TargetGeometry",
+                  timestamp_ms: float | None = None):
         return cls(intent.x, intent.y, res.element, res.category, intent.phase, res.position,
-                   intent.target, res.mistake_present, res.effect.wrong,
-                   intent.is_correction or res.removed_mistake, res.effect.annotated, timestamp_ms)
+                   intent.target, target.x, target.y, target.offset, res.mistake_present,
+                   res.effect.wrong, intent.is_correction or res.removed_mistake,
+                   res.effect.annotated, timestamp_ms)
+
+
+@dataclass(frozen=True)
+class TargetGeometry:
+    """Where a step's target item is, read from the task before the click."""
+
+    x: int = -1
+    y: int = -1
+    offset: int | None = None
+
+    @classmethod
+    def of(cls, session: Session, target: int) -> "TargetGeometry":
+        if target < 0:
+            return NO_TARGET
+        task = session.task
+        p = task.target_point(target)
+        x, y = session.mapper.to_screen(*p) if p is not None else (-1, -1)
+        off = task.target_offset(target)
+        return cls(int(x), int(y), None if off is None else int(off))
+
+
+NO_TARGET = TargetGeometry()
 
 
 @dataclass
@@ -84,7 +116,8 @@ class EpisodeRecord:
     def from_dict(cls, d: dict) -> "EpisodeRecord":
         d = dict(d)
         d["screen"] = tuple(d["screen"])
-        d["steps"] = [StepRecord(**s) for s in d["steps"]]
+        d["steps"] = [StepRecord(**{"target_x": -1, "target_y": -1, "target_offset": None, **s})
+                      for s in d["steps"]]
         return cls(**d)
 
 
@@ -104,7 +137,8 @@ def run_annotator(task_id: str, seed: int, persona: str = "default", params: Any
     cls = session.task_cls
     if persona not in cls.personas:
         raise ValueError(f"unknown persona {persona!r} for {task_id}; known: {', '.join(cls.personas)}")
-    annotator = cls.Annotator(session, cls.personas[persona], annotator_rng(seed, persona))
+    annotator = get_annotator_class(task_id)(session, cls.personas[persona],
+                                             annotator_rng(seed, persona))
     record = new_record(session, persona)
     play_intents(session, record, annotator.script(), max_steps, frames)
     if frames is not None:
@@ -120,8 +154,9 @@ def play_intents(session: Session, record: EpisodeRecord, intents: Iterator[Inte
     for intent in intents:
         if frames is not None:
             frames.append(session.render())
+        target = TargetGeometry.of(session, intent.target)
         res = session.step(intent.x, intent.y)
-        record.steps.append(StepRecord.from_step(intent, res))
+        record.steps.append(StepRecord.from_step(intent, res, target))
         if session.done or len(record.steps) >= max_steps:
             break
 

@@ -75,7 +75,7 @@ def annotator_name(name: str | None) -> str:
 def human_step(x: int, y: int, res: StepResult, timestamp_ms: float | None) -> StepRecord:
     """The dataset row of one person's click (latents from the click itself; see the module doc)."""
     return StepRecord(int(x), int(y), res.element, res.category, PHASE_OF_CATEGORY[res.category],
-                      res.position, -1, res.mistake_present, res.effect.wrong, res.removed_mistake,
+                      res.position, -1, -1, -1, None, res.mistake_present, res.effect.wrong, res.removed_mistake,
                       res.effect.annotated, None if timestamp_ms is None else float(timestamp_ms))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, frame_hash, run_annotator
-from annobc.tasks.animal_limb_tracking import FL, FR, HL, HR, KEYPOINTS, NOSE, TAIL
+from annobc.tasks.builtin.animal_limb_tracking import FL, FR, HL, HR, KEYPOINTS, NOSE, TAIL
 from annobc.tasks.stats import episode_stats
 
 TASK = "animal_limb_tracking"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, run_annotator
-from annobc.tasks.neuron_tracking import CROSS_COLOR, NEXT_COLOR, NODE_COLOR, PREV_COLOR
+from annobc.tasks.builtin.neuron_tracking import CROSS_COLOR, NEXT_COLOR, NODE_COLOR, PREV_COLOR
 
 CENTRE = 56.0  # the canvas centre of the default 112x112 grid
 

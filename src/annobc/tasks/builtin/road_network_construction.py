@@ -15,7 +15,8 @@ import numpy as np
 
 from annobc.gui import draw_line, draw_mark
 from annobc.tasks.textures import camera_noise
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 MATCH_PX = 3.0  # a placed node matches a true node within this many map pixels
 SNAP_PX = 4.0  # an EDGE click snaps to the nearest placed node within this many map pixels
@@ -594,7 +595,7 @@ def _square_offsets() -> np.ndarray:
 
 
 # -- the virtual annotator -------------------------------------------------------------------------
-class RoadAnnotator(Annotator):
+class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
     """Pans region by region, places the junctions it sees, joins them along the roads.
 
     ``target`` is a true node index while placing that node, and ``n_nodes + k`` while joining
@@ -884,6 +885,3 @@ class RoadAnnotator(Annotator):
                 noticed = True
         if noticed or self.chance(p.notice_rate):
             yield from self._found(m)
-
-
-RoadNetworkConstruction.Annotator = RoadAnnotator

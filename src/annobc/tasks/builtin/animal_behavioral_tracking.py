@@ -15,7 +15,8 @@ import numpy as np
 
 from annobc.gui.raster import mark_offsets
 from annobc.tasks.textures import camera_noise
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 MAX_ANIMALS = 3
 ANIMAL_LABELS = tuple(f"A{k + 1}" for k in range(MAX_ANIMALS))
@@ -513,7 +514,7 @@ def _segments_cross(p0, p1, q0, q1) -> bool:
     return (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0)
 
 
-class AnimalTrackingAnnotator(Annotator):
+class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
     """Follows each animal by proximity from the tags of frame 1; swaps at close passes, flips."""
 
     persona: TrackPersona
@@ -632,6 +633,3 @@ class AnimalTrackingAnnotator(Annotator):
                         yield from self._put(f, k, m, t.gt_point(f, g, m), correction=True)
                     elif swap and m == 1:
                         self.follow[k] = j
-
-
-AnimalBehavioralTracking.Annotator = AnimalTrackingAnnotator

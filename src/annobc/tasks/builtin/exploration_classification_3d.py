@@ -15,7 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 CLASSES = ("SPHERE", "ELLIPSOID", "TORUS", "2 SPHERES")
 SPHERE, ELLIPSOID, TORUS, PAIR = range(4)
@@ -372,7 +373,7 @@ def _reticle(scale: int) -> tuple[np.ndarray, np.ndarray]:
     return ys, xs
 
 
-class ExplorationAnnotator(Annotator):
+class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
     """Surveys from the middle slice to the top, sweeps down through the whole stack pinning the
     object, decides once it has passed the object, and (default) comes back up to check."""
 
@@ -481,6 +482,3 @@ class ExplorationAnnotator(Annotator):
             wrong = SPHERE
         return {"vis": vis, "z0": z0, "z1": z1, "zw": zw, "zd": zd, "zp": int(zp), "zn": int(zn),
                 "wrong": wrong}
-
-
-ExplorationClassification3D.Annotator = ExplorationAnnotator

@@ -52,7 +52,7 @@ def test_distractor_and_missing_dots_lower_f1():
 
 
 def test_requested_colour_is_on_screen_in_that_colour():
-    from annobc.tasks.colored_dot_tracking import COLORS
+    from annobc.tasks.builtin.colored_dot_tracking import COLORS
 
     s = Session(TASK, 3)
     assert s.task.status()[0].startswith(f"FIND {s.task.color}")
@@ -108,7 +108,7 @@ def test_sweeper_persona_sweeps_to_the_last_slice_and_checks_in_gaps_before_done
 def test_annotator_steps_a_second_slice_past_only_where_the_first_is_not_visibly_dimmer():
     """Turning back is what the screen shows: one slice past the brightest when the dot has faded
     there by the persona's visible_fade (10%), two where it has not (broad in z, centre off)."""
-    from annobc.tasks.colored_dot_tracking import ColoredDotAnnotator, Dot
+    from annobc.tasks.builtin.colored_dot_tracking import ColoredDotAnnotator, Dot
     from annobc.tasks.episode import annotator_rng
 
     s = Session(TASK, 0)

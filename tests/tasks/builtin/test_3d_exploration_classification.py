@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, frame_hash, run_annotator
-from annobc.tasks.exploration_classification_3d import (CLASSES, ELLIPSOID, PAIR, SPHERE, TORUS,
+from annobc.tasks.builtin.exploration_classification_3d import (CLASSES, ELLIPSOID, PAIR, SPHERE, TORUS,
                                                           ExplorationClassification3D)
 
 TASK = "3d_exploration_classification"

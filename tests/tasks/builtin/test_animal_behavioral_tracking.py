@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, frame_hash, run_annotator
-from annobc.tasks.animal_behavioral_tracking import ID_COLORS, MATCH_PX
+from annobc.tasks.builtin.animal_behavioral_tracking import ID_COLORS, MATCH_PX
 from annobc.tasks.stats import episode_stats
 
 TASK = "animal_behavioral_tracking"

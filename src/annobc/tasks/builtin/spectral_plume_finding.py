@@ -14,7 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from annobc.gui import draw_mark
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 LAMBDA_NM = (1000.0, 2500.0)  # wavelength of the first and the last band
 SOURCE_RADIUS = 4.0  # a mark within this many data pixels of the source finds it
@@ -469,7 +470,7 @@ class SpectralPlumeFinding(Task):
         return 0.5 * near + 0.5 * in_window, near and in_window
 
 
-class PlumeAnnotator(Annotator):
+class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
     """Coarse sweep, fine sweep across the window, RATIO checks, mark, check a neighbouring band."""
 
     persona: PlumePersona
@@ -570,6 +571,3 @@ class PlumeAnnotator(Annotator):
             yield self.place(pl.x, pl.y, "correct", 0, True)
             yield self.press("BAND+" if nb > home else "BAND-", "verify", 0)
         yield from self._goto(home, "verify")
-
-
-SpectralPlumeFinding.Annotator = PlumeAnnotator

@@ -16,7 +16,8 @@ import numpy as np
 
 from annobc.gui import draw_mark
 from annobc.tasks.textures import camera_noise
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 BANK = 384  # side of the fixed noise and texture banks, pixels
 # Grey level -> colour of a slightly green-grey nuclear stain.
@@ -591,7 +592,7 @@ class CellLineageTracking(Task):
         return 0.5 * (acc + f1), bool(acc >= 0.95 and set(self.divisions) == set(self.div_frames))
 
 
-class LineageAnnotator(Annotator):
+class LineageAnnotator(Annotator, task=CellLineageTracking):
     """Clicks the followed nucleus, NEXT, clicks, ...; DIV then the nearer daughter at a division."""
 
     persona: LineagePersona
@@ -718,6 +719,3 @@ class LineageAnnotator(Annotator):
                 return
             yield self.press("PREV", "verify", k)
             f -= 1
-
-
-CellLineageTracking.Annotator = LineageAnnotator

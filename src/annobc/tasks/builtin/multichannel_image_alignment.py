@@ -17,7 +17,8 @@ import numpy as np
 from annobc.gui.raster import mark_offsets, paint
 from annobc.gui.font import GlyphAtlas
 from annobc.tasks.textures import camera_noise
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 TISSUE_BANK = 384  # side of the fixed tissue texture that every scene crops from
 NOISE_BANK = 512
@@ -600,7 +601,7 @@ class MultichannelImageAlignment(Task):
         return VIEW_POSITION[self.view]
 
 
-class AlignAnnotator(Annotator):
+class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
     """Surveys both channels, then pair by pair: checks a landmark shows in both channels, places it
     in A, finds its partner in B by toggling between the channels, places it, checks the overlay.
     Ends by checking every pair in the overlay against a channel."""
@@ -749,6 +750,3 @@ class AlignAnnotator(Annotator):
             yield self._show("B", "verify", j)
             yield self._show("O", "verify", j)
         return False
-
-
-MultichannelImageAlignment.Annotator = AlignAnnotator

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, run_annotator
-from annobc.tasks.road_network_construction import (EDGE_COLOR, NODE_COLOR, PICK_COLOR,
+from annobc.tasks.builtin.road_network_construction import (EDGE_COLOR, NODE_COLOR, PICK_COLOR,
                                                     RoadNetworkConstruction)
 
 TASK = "road_network_construction"

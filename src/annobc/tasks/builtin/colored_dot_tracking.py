@@ -13,7 +13,8 @@ import numpy as np
 
 from annobc.gui import draw_mark
 from annobc.tasks.textures import camera_noise
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 COLORS = {
     "RED": (255, 60, 50),
@@ -285,7 +286,7 @@ class ColoredDotTracking(Task):
         return f1, m == len(self.targets) == len(self.ann)
 
 
-class ColoredDotAnnotator(Annotator):
+class ColoredDotAnnotator(Annotator, task=ColoredDotTracking):
     """Surveys in MIP, visits the dots in depth order (or nearest first), overshoots and comes back."""
 
     persona: DotPersona
@@ -452,6 +453,3 @@ class ColoredDotAnnotator(Annotator):
                 yield self.place(dot.x, dot.y, "correct", k, True)
             return
         yield self.place(dot.x, dot.y, "place", k)
-
-
-ColoredDotTracking.Annotator = ColoredDotAnnotator

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, run_annotator
-from annobc.tasks.cell_lineage_tracking import MITOTIC_LONG, MITOTIC_SHORT, OUTLINE_COLOR, POINT_COLOR
+from annobc.tasks.builtin.cell_lineage_tracking import MITOTIC_LONG, MITOTIC_SHORT, OUTLINE_COLOR, POINT_COLOR
 from annobc.tasks.stats import episode_stats
 
 TASK = "cell_lineage_tracking"

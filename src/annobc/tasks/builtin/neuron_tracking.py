@@ -14,7 +14,8 @@ import numpy as np
 
 from annobc.gui import draw_line, draw_mark
 from annobc.tasks.textures import camera_noise
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 # -- EM texture bank ---------------------------------------------------------------------------
 # The neuropil texture is a Voronoi-like tiling (an additively weighted Voronoi diagram, so cell
@@ -463,7 +464,7 @@ def _stamp(canvas: np.ndarray, x: int, y: int, kind: str, r: int, color) -> None
     canvas[off[0] + y, off[1] + x] = color
 
 
-class NeuronAnnotator(Annotator):
+class NeuronAnnotator(Annotator, task=NeuronTracking):
     """Clicks the target's cross-section, +Z, repeats; peeks ahead at contacts; undoes wrong turns."""
 
     persona: NeuronPersona
@@ -570,6 +571,3 @@ class NeuronAnnotator(Annotator):
             yield from self._goto(z, "verify")
             if z in t.wrong_slices() and self.chance(p.review_notice):
                 yield self._place_on(z, 0, "correct", True)
-
-
-NeuronTracking.Annotator = NeuronAnnotator

@@ -14,7 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from annobc.gui.raster import mark_offsets
-from annobc.tasks.base import Annotator, Button, Effect, Intent, NO_EFFECT, Persona, Task
+from annobc.tasks.annotator import Annotator, Intent
+from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
 
 KEYPOINTS = ("NOSE", "TAIL", "FL", "FR", "HL", "HR")
 NOSE, TAIL, FL, FR, HL, HR = range(6)
@@ -532,7 +533,7 @@ class AnimalLimbTracking(Task):
         return pck, pck >= SUCCESS_PCK
 
 
-class LimbAnnotator(Annotator):
+class LimbAnnotator(Annotator, task=AnimalLimbTracking):
     """Frame by frame: select each tab and place it (order by persona), check the frame, NEXT."""
 
     persona: LimbPersona
@@ -630,6 +631,3 @@ class LimbAnnotator(Annotator):
                 item = f * N_KP + k
                 yield from self._select(k, "correct", item, True)
                 yield self._put(f, k, "correct", item, True)
-
-
-AnimalLimbTracking.Annotator = LimbAnnotator
