@@ -73,6 +73,7 @@ def test_mistake_recovery_starts_from_annotator_mistakes():
     assert r["states"] > 0
     assert 0.0 <= r["policy_removed_mistake"] <= 1.0
     assert r["annotator_removed_mistake"] > 0.5  # the annotator notices most of its mistakes
+    assert r["expert_removed_mistake"] >= r["annotator_removed_mistake"]  # the expert notices all
 
 
 @pytest.fixture(scope="module")

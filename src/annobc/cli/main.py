@@ -244,7 +244,7 @@ def cmd_demo(args) -> int:
 
     from annobc.data import Plan, generate, resolve_tasks
     from annobc.eval.evaluate import evaluate, results_table
-    from annobc.eval.takeover import add_takeover_episodes, can_add, describe
+    from annobc.eval.takeover import add_takeover_episodes, describe
     from annobc.train.checkpoint import load_policy
     from annobc.train.config import load_config
     from annobc.train.train import train
@@ -252,8 +252,7 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     tasks = resolve_tasks(args.tasks)
-    takeover = ([t for t in tasks if can_add(t, args.takeover_mode)] if args.takeover_episodes
-                else [])
+    takeover = tasks if args.takeover_episodes else []
     first_minutes = args.minutes - (args.takeover_minutes if takeover else 0)
     if first_minutes <= 0:
         raise ValueError(f"--takeover-minutes ({args.takeover_minutes}) must be less than "
@@ -294,8 +293,7 @@ def cmd_demo(args) -> int:
         summary = train(cfg)
         print(f"      trained {summary['step']} more steps in {summary['minutes']} min", flush=True)
     else:
-        print("[3/4] no takeover episodes (--takeover-episodes 0, or no task's annotator can take "
-              "over)", flush=True)
+        print("[3/4] no takeover episodes (--takeover-episodes 0)", flush=True)
     print(f"[4/4] evaluating on {args.eval_episodes} test episodes per task", flush=True)
     res = evaluate(str(cfg.run_dir), tasks, args.eval_episodes, args.temperature, args.eval_max_steps,
                    out=str(out), gifs_per_task=args.gifs, tf_windows=args.tf_windows,
@@ -408,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--takeover-episodes", type=int, default=0,
-                   help="takeover (or DAgger) episodes per task whose annotator can take over, "
+                   help="takeover (or DAgger) episodes per task, "
                         "after which --takeover-minutes of --minutes train on (0: none, one run "
                         "of --minutes; see docs/training.md for why that is the default)")
     s.add_argument("--takeover-mode", choices=MODES, default="takeover",

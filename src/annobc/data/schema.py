@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3  # 2: the learner column; 3: the label columns
+SCHEMA_VERSION = 4  # 2: the learner column; 3: the label columns; 4: the target geometry
 
 # (name, arrow type, meaning)
 STEP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -28,6 +28,13 @@ STEP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
                            "correct | finish"),
     ("position", pa.float64(), "latent: where in the data axis the view was (z/Z, t/T, ...), [0, 1]"),
     ("target", pa.int16(), "latent: index of the ground-truth item being worked on, -1 if none"),
+    ("target_x", pa.int16(), "latent: screen column of the target item on the view before the click "
+                             "(Task.target_point: the dot, the neurite's cross-section on this slice, "
+                             "the tracked cell, the landmark, ...); -1 where it has no point there"),
+    ("target_y", pa.int16(), "latent: screen row of the target item; -1 where none"),
+    ("target_offset", pa.int16(), "latent: how many steps the view is from the target item along the "
+                                  "data axis (Task.target_offset, e.g. slices from a dot's brightest "
+                                  "one); null where the task has no such place"),
     ("mistake_present", pa.bool_(), "latent: a wrong annotation existed before this click"),
     ("is_mistake", pa.bool_(), "latent: this click made a wrong annotation"),
     ("is_correction", pa.bool_(), "latent: this click is part of fixing a mistake"),

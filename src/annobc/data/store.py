@@ -129,6 +129,7 @@ class EpisodeStore:
         shards = self.card["shards"]
         eps = [_read(self.root / "episodes" / f"{s}.parquet", EPISODE_SCHEMA) for s in shards]
         steps = [_read(self.root / "steps" / f"{s}.parquet", STEP_SCHEMA) for s in shards]
+        self._tasks: list[str] | None = None
         self.episodes = pa.concat_tables(eps).to_pydict() if eps else {c: [] for c in EPISODE_SCHEMA.names}
         st = pa.concat_tables(steps) if steps else STEP_SCHEMA.empty_table()
         known = set(task_ids())
@@ -153,6 +154,9 @@ class EpisodeStore:
             raise DatasetError(f"dataset {self.root} holds duplicate episode ids")
         # Steps as numpy columns, with each episode's row range.
         self._steps = {c: st.column(c).to_numpy(zero_copy_only=False) for c in STEP_SCHEMA.names}
+        # A nullable integer column reads as float with NaN for null: back to ints and None.
+        self._steps["target_offset"] = np.array(
+            [None if v is None else int(v) for v in st.column("target_offset").to_pylist()], object)
         ids = self._steps["episode_id"]
         order = np.argsort(np.array([self.index[e] for e in ids], dtype=np.int64) * (1 << 20)
                            + self._steps["step"], kind="stable")
@@ -168,7 +172,11 @@ class EpisodeStore:
 
     @property
     def tasks(self) -> list[str]:
-        return sorted(set(self.episodes["task_id"]))
+        """The dataset's task ids, sorted: a window's ``task`` index points into this list (a
+        task's identity is its id, never its place in the registry)."""
+        if self._tasks is None:
+            self._tasks = sorted(set(self.episodes["task_id"]))
+        return self._tasks
 
     def episode_ids(self, split: str | None = None, tasks: Iterable[str] | None = None) -> list[str]:
         tasks = set(tasks) if tasks is not None else None

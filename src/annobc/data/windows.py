@@ -17,51 +17,27 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from annobc.data.frames import load_frames
 from annobc.data.store import EpisodeStore
-from annobc.tasks.base import CATEGORIES, PHASES, Task
-from annobc.tasks.episode import STEP_FIELDS, EpisodeRecord, replay, replay_session
-from annobc.tasks.registry import get_task_class, task_ids
+from annobc.tasks.base import CATEGORIES, PHASES
+from annobc.tasks.episode import STEP_FIELDS, EpisodeRecord, replay
 
 CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 PHASE_INDEX = {p: i for i, p in enumerate(PHASES)}
 
 
-def task_index(task_id: str) -> int:
-    """A task's index in the registry: the task id the model and metrics use."""
-    return task_ids().index(task_id)
-
-
 OFFSET_MAX = 3  # target offsets are clipped to -3..3 slices (steps) from the item's place
 
 
-def target_geometry(record: EpisodeRecord) -> tuple[np.ndarray, np.ndarray]:
-    """Where each step's ``target`` item is: (n, 2) its screen pixel (Task.target_point), -1 where
-    it has none, and (n,) the view's offset from it along the data axis before the click
-    (Task.target_offset), as a class 0..2*OFFSET_MAX (offset + OFFSET_MAX, clipped), -100 (the
-    loss's ignore index) where none. Both are -1 / -100 throughout if the scene cannot be rebuilt
-    (e.g. real image data)."""
-    n = len(record)
-    points, offsets = np.full((n, 2), -1, np.int64), np.full(n, -100, np.int64)
-    cls = get_task_class(record.task_id)
-    has_point = cls.target_point is not Task.target_point
-    if not has_point and cls.target_offset is Task.target_offset:
-        return points, offsets  # the task places no items: no scene to build (the loader's path)
-    try:
-        session = replay_session(record)
-    except ValueError:
-        return points, offsets
-    cache: dict[int, tuple[int, int] | None] = {}
-    for i, s in enumerate(record.steps):
-        if has_point:
-            if s.target not in cache:
-                p = session.task.target_point(s.target)
-                cache[s.target] = session.mapper.to_screen(*p) if p is not None else None
-            if cache[s.target] is not None:
-                points[i] = cache[s.target]
-        off = session.task.target_offset(s.target)
-        if off is not None:
-            offsets[i] = int(np.clip(off, -OFFSET_MAX, OFFSET_MAX)) + OFFSET_MAX
-        session.step(s.x, s.y)
-    return points, offsets
+def target_columns(st: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The step columns' target geometry as the model reads it: (n, 2) the target item's screen
+    pixel, -1 where none, and (n,) the view's offset from it along the data axis as a class
+    0..2*OFFSET_MAX (offset + OFFSET_MAX, clipped), -100 (the loss's ignore index) where none."""
+    xy = np.stack([st["target_x"], st["target_y"]], 1).astype(np.int64)
+    off = np.asarray(st["target_offset"], dtype=object)
+    known = np.array([o is not None and o == o for o in off], bool)  # None or NaN: no offset
+    cls = np.full(len(off), -100, np.int64)
+    if known.any():
+        cls[known] = np.clip(off[known].astype(np.int64), -OFFSET_MAX, OFFSET_MAX) + OFFSET_MAX
+    return xy, cls
 
 
 def imitated(st: dict[str, np.ndarray]) -> np.ndarray:
@@ -73,15 +49,13 @@ def imitated(st: dict[str, np.ndarray]) -> np.ndarray:
 class EpisodeWindows:
     """One episode's frames and per-step arrays, from which windows are cut."""
 
-    def __init__(self, frames: np.ndarray, st: dict[str, np.ndarray], task_id: str,
-                 target_xy: np.ndarray | None = None, target_offset: np.ndarray | None = None):
+    def __init__(self, frames: np.ndarray, st: dict[str, np.ndarray], task: int = 0):
         """``frames``: (n + 1, H, W, 3), the frame before every click and the last; ``st``: the
-        episode's step columns (as ``EpisodeStore.steps`` gives them); ``target_xy``: (n, 2)
-        screen point of each step's target item, -1 where none, and ``target_offset``: (n,) the
-        view's offset class from it, -100 where none (:func:`target_geometry`)."""
+        episode's step columns (as ``EpisodeStore.steps`` gives them); ``task``: the episode's
+        task as an index into the dataset's task list (:attr:`EpisodeStore.tasks`, sorted ids)."""
         self.frames = frames
         self.n = len(st["x"])
-        self.task = task_index(task_id)
+        self.task = int(task)
         clicked = np.stack([st["x"], st["y"]], 1).astype(np.int64)  # (n, 2) the clicks made
         # A DAgger label (an expert's click for a learner's state) is the target instead of the
         # click made; the click made stays the next step's previous click.
@@ -106,26 +80,23 @@ class EpisodeWindows:
         # to go on or stop there is as much a decision as the change itself (settle_weight).
         self.after_change = np.concatenate([[False], self.changed[:-1] & ~self.changed[1:]])
         self.imitate = imitated(st)
-        self.target_xy = (np.full((self.n, 2), -1, np.int64) if target_xy is None
-                          else np.asarray(target_xy, np.int64))
-        self.target_offset = (np.full(self.n, -100, np.int64) if target_offset is None
-                              else np.asarray(target_offset, np.int64))
+        self.target_xy, self.target_offset = target_columns(st)
 
     @classmethod
     def from_store(cls, store: EpisodeStore, eid: str) -> "EpisodeWindows":
         meta = store.meta(eid)
-        record = store.record(eid)
         if meta["frames_stored"]:
             frames = load_frames(store.root, eid)
         else:
-            frames = np.stack(list(replay(record)))  # (n + 1, H, W, 3)
-        return cls(frames, store.steps(eid), meta["task_id"], *target_geometry(record))
+            frames = np.stack(list(replay(store.record(eid))))  # (n + 1, H, W, 3)
+        return cls(frames, store.steps(eid), store.tasks.index(meta["task_id"]))
 
     @classmethod
-    def from_record(cls, record: EpisodeRecord, frames: np.ndarray) -> "EpisodeWindows":
+    def from_record(cls, record: EpisodeRecord, frames: np.ndarray, task: int = 0) -> "EpisodeWindows":
         """An episode not in a dataset (e.g. an annotator run), with its frames."""
-        st = {f: np.array([getattr(s, f) for s in record.steps]) for f in STEP_FIELDS}
-        return cls(frames, st, record.task_id, *target_geometry(record))
+        st = {f: np.array([getattr(s, f) for s in record.steps], dtype=object if f == "target_offset"
+                          else None) for f in STEP_FIELDS}
+        return cls(frames, st, task)
 
     def window(self, t: int, k: int) -> dict[str, np.ndarray]:
         """The k steps ending at step t, left-padded (valid=False) before the episode's start."""
@@ -174,7 +145,7 @@ class WindowDataset(IterableDataset):
     imitate (a demonstrated click, not a learner's), target_xy (K, 2) (screen point of the item
     being worked on, -1 where none), target_offset (K,) (the view's offset class from
     it along the data axis, -100 where none), bos, valid (K,) bool, step (K,),
-    task () and
+    task () (an index into the dataset's sorted task ids, :attr:`EpisodeStore.tasks`) and
     stream () (which rank/worker stream produced it: the key of ``set_epoch``'s ``skip``).
     """
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from annobc.tasks.episode import (NO_TARGET, EpisodeRecord, StepRecord, TargetGeometry, finish_record,
-                                  new_record, run_annotator)
+                                  annotator_rng, new_record, run_annotator)
+from annobc.tasks.registry import get_annotator_class
 from annobc.tasks.session import Session
 from annobc.tasks.stats import episode_stats
 
@@ -218,7 +219,7 @@ def mistake_recovery(model, task_id: str, seeds: list[int], screen, theme: str =
     """From annotator states right after an uncorrected mistake, how often does the policy remove it
     within ``horizon`` clicks? The annotator's own rate from the same states is given beside it."""
     k = model.cfg.window
-    rollouts, annotator_fixed = [], 0
+    rollouts, annotator_fixed, expert_fixed = [], 0, 0
     for seed in seeds:
         rec = run_annotator(task_id, seed, params=params, screen_size=screen, theme=theme)
         m = next((i for i, s in enumerate(rec.steps) if s.is_mistake), None)
@@ -246,6 +247,7 @@ def mistake_recovery(model, task_id: str, seeds: list[int], screen, theme: str =
             if probe.done:
                 break
         annotator_fixed += fixed
+        expert_fixed += expert_removes(task_id, rec, m + 1, wrong, horizon, screen, theme)
         r = Rollout(s, new_record(s, "policy:recovery"), max_steps=m + 1 + horizon)
         r.record.steps = list(rec.steps[:m + 1])
         r.clicks = list(rec.clicks[:m + 1])
@@ -260,4 +262,26 @@ def mistake_recovery(model, task_id: str, seeds: list[int], screen, theme: str =
     return {"states": n, "horizon": horizon,
             "policy_removed_mistake": fixed / n if n else None,
             "policy_pressed_undo": undo_used / n if n else None,
-            "annotator_removed_mistake": annotator_fixed / n if n else None}
+            "annotator_removed_mistake": annotator_fixed / n if n else None,
+            "expert_removed_mistake": expert_fixed / n if n else None}
+
+
+def expert_removes(task_id: str, rec: EpisodeRecord, clicks: int, wrong: int, horizon: int,
+                   screen, theme: str) -> bool:
+    """Whether the task's expert, taking over after the record's first ``clicks`` clicks, lowers
+    the wrong count below ``wrong`` within ``horizon`` clicks."""
+    s = Session(task_id, rec.seed, rec.params, screen, theme)
+    for x, y in rec.clicks[:clicks]:
+        s.step(x, y)
+    persona = s.task_cls.personas[rec.persona] if rec.persona in s.task_cls.personas else (
+        s.task_cls.personas["default"])
+    expert = get_annotator_class(task_id).expert(s, persona,
+                                                 annotator_rng(rec.seed, f"{rec.persona}:resume"))
+    for _ in range(horizon):
+        if s.done:
+            break
+        intent = expert.next_intent()
+        s.step(intent.x, intent.y)
+        if s.task.n_wrong() < wrong:
+            return True
+    return False

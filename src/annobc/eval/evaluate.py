@@ -156,11 +156,13 @@ def write_report(results: dict, out_dir: Path, run_dir: Path | None = None) -> P
         "", "## Mistake recovery", "",
         "Episodes start from the annotator's state right after its first mistake (its own history "
         "as context); the policy then acts for up to `horizon` clicks.", "",
-        "| task | states | policy removed the mistake | policy pressed UNDO | annotator removed it |",
-        "|---|---|---|---|---|"]
+        "| task | states | policy removed the mistake | policy pressed UNDO | annotator removed it "
+        "| expert removed it |",
+        "|---|---|---|---|---|---|"]
     for t, r in results["mistake_recovery"].items():
         parts.append(f"| {t} | {r['states']} | {_pct(r['policy_removed_mistake'])} | "
-                     f"{_pct(r['policy_pressed_undo'])} | {_pct(r['annotator_removed_mistake'])} |")
+                     f"{_pct(r['policy_pressed_undo'])} | {_pct(r['annotator_removed_mistake'])} | "
+                     f"{_pct(r['expert_removed_mistake'])} |")
     # plots
     tasks = list(results["closed_loop"])
     fig, ax = plt.subplots(figsize=(8, 3.5))

@@ -3,7 +3,7 @@
 Annotator episodes only show the states an annotator reaches. A policy that errs once (marks a
 distractor, stops a slice short, checks in MIP too early) is then in states no demonstration shows,
 and errs again. A takeover episode lets the policy click for a random number of steps, then the
-task's annotator finishes it from there (:meth:`~annobc.tasks.base.Annotator.resume`): it undoes the
+task's annotator finishes it from there (:meth:`~annobc.tasks.annotator.Annotator.resume`): it undoes the
 policy's wrong annotations and does what is left. The policy's clicks are stored with ``learner``
 set: training reads them as history but never imitates them (Ross et al. 2011, DAgger, with the
 annotator as the expert of the states the policy visits).
@@ -19,19 +19,8 @@ import numpy as np
 
 from annobc.data import EpisodeStore, append_episodes
 from annobc.eval.closed_loop import new_rollout, run_rollouts
-from annobc.tasks import get_task_class, task_ids
-from annobc.tasks.base import Annotator
+from annobc.tasks import get_annotator_class, get_task_class, task_ids
 from annobc.tasks.episode import EpisodeRecord, annotator_rng, finish_record, play_intents
-
-
-def can_take_over(task_id: str) -> bool:
-    """Whether the task's annotator can finish an episode someone else began (has resume())."""
-    return get_task_class(task_id).Annotator.resume is not Annotator.resume
-
-
-def can_label(task_id: str) -> bool:
-    """Whether the task's annotator can label any state with its next click (has next_intent())."""
-    return get_task_class(task_id).Annotator.next_intent is not Annotator.next_intent
 
 
 def dagger_episodes(model, task_id: str, seeds: list[int], max_steps: int, screen,
@@ -42,20 +31,15 @@ def dagger_episodes(model, task_id: str, seeds: list[int], max_steps: int, scree
 
     The policy clicks every step, until it presses DONE or ``max_steps``; before each of its clicks
     the task's annotator says what it would click in that state
-    (:meth:`~annobc.tasks.base.Annotator.next_intent`), stored as the step's label. Training
+    (:meth:`~annobc.tasks.annotator.Annotator.next_intent`), stored as the step's label. Training
     imitates the labels with the policy's own clicks as history: every state the policy reaches
     is taught, not only the one where a takeover hands over.
     """
-    if not can_label(task_id):
-        can = [t for t in task_ids() if can_label(t)]
-        raise ValueError(f"the {task_id} annotator cannot label a policy's states; tasks whose "
-                         f"annotator can: {', '.join(can)}")
     rollouts = []
     for s in seeds:
         r = new_rollout(task_id, s, screen, theme, max_steps, name, params=params)
-        cls = r.session.task_cls
-        r.expert = cls.Annotator(r.session, cls.personas[persona],
-                                 annotator_rng(s, f"{persona}:label"))
+        r.expert = get_annotator_class(task_id).expert(
+            r.session, r.session.task_cls.personas[persona], annotator_rng(s, f"{persona}:label"))
         r.intervene = ("undo",)
         rollouts.append(r)
     run_rollouts(model, rollouts, temperature, device, batch_size, seed=seed, progress=progress)
@@ -73,15 +57,11 @@ def takeover_episodes(model, task_id: str, seeds: list[int], rollin_max: int, sc
 
     Each episode lets the policy click for a random 1..``rollin_max`` steps (handing over early
     rather than pressing DONE), then the task's annotator finishes it from that state with
-    :meth:`~annobc.tasks.base.Annotator.resume`: it removes the policy's wrong annotations and does
+    :meth:`~annobc.tasks.annotator.Annotator.resume`: it removes the policy's wrong annotations and does
     what is left. The policy's clicks are marked ``learner`` (history, not targets), so training on
     these episodes teaches what to do in the states the policy itself reaches (Ross et al. 2011),
     which annotator episodes never show.
     """
-    if not can_take_over(task_id):
-        can = [t for t in task_ids() if can_take_over(t)]
-        raise ValueError(f"the {task_id} annotator cannot take over a running episode; tasks whose "
-                         f"annotator can: {', '.join(can)}")
     rng = np.random.default_rng([seed, 7])
     rollouts = []
     for s in seeds:
@@ -94,8 +74,8 @@ def takeover_episodes(model, task_id: str, seeds: list[int], rollin_max: int, sc
     records = []
     for r in rollouts:
         s = r.session  # not done: the policy hands over instead of pressing DONE
-        cls = s.task_cls
-        expert = cls.Annotator(s, cls.personas[persona], annotator_rng(s.task.seed, f"{persona}:resume"))
+        expert = get_annotator_class(task_id).expert(
+            s, s.task_cls.personas[persona], annotator_rng(s.task.seed, f"{persona}:resume"))
         play_intents(s, r.record, expert.resume(), max_steps)
         finish_record(r.record, s)
         r.record.persona = f"policy:{name}+{persona}"
@@ -115,13 +95,6 @@ def describe(r: dict) -> str:
     return (f"{r['task']}: {r['episodes']} takeover episodes -> shard {r['shard']} "
             f"({r['rollin_steps']} policy clicks as context, {r['expert_steps']} annotator clicks "
             f"to imitate; annotator success {r['expert_success']:.0%})")
-
-
-def can_add(task_id: str, mode: str) -> bool:
-    """Whether ``mode`` episodes can be played on the task (its annotator resumes, or labels)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return can_label(task_id) if mode == "dagger" else can_take_over(task_id)
 
 
 def add_takeover_episodes(model, data: str | Path, task_id: str, episodes: int,

@@ -26,7 +26,7 @@ from annobc.data.store import EpisodeStore
 from annobc.data.windows import WindowDataset
 from annobc.gui import Layout
 from annobc.tasks.base import CATEGORIES
-from annobc.tasks.registry import get_task_class, task_ids
+from annobc.tasks.registry import get_task_class
 
 PLACE = CATEGORIES.index("place")
 SELECT = CATEGORIES.index("select")
@@ -92,7 +92,7 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
     cfg = model.cfg
     was_training = model.training
     model.eval()
-    names = task_ids()
+    names = store.tasks
     screen = (cfg.screen_w, cfg.screen_h)
     cols = defaultdict(list)
     losses = defaultdict(list)

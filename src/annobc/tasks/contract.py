@@ -190,3 +190,89 @@ def mistake_removal(task_id: str, cases: int = 50, persona: str = "default", par
             "median_clicks": float(np.median([x for x in lengths if x >= 0])) if any(
                 x >= 0 for x in lengths) else None,
             "not_removed": sum(x < 0 for x in lengths)}
+
+
+# -- the whole contract, for one task (annobc check-task) ------------------------------------------
+def _check(name: str, figure, passed: bool, required: str) -> dict:
+    return {"name": name, "figure": figure, "passed": bool(passed), "required": required}
+
+
+def check_task(task_id: str, n_seeds: int = 50, progress=None) -> dict:
+    """Every check of the task contract on one task, with its figure: what
+    tests/tasks/test_task_contract.py and test_expert_contract.py assert for the built-in tasks,
+    runnable on a plugin task with ``annobc check-task TASK_ID``. ``progress(name)`` is called
+    before each check."""
+    from annobc.tasks.base import BUTTON_CATEGORIES, PHASES
+    from annobc.tasks.episode import frame_hash, replay, run_annotator
+    from annobc.tasks.stats import episode_stats
+
+    cls = get_task_class(task_id)
+    checks = []
+
+    def step(name):
+        if progress is not None:
+            progress(name)
+
+    step("declaration")
+    labels = [b.label for b in cls.buttons]
+    doc = cls.__doc__ or ""
+    missing = [s for s in ("Description", "Action Space", "Observation Space", "Rewards",
+                           "Episode End", "Arguments", "Version History") if f"## {s}" not in doc]
+    checks.append(_check("declares buttons, docstring sections, personas",
+                         {"missing_sections": missing, "buttons": labels},
+                         "UNDO" in labels and "DONE" in labels and not missing
+                         and "default" in cls.personas and len(cls.personas) >= 2
+                         and all(b.category in BUTTON_CATEGORIES for b in cls.buttons),
+                         "UNDO and DONE buttons, the Gymnasium docstring sections, >= 2 personas"))
+    step("annotator episodes")
+    episodes = [run_annotator(task_id, seed) for seed in range(n_seeds)]
+    stats = episode_stats(episodes)
+    lengths = [len(e) for e in episodes]
+    checks.append(_check("annotator success", stats["success_rate"],
+                         stats["success_rate"] >= 0.98, ">= 0.98"))
+    checks.append(_check("correction rate", stats["correction_rate"],
+                         0.01 <= stats["correction_rate"] <= 0.15, "0.01-0.15"))
+    checks.append(_check("episode length", [min(lengths), max(lengths)],
+                         min(lengths) >= 50 and max(lengths) <= 600 and all(e.done for e in episodes),
+                         "50-600 clicks, ending with DONE"))
+    phases = {s.phase for e in episodes for s in e.steps}
+    checks.append(_check("phases", sorted(phases),
+                         phases <= set(PHASES) and {"finish", "correct"} <= phases and len(phases) >= 4,
+                         "from the shared vocabulary, finish and correct among >= 4"))
+    step("replay")
+    frames: list = []
+    rec = run_annotator(task_id, 7, frames=frames)
+    same = [frame_hash(f) for f in replay(rec)] == [frame_hash(f) for f in frames]
+    checks.append(_check("replay is bit-identical", same, same, "every frame"))
+    step("random clicking")
+    rng = np.random.default_rng(0)
+    wins = []
+    for seed in range(20):
+        s = Session(task_id, seed)
+        for _ in range(300):
+            s.step(int(rng.integers(s.layout.width)), int(rng.integers(s.layout.height)))
+            if s.done:
+                break
+        wins.append(s.task.score()[1])
+    checks.append(_check("uniform random clicking succeeds at most at chance", float(np.mean(wins)),
+                         np.mean(wins) <= cls.chance_level + 0.15,
+                         f"<= chance_level + 0.15 = {cls.chance_level + 0.15:.2f}"))
+    step("own states")
+    own = own_state_agreement(task_id, range(min(n_seeds, 20)))
+    checks.append(_check("own states: the expert names the script's click", own["agreement"],
+                         own["agreement"] >= 0.99, ">= 0.99"))
+    seeds = range(1000, 1000 + min(n_seeds, 50))
+    for kind in ROLLIN_KINDS:
+        for n in (5, 20, 60):
+            step(f"foreign states ({kind}, {n})")
+            r = foreign_state_success(task_id, seeds, kind, n)
+            checks.append(_check(f"foreign states: {n} {kind} clicks, then the expert", r["success"],
+                                 r["success"] >= 0.95 and r["max_clicks"] <= MAX_CLICKS,
+                                 f">= 0.95 within {MAX_CLICKS} clicks"))
+    step("mistake removal")
+    m = mistake_removal(task_id, cases=min(n_seeds, 50))
+    checks.append(_check(f"mistakes: removed within {cls.correction_length} clicks",
+                         m["removal_rate"], m["cases"] >= 10 and m["removal_rate"] >= 0.95,
+                         ">= 0.95 of >= 10 states"))
+    return {"task": task_id, "seeds": n_seeds, "checks": checks,
+            "passed": all(c["passed"] for c in checks)}
