@@ -59,7 +59,7 @@ def main() -> None:
     generate(data, Plan(tasks=tasks, episodes_per_task=args.episodes_per_task), workers=2)
     results = {}
     for name in args.variants.split(","):
-        cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "cpu_demo.yaml", [
+        cfg = load_config("cpu_demo", [
             f"data.path={data}", f"run.out_dir={args.out_dir}", f"run.name={name.replace('+', '_')}",
             f"model.overrides={VARIANTS[name]}", f"data.category_weighting={WEIGHTING[name]}",
             f"optim.max_steps={args.steps}", "optim.max_minutes=0", "run.eval_every=100000",

@@ -70,6 +70,13 @@ print("ok")
     assert (tmp_path / "ep.gif").stat().st_size > 0
 
 
+def test_check_task_runs_the_contract_on_the_plugin(plugin_env):
+    out = run(plugin_env, sys.executable, "-m", "annobc.cli.main", "check-task", "blink_marking",
+              "--seeds", "20", "--json").stdout
+    r = json.loads(out)
+    assert r["passed"] and len(r["checks"]) >= 12
+
+
 def test_the_plugin_passes_the_contract_tests_of_the_nine(plugin_env):
     run(plugin_env, sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
         "tests/tasks/test_task_contract.py", "tests/tasks/test_expert_contract.py",

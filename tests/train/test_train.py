@@ -117,15 +117,22 @@ def test_task_weights_for_tasks_the_dataset_lacks_are_ignored(data, tmp_path):
     assert losses(tmp_path / "w")
 
 
-def test_presets_in_configs_load():
-    root = Path(__file__).resolve().parents[2] / "configs"
-    for f in root.glob("*.yaml"):
-        cfg = load_config(f)
-        assert cfg.optim.max_steps > 0, f
+def test_shipped_configs_load_by_name():
+    from annobc.train.config import shipped_configs
+
+    assert {"cpu_demo", "gpu_paper"} <= set(shipped_configs())
+    for name in shipped_configs():
+        assert load_config(name).optim.max_steps > 0, name
+    assert load_config("cpu_demo.yaml").model.preset == load_config("cpu_demo").model.preset
+
+
+def test_an_unknown_config_is_one_line():
+    with pytest.raises(ValueError, match="neither a file nor a shipped config"):
+        load_config("no_such_config")
 
 
 def test_print_params(capsys):
-    from annobc.train.train import main
+    from annobc.train.command import main
 
     assert main(["model.preset=tiny", "--print-params"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -11,7 +11,9 @@ from typing import Sequence
 from annobc.gui import DEFAULT_SCREEN
 
 
-_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+# The module that each optional extra brings, so that a missing one is named in one line.
+EXTRA_OF_MODULE = {"torch": "train", "safetensors": "train", "matplotlib": "train",
+                   "starlette": "web", "uvicorn": "web", "httpx": "web", "playwright": "web"}
 # annobc.eval.takeover.MODES, spelled out so that building the parser does not import torch.
 MODES = ("takeover", "dagger")
 
@@ -36,27 +38,6 @@ def _task_id(text: str) -> str:
     return text
 
 
-def parse_task_params(items: Sequence[str] | None) -> dict[str, dict]:
-    """['colored_dot_tracking.n_targets=[4, 8]', ...] -> {task: {key: value}} (YAML values)."""
-    import yaml
-
-    from annobc.tasks import get_task_class
-
-    out: dict[str, dict] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        task, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise CLIError(f"--param must look like TASK.NAME=VALUE, got {item!r}")
-        cls = get_task_class(task)
-        value = yaml.safe_load(raw)
-        out.setdefault(task, {})[name] = value
-        from annobc.tasks.base import params_from_dict
-
-        params_from_dict(cls.Params, out[task])  # unknown names fail here, naming the known ones
-    return out
-
-
 def _progress(iterable, total: int, desc: str, unit: str = "ep"):
     from tqdm import tqdm
 
@@ -67,19 +48,20 @@ def _progress(iterable, total: int, desc: str, unit: str = "ep"):
 # -- tasks ---------------------------------------------------------------------------------------
 def cmd_tasks(args) -> int:
     from annobc.env import env_id
-    from annobc.tasks import get_task_class, task_ids
+    from annobc.tasks import get_task_class, task_ids, task_origin
 
     rows = []
     for tid in task_ids():
         cls = get_task_class(tid)
-        rows.append({"task": tid, "env_id": env_id(tid), "buttons": [b.label for b in cls.buttons],
+        rows.append({"task": tid, "env_id": env_id(tid), "origin": task_origin(tid),
+                     "buttons": [b.label for b in cls.buttons],
                      "personas": list(cls.personas), "instruction": cls.instruction})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(r["task"]) for r in rows)
     for r in rows:
-        print(f"{r['task']:<{width}}  {r['env_id']:<40}  {r['instruction']}")
+        print(f"{r['task']:<{width}}  {r['env_id']:<40}  {r['origin']:<20}  {r['instruction']}")
     return 0
 
 
@@ -166,7 +148,7 @@ def cmd_stats(args) -> int:
 
 # -- generate ------------------------------------------------------------------------------------
 def cmd_generate(args) -> int:
-    from annobc.data import Plan, generate, resolve_tasks
+    from annobc.data import Plan, generate, parse_task_params, resolve_tasks
 
     if args.episodes_per_task < 1:
         raise CLIError(f"--episodes-per-task must be >= 1, got {args.episodes_per_task}")
@@ -230,82 +212,41 @@ def cmd_takeover(args) -> int:
 
 
 # -- demo ----------------------------------------------------------------------------------------
-# The demo's scene ranges where they differ from the task defaults (later --param values win):
-# colored_dot_tracking with TASKS.md's 4-8 requested dots (the default 12-18 matches the human click
-# counts; a closed-loop success needs every dot right, so the small policy is shown the spec's range).
-DEMO_PARAMS = ["colored_dot_tracking.n_targets=[4, 8]"]
-
-
 def cmd_demo(args) -> int:
-    """The main job: generate a nine-task dataset, train the CPU preset, add takeover episodes and
-    train on, evaluate, report."""
-    import time
-    from pathlib import Path
+    from annobc.demo import run_demo
 
-    from annobc.data import Plan, generate, resolve_tasks
-    from annobc.eval.evaluate import evaluate, results_table
-    from annobc.eval.takeover import add_takeover_episodes, describe
-    from annobc.train.checkpoint import load_policy
-    from annobc.train.config import load_config
-    from annobc.train.train import train
+    return run_demo(args)
 
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    tasks = resolve_tasks(args.tasks)
-    takeover = tasks if args.takeover_episodes else []
-    first_minutes = args.minutes - (args.takeover_minutes if takeover else 0)
-    if first_minutes <= 0:
-        raise ValueError(f"--takeover-minutes ({args.takeover_minutes}) must be less than "
-                         f"--minutes ({args.minutes})")
-    print(f"[1/4] generating {args.episodes_per_task} annotator episodes per task for "
-          f"{len(tasks)} tasks -> {out / 'data'}", flush=True)
-    generate(out / "data", Plan(tasks=tasks, episodes_per_task=args.episodes_per_task,
-                                seed=args.seed, params=parse_task_params(DEMO_PARAMS + (args.param or []))),
-             workers=args.workers)
-    cfg_path = Path(args.config)
-    overrides = [f"data.path={out / 'data'}", f"run.out_dir={out}", "run.name=train",
-                 f"run.seed={args.seed}", *args.overrides]
-    if args.max_steps:
-        overrides.append(f"optim.max_steps={args.max_steps}")
-    cfg = load_config(cfg_path, overrides + [f"optim.max_minutes={first_minutes}"])
-    print(f"[2/4] training the {cfg.model.preset} preset for at most {first_minutes} min "
-          f"({cfg.optim.max_steps} steps) -> {cfg.run_dir}", flush=True)
-    summary = train(cfg)
-    print(f"      trained {summary['step']} steps in {summary['minutes']} min", flush=True)
-    if takeover:
-        # DAgger-style: the policy rolls in, the annotator finishes; then train on from these
-        # weights with the grown dataset, for as many steps as the time left allows.
-        print(f"[3/4] {args.takeover_episodes} {args.takeover_mode} episodes per task for "
-              f"{', '.join(takeover)}, then {args.takeover_minutes} min more training", flush=True)
-        model, _ = load_policy(str(cfg.run_dir))
-        for t in takeover:
-            r = add_takeover_episodes(model, out / "data", t, args.takeover_episodes,
-                                      args.temperature, args.seed, name=f"step{summary['step']}",
-                                      mode=args.takeover_mode)
-            print(f"      {describe(r)}", flush=True)
-        rate = summary["step"] / max(summary["minutes"], 1e-6)  # steps per minute on this machine
-        steps = max(1, int(rate * args.takeover_minutes))  # so the cosine schedule ends in time
-        cfg = load_config(cfg_path, overrides + [
-            "run.name=train_takeover", f"model.init_from={cfg.run_dir}",
-            f"optim.max_minutes={args.takeover_minutes}",
-            f"optim.max_steps={min(steps, args.max_steps) if args.max_steps else steps}",
-            f"optim.warmup_steps={args.takeover_warmup}"])
-        summary = train(cfg)
-        print(f"      trained {summary['step']} more steps in {summary['minutes']} min", flush=True)
+
+# -- train and check-task ------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from annobc.train.command import run
+
+    return run(args)
+
+
+def cmd_check_task(args) -> int:
+    from annobc.tasks.contract import check_task
+
+    bar = None if args.json else (lambda name: print(f"  ... {name}", file=sys.stderr, flush=True))
+    r = check_task(args.task, args.seeds, progress=bar)
+    if args.json:
+        print(json.dumps(r, indent=2))
     else:
-        print("[3/4] no takeover episodes (--takeover-episodes 0)", flush=True)
-    print(f"[4/4] evaluating on {args.eval_episodes} test episodes per task", flush=True)
-    res = evaluate(str(cfg.run_dir), tasks, args.eval_episodes, args.temperature, args.eval_max_steps,
-                   out=str(out), gifs_per_task=args.gifs, tf_windows=args.tf_windows,
-                   recovery_seeds=args.recovery_seeds)
-    print(results_table(res))
-    print(f"demo finished in {(time.perf_counter() - t0) / 60:.1f} min; report: {out / 'report.md'}")
-    return 0
+        for c in r["checks"]:
+            fig = c["figure"]
+            fig = f"{fig:.3f}" if isinstance(fig, float) else fig
+            print(f"{'PASS' if c['passed'] else 'FAIL'}  {c['name']}: {fig} (required {c['required']})")
+        print(f"{args.task}: {'passed' if r['passed'] else 'FAILED'} the task contract")
+    return 0 if r["passed"] else 1
 
 
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from annobc import __version__
+
     p = argparse.ArgumentParser(prog="annobc", description=__doc__)
+    p.add_argument("--version", action="version", version=f"annobc {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("tasks", help="list the registered tasks")
@@ -345,8 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the dataset card as JSON")
     s.set_defaults(func=cmd_generate)
 
-    sub.add_parser("train", help="train the click policy: annobc train CONFIG.yaml [key=value ...]",
-                   add_help=False)
+    from annobc.train.command import USAGE, add_arguments
+
+    s = sub.add_parser("train", help="train the click policy: annobc train CONFIG [key=value ...]",
+                       epilog=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("check-task", help="run the task contract (annotator, replay, expert) on a "
+                                          "task, e.g. a plugin's")
+    s.add_argument("task", type=_task_id)
+    s.add_argument("--seeds", type=int, default=50, help="seeds per check (default: 50)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_check_task)
 
     from annobc.web.cli import add_commands
 
@@ -394,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     # better than the same scenes seen again (docs/training.md, sixth session).
     s.add_argument("--episodes-per-task", type=int, default=1000,
                    help="annotator episodes per task (default: 1000)")
-    s.add_argument("--config", default=str(_CONFIGS / "cpu_demo.yaml"))
+    s.add_argument("--config", default="cpu_demo", help="a shipped config by name, or a YAML file")
     s.add_argument("--minutes", type=float, default=20.0, help="training time budget")
     s.add_argument("--max-steps", type=int, default=0, help="training steps (0: the config's)")
     s.add_argument("--eval-episodes", type=int, default=20)
@@ -416,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--takeover-warmup", type=int, default=20, help="warm-up steps of that training")
     s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
                    help="a task parameter other than its default (recorded in the dataset card); "
-                        f"the demo sets {' '.join(DEMO_PARAMS)} unless overridden")
+                        "the demo sets colored_dot_tracking.n_targets=[4, 8] unless overridden")
     s.add_argument("overrides", nargs="*", help="training config overrides section.key=value")
     s.set_defaults(func=cmd_demo)
     return p
@@ -424,16 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train":  # the training script owns its arguments (config + overrides)
-        from annobc.train.train import main as train_main
-
-        return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError) as e:
         print(f"annobc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        missing = (e.name or "").split(".")[0]
+        extra = EXTRA_OF_MODULE.get(missing)
+        if extra is None:
+            raise
+        print(f"annobc {args.command} needs the [{extra}] extra (no module {missing!r}): "
+              f"pip install 'annobc[{extra}]'", file=sys.stderr)
         return 2
 
 

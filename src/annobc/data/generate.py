@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import yaml
+
 from annobc import __version__
 from annobc.data.schema import SCHEMA_VERSION, features
 from annobc.data.store import (CARD, DatasetError, EpisodeStore, atomic_write_json, dataset_stats,
@@ -181,3 +183,18 @@ def write_card(root: Path, plan: Plan, shard_names: list[str]) -> dict:
     card["steps"] = int(sum(store.episodes["length"]))
     atomic_write_json(root / CARD, card)
     return card
+
+
+def parse_task_params(items: Sequence[str] | None) -> dict[str, dict]:
+    """['colored_dot_tracking.n_targets=[4, 8]', ...] -> {task: {key: value}} (YAML values)."""
+    out: dict[str, dict] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        task, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--param must look like TASK.NAME=VALUE, got {item!r}")
+        cls = get_task_class(task)
+        value = yaml.safe_load(raw)
+        out.setdefault(task, {})[name] = value
+        params_from_dict(cls.Params, out[task])  # unknown names fail here, naming the known ones
+    return out

@@ -2,6 +2,6 @@
 
 import sys
 
-from annobc.train.train import main
+from annobc.train.command import main
 
 sys.exit(main())

@@ -1,4 +1,6 @@
-"""Training configuration: YAML presets in configs/ plus ``section.key=value`` overrides.
+"""Training configuration: a YAML config (a shipped one by name, e.g. ``cpu_demo``, or a path) plus
+``section.key=value`` overrides. The shipped configs live in the package (``annobc/configs/``), so
+an installed wheel has them.
 
 An unknown key or a value of the wrong type fails at start with one line naming it.
 """
@@ -163,12 +165,30 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
 
 
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """The names of the configs that ship with annobc (``annobc train NAME``)."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A config file: an existing path, else a shipped config by name (with or without .yaml)."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    shipped = SHIPPED_CONFIGS / f"{p.name.removesuffix('.yaml')}.yaml"
+    if p.parent == Path(".") and shipped.exists():
+        return shipped
+    raise ValueError(f"config {str(name_or_path)!r} is neither a file nor a shipped config "
+                     f"({', '.join(shipped_configs())})")
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
     d: dict = {}
     if path:
-        p = Path(path)
-        if not p.exists():
-            raise ValueError(f"config file {p} not found")
+        p = config_path(path)
         d = yaml.safe_load(p.read_text()) or {}
         if not isinstance(d, dict):
             raise ValueError(f"config file {p} must hold a mapping")

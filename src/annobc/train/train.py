@@ -1,7 +1,7 @@
 """Train the click policy. One script from one CPU to many GPUs:
 
-    annobc train configs/cpu_demo.yaml data.path=runs/data optim.max_steps=500
-    torchrun --nproc_per_node 8 -m annobc.train configs/gpu_paper.yaml
+    annobc train cpu_demo data.path=runs/data optim.max_steps=500
+    torchrun --nproc_per_node 8 -m annobc.train gpu_paper
 
 Linear: config, distributed set-up and seeding, data, model, optimizer, resume, loop.
 """
@@ -250,44 +250,3 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if world > 1:
         dist.barrier()
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from annobc.train.config import load_config
-
-    ap = argparse.ArgumentParser(prog="annobc train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("config", nargs="?", help="YAML preset (configs/*.yaml)")
-    ap.add_argument("overrides", nargs="*", help="section.key=value")
-    ap.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
-    ap.add_argument("--print-params", action="store_true", help="print the parameter count and exit")
-    args = ap.parse_args(argv)
-    if args.config and "=" in args.config and not Path(args.config).exists():
-        args.overrides.insert(0, args.config)  # no config file, only overrides
-        args.config = None
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ValueError as e:
-        print(f"annobc train: error: {e}", file=sys.stderr)
-        return 2
-    if args.print_params:
-        pcfg = preset(cfg.model.preset, window=cfg.data.window, **cfg.model.overrides)
-        m = ClickPolicy(pcfg)
-        print(json.dumps({"preset": cfg.model.preset, "params": m.num_params(),
-                          "encoder_params": m.num_params(encoder_only=True)}))
-        return 0
-    try:
-        summary = train(cfg, resume=args.resume)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"annobc train: error: {e}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: v for k, v in summary.items() if k != "val"}))
-        v = summary.get("val") or {}
-        print("val: " + ", ".join(f"{k} {v[k]:.3f}" for k in ("accuracy", "validity", "placement@5",
-                                                              "button_accuracy") if k in v))
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
