@@ -1,13 +1,31 @@
 """cell_lineage_tracking: its GUI rules, its score, its division rule and its annotator's mistakes."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from annobc.tasks import Session, run_annotator
-from annobc.tasks.builtin.cell_lineage_tracking import MITOTIC_LONG, MITOTIC_SHORT, OUTLINE_COLOR, POINT_COLOR
+from annobc.tasks.builtin.cell_lineage_tracking import (MITOTIC_LONG, MITOTIC_SHORT, OUTLINE_COLOR,
+                                                        POINT_COLOR, CellLineageTracking,
+                                                        LineageAnnotator)
 from annobc.tasks.stats import episode_stats
 
 TASK = "cell_lineage_tracking"
+
+
+def annotator(s, rng_seed=0, **persona_fields):
+    persona = dataclasses.replace(CellLineageTracking.personas["default"], **persona_fields)
+    return LineageAnnotator(s, persona, np.random.default_rng(rng_seed))
+
+
+def play(s, ann):
+    """Click the annotator's intents until DONE; the elements clicked."""
+    elements = []
+    for intent in ann.script():
+        elements.append(s.step(intent.x, intent.y).element)
+        assert s.steps < 600
+    return elements
 
 
 def goto(s, f):
@@ -210,3 +228,85 @@ def test_other_personas_differ(persona):
     a = episode_stats([run_annotator(TASK, s) for s in range(10)])
     b = episode_stats([run_annotator(TASK, s, persona) for s in range(10)])
     assert (a["action_mix"], a["mean_length"]) != (b["action_mix"], b["mean_length"])
+
+
+def test_two_annotators_of_an_episode_make_the_same_decisions():
+    # Mistakes, looks and checks are keyed by the occasion: only click noise differs.
+    for seed in range(8):
+        a, b = Session(TASK, seed), Session(TASK, seed)
+        assert play(a, annotator(a, 1)) == play(b, annotator(b, 2))
+        assert a.task.points != b.task.points and a.task.divisions == b.task.divisions
+
+
+def test_the_expert_puts_right_what_others_did_anywhere_and_finishes():
+    s = Session(TASK, 9)
+    t = s.task
+    d = t.div_frames[0]
+    last = min(d + 4, t.n_frames - 2)
+    perfect(s, last)
+    goto(s, d)
+    s.click_button("DIV")  # the true division taken away
+    goto(s, 2)
+    s.click_data(2, 2)  # a wrong point, far behind the frame left at
+    goto(s, d + 2)
+    s.click_button("DIV")  # a division where there is none
+    goto(s, t.n_frames - 1)
+    assert t.n_wrong() == 2
+    expert = LineageAnnotator.expert(s, CellLineageTracking.personas["default"],
+                                     np.random.default_rng(0))
+    elements = play(s, expert)
+    assert s.done and t.score() == (1.0, True)
+    assert "UNDO" not in elements  # it cannot know what the last action was: it re-clicks, toggles
+
+
+def seed_and_frame_with_a_jump():
+    for seed in range(50):
+        s = Session(TASK, seed)
+        ann = annotator(s)
+        for f in sorted(s.task.hard):
+            if ann._jump_span(f) >= 0:
+                return seed, f
+    raise AssertionError("no scene with a close pass to jump at")
+
+
+def test_a_jump_it_notices_is_undone_and_one_left_is_found_by_the_final_check():
+    seed, f = seed_and_frame_with_a_jump()
+    s = Session(TASK, seed)
+    rec = play(s, annotator(s, jump_rate=1.0, notice_rate=1.0))
+    assert "UNDO" in rec and s.task.score()[1]
+    s = Session(TASK, seed)
+    rec = play(s, annotator(s, jump_rate=1.0, notice_rate=0.0, verify_notice_rate=1.0))
+    assert "UNDO" not in rec and s.task.score()[1]  # re-clicked on the way back
+    s = Session(TASK, seed)
+    play(s, annotator(s, jump_rate=1.0, notice_rate=0.0, verify_notice_rate=0.0))
+    assert not s.task.point_ok(f)  # unnoticed: it leaves what it did not see
+
+
+def test_a_mistake_under_way_gives_way_to_what_someone_else_did():
+    seed, f = seed_and_frame_with_a_jump()
+    s = Session(TASK, seed)
+    t = s.task
+    ann = annotator(s, jump_rate=1.0, notice_rate=1.0, peek_rate=0.0, follow_max=2)
+    for intent in ann.script():
+        s.step(intent.x, intent.y)
+        if t.n_wrong():
+            break
+    assert t.t == f and not t.point_ok(f)  # its first point on the neighbour
+    s.click_data(*t.centre(t.fol[f], f))  # someone puts it right
+    fixed = t.points[f]
+    rest = play(s, ann)
+    assert rest[0] == "NEXT"  # on to the next frame: its plan (follow the neighbour) is dropped
+    # Its own corrections (UNDO, a re-click) would have replaced the point put right.
+    assert t.points[f] == fixed and s.done and t.score()[1]
+
+
+def test_target_point_is_the_followed_nucleus_on_this_frame():
+    s = Session(TASK, 10)
+    t = s.task
+    d = t.div_frames[0]
+    mother = int(t.fol[d - 1])
+    goto(s, d - 1)
+    assert t.target_point(mother) == t.centre(mother, d - 1)
+    s.click_button("NEXT")
+    assert t.target_point(int(t.fol[d])) == t.centre(t.fol[d], d)
+    assert t.target_point(mother) is None and t.target_point(-1) is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -85,6 +85,9 @@ class LineagePersona(Persona):
     survey: bool = False  # plays the movie forward and back before tracking
     verify: bool = True  # steps back through every frame at the end to check the track
 
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + ("jump_rate", "late_rate")
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = Persona.NOTICE_FIELDS + ("verify_notice_rate",)
+
 
 @dataclass
 class Cell:
@@ -138,15 +141,20 @@ class CellLineageTracking(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the state (``next_intent``), so it finishes any episode and
+      labels any state; its decisions are keyed by frame; steps record the followed nucleus's point.
     """
 
     task_id = "cell_lineage_tracking"
-    version = 0
+    version = 1
     instruction = ("Follow the outlined cell through time, one point per frame; at a division press "
                    "DIV and follow the daughter closer to the mother's last position.")
     Params = Params
     buttons = (Button("PREV", "navigate"), Button("NEXT", "navigate"), Button("DIV", "select"),
                Button("UNDO", "undo"), Button("DONE", "done"))
+    # The expert re-clicks a wrong point or toggles a wrong DIV off on the frame it is shown on
+    # (one click), one frame away in two; the annotator notices its own mistakes one frame on.
+    correction_length = 2
     personas = {
         "default": LineagePersona(),
         "surveyor": LineagePersona(survey=True, verify=False, peek_rate=0.8, div_peek_rate=0.6,
@@ -554,6 +562,11 @@ class CellLineageTracking(Task):
     def position(self) -> float:
         return self.t / (self.n_frames - 1)
 
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        if 0 <= k < len(self.cells) and self.alive[k, self.t]:
+            return self.centre(k, self.t)
+        return None
+
     def point_ok(self, t: int) -> bool:
         q = self.points[t]
         return q is not None and self.inside(self.fol[t], t, *q)
@@ -592,78 +605,198 @@ class CellLineageTracking(Task):
         return 0.5 * (acc + f1), bool(acc >= 0.95 and set(self.divisions) == set(self.div_frames))
 
 
+@dataclass
+class Jump:
+    """A jump to the close neighbour: its point on frames ``start`` to ``last``; if noticed, then
+    NEXT (the two have drifted apart), UNDO for each wrong point, PREV back, the right nucleus."""
+
+    start: int
+    neighbour: int
+    last: int
+    noticed: bool
+    anns: list  # the annotation states it has passed through, from the one before the first point
+    undoing: bool = False
+
+
+@dataclass
+class LateDivision:
+    """A division recorded one frame late: the point on ``frame`` without DIV, NEXT, DIV; if
+    noticed, then PREV (the daughters were already apart) and UNDO."""
+
+    frame: int  # the true division frame
+    noticed: bool
+    anns: list  # the annotation states it has passed through, from the one before the point
+
+
+def one_point_changed(before: tuple, after: tuple, frame: int) -> bool:
+    """Whether annotation state ``after`` is ``before`` with only the point of ``frame`` changed."""
+    (pb, db), (pa, da) = before, after
+    return (da == db and pa[frame] != pb[frame] and pa[:frame] == pb[:frame]
+            and pa[frame + 1:] == pb[frame + 1:])
+
+
 class LineageAnnotator(Annotator, task=CellLineageTracking):
-    """Clicks the followed nucleus, NEXT, clicks, ...; DIV then the nearer daughter at a division."""
+    """Clicks the followed nucleus, NEXT, clicks, ...; DIV then the nearer daughter at a division;
+    steps back through the movie to check, then DONE. From any state: fixes the wrong annotation
+    nearest the current frame (re-click, DIV toggle), fills the lowest frame missing its point or
+    division, checks, DONE.
+
+    Memory: the multi-click mistake under way (:class:`Jump`, :class:`LateDivision`), the wrong
+    annotations it has made and left, the frames it has looked at around the frame it works on,
+    how far its survey got and the frames its final check has seen."""
 
     persona: LineagePersona
     task: CellLineageTracking
 
-    def script(self) -> Iterator[Intent]:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._plan: Jump | LateDivision | None = None
+        self._made: set[tuple[str, int]] = set()  # the occasions of the mistakes it has made
+        self._left_points: dict[int, tuple] = {}  # frame -> the wrong point it left there
+        self._left_late: set[int] = set()  # frames holding a late DIV it left
+        self._survey = "ahead" if self.persona.survey else "done"  # then "back", then "done"
+        self._peeked: set[int] = set()  # frames it worked on and saw the next frame of
+        self._peeked_back: set[int] = set()  # ... and the previous frame of
+        self._was_at_work: int | None = None  # the frame it worked on, if it was there last call
+        self._checked: set[int] = set()  # frames its final check has seen
+
+    # -- the policy -----------------------------------------------------------------------------
+    def next_intent(self) -> Intent:
+        t = self.task
+        self._observe()
+        if self._plan is not None:
+            intent = (self._continue_jump(self._plan) if isinstance(self._plan, Jump)
+                      else self._continue_late(self._plan))
+            if intent is not None:
+                return intent
+            self._plan = None
+        if self._survey != "done":
+            return self.press("NEXT" if self._survey == "ahead" else "PREV", "survey")
+        work = self._working_frame()
+        wrong = self._wrong_frames()
+        if wrong:
+            # The nearest of the wrong frames and the frame to work on; a wrong one on a tie.
+            f = min(wrong, key=lambda g: (abs(g - t.t), g))
+            if work is None or abs(f - t.t) <= abs(work - t.t):
+                return self._fix(f)
+        if work is not None:
+            return self._work_on(work)
+        if self.persona.verify:
+            unchecked = [f for f in range(t.n_frames) if f not in self._checked]
+            if unchecked:
+                label = "PREV" if min(unchecked) < t.t else "NEXT"
+                return self.press(label, "verify", int(t.fol[t.t]))
+        return self.press("DONE", "finish")
+
+    def _observe(self) -> None:
+        """Update what it has seen: the survey's progress, a look beside the frame it works on,
+        and, once the track looks complete to it, the frame its final check is on (where it may
+        notice a mistake it left)."""
         t, p = self.task, self.persona
-        T = t.n_frames
-        self.late_missed: set[int] = set()  # frames holding a late division it did not notice
-        if p.survey:
-            for _ in range(T - 1):
-                yield self.press("NEXT", "survey")
-            for _ in range(T - 1):
-                yield self.press("PREV", "survey")
-        yield self._point(0, "place")
-        f = 0
-        while f < T - 1:
-            yield self.press("NEXT", "navigate", int(t.fol[f]))
-            f += 1
-            k = int(t.fol[f])
-            if f in t.div_frames:
-                f = yield from self._division(f)
-                continue
-            if f in t.hard:
-                if f < T - 1 and self.chance(p.peek_rate):
-                    yield self.press("NEXT", "inspect", k)
-                    yield self.press("PREV", "inspect", k)
-                m = self._jump_span(f)
-                if m >= 0 and self.chance(p.jump_rate):
-                    f = yield from self._jump(f, m)
-                    continue
-            yield self._point(f, "place")
-        if p.verify:
-            yield from self._verify()
-        yield self.press("DONE", "finish")
+        if self._survey != "done":
+            if t.divisions or any(q is not None for q in t.points):
+                self._survey = "done"  # the movie is being annotated: no survey now
+            elif self._survey == "ahead" and t.t == t.n_frames - 1:
+                self._survey = "back"
+            elif self._survey == "back" and t.t == 0:
+                self._survey = "done"
+        work = self._working_frame()
+        if work is not None and self._was_at_work == work:
+            if t.t == work + 1:
+                self._peeked.add(work)
+            elif t.t == work - 1:
+                self._peeked_back.add(work)
+        self._was_at_work = work if t.t == work else None
+        f = t.t
+        if p.verify and work is None and not self._wrong_frames() and f not in self._checked:
+            self._checked.add(f)
+            if f in self._left_points and self.decide(("verify", "point", f), p.verify_notice_rate):
+                del self._left_points[f]
+            if f in self._left_late and self.decide(("verify", "div", f), p.verify_notice_rate):
+                self._left_late.discard(f)
+
+    def _wrong_frames(self) -> list[int]:
+        """Frames holding a wrong point or division, but for the mistakes it has left."""
+        t = self.task
+        out = [f for f, q in enumerate(t.points)
+               if q is not None and not t.point_ok(f) and self._left_points.get(f) != q]
+        out += [d for d in t.divisions if d not in t.div_frames and d not in self._left_late]
+        return out
+
+    def _working_frame(self) -> int | None:
+        """The lowest frame missing its point or its division (one it thinks it recorded late
+        does not count as missing)."""
+        t = self.task
+        for f, q in enumerate(t.points):
+            if q is None:
+                return f
+            if (f in t.div_frames and f not in t.divisions
+                    and not (f + 1 in self._left_late and f + 1 in t.divisions)):
+                return f
+        return None
+
+    def _towards(self, f: int, phase: str, k: int, correction: bool = False) -> Intent:
+        return self.press("PREV" if f < self.task.t else "NEXT", phase, k, correction)
 
     def _point(self, f: int, phase: str, correction: bool = False) -> Intent:
         k = int(self.task.fol[f])
         return self.place(*self.task.centre(k, f), phase, k, correction)
 
-    def _division(self, f: int) -> Iterator[Intent]:
-        """At the first frame that shows the daughters; returns the frame it ends on."""
+    def _fix(self, f: int) -> Intent:
+        """Towards wrong frame ``f``; there, DIV off where it holds no division, else a re-click."""
+        t = self.task
+        k = int(t.fol[f])
+        if t.t != f:
+            return self._towards(f, "correct", k, True)
+        if f in t.divisions and f not in t.div_frames and f not in self._left_late:
+            return self.press("DIV", "correct", k, True)
+        return self._point(f, "correct", True)
+
+    def _work_on(self, f: int) -> Intent:
+        """Towards frame ``f``, the lowest one left to do; there, its division and its point, with
+        the persona's looks around and mistakes."""
         t, p = self.task, self.persona
         k = int(t.fol[f])
-        late_ok = f + 1 <= t.n_frames - 1 and (f + 1) not in t.div_frames
-        if late_ok and self.chance(p.late_rate):
-            # Takes the two daughters for a still-dividing nucleus; records the division one frame on.
-            yield self._point(f, "place")
-            yield self.press("NEXT", "navigate", k)
-            f += 1
-            k = int(t.fol[f])
-            yield self.press("DIV", "select", k)
-            if self.chance(p.notice_rate):
-                yield self.press("PREV", "inspect", k, True)  # the daughters were already apart
-                yield self.press("UNDO", "correct", k, True)
-                yield self.press("DIV", "correct", k, True)
-                yield self.press("NEXT", "correct", k, True)
-            else:
-                self.late_missed.add(f)
-            yield self._point(f, "place")
-            return f
-        if self.chance(p.div_peek_rate):
-            yield self.press("PREV", "inspect", k)  # the elongated mother and where it was
-            yield self.press("NEXT", "inspect", k)
-        yield self.press("DIV", "select", k)
-        yield self._point(f, "place")
-        return f
+        # Only its division is missing: a frame it did before, put right.
+        repair = t.points[f] is not None
+        if t.t != f:
+            back_from_look = ((t.t == f + 1 and f in self._peeked)
+                              or (t.t == f - 1 and f in self._peeked_back))
+            phase = "correct" if repair else "inspect" if back_from_look else "navigate"
+            return self._towards(f, phase, k, repair)
+        if f in t.div_frames:
+            if f not in t.divisions:
+                late_possible = f + 1 < t.n_frames and f + 1 not in t.div_frames
+                if (not repair and late_possible and ("late", f) not in self._made
+                        and self.decide(("late", f), p.late_rate)):
+                    # It takes the two daughters for a still-dividing nucleus.
+                    self._made.add(("late", f))
+                    self._plan = LateDivision(f, self.decide(("notice", "late", f), p.notice_rate),
+                                              [t.ann])
+                    return self._continue_late(self._plan)
+                if (not repair and f not in self._peeked_back
+                        and self.decide(("div_peek", f), p.div_peek_rate)):
+                    return self.press("PREV", "inspect", k)  # the elongated mother and where it was
+                return self.press("DIV", "correct" if repair else "select", k, repair)
+        elif f in t.hard:
+            if (f < t.n_frames - 1 and f not in self._peeked
+                    and self.decide(("peek", f), p.peek_rate)):
+                return self.press("NEXT", "inspect", k)
+            span = self._jump_span(f)
+            if (span >= 0 and ("jump", f) not in self._made
+                    and self.decide(("jump", f), p.jump_rate)):
+                self._made.add(("jump", f))
+                follow = int(self.draw(("follow", f)).integers(0, span + 1))
+                self._plan = Jump(f, t.hard[f], f + follow,
+                                  self.decide(("notice", "jump", f), p.notice_rate), [t.ann])
+                return self._continue_jump(self._plan)
+        return self._point(f, "place")
 
     def _jump_span(self, f: int) -> int:
         """How many more frames the annotator could follow the close neighbour (-1: no jump here)."""
         t = self.task
+        if f in t.div_frames or f + 1 in t.div_frames:
+            return -1
         nb = t.hard[f]
         m = 0
         while m < self.persona.follow_max:
@@ -671,51 +804,67 @@ class LineageAnnotator(Annotator, task=CellLineageTracking):
             if g > t.n_frames - 1 or not t.alive[nb, g] or g in t.div_frames or g + 1 in t.div_frames:
                 break
             m += 1
-        if f in t.div_frames or f + 1 in t.div_frames:
-            return -1
         return m
 
-    def _jump(self, f0: int, m_max: int) -> Iterator[Intent]:
-        """Clicks the neighbour at a close pass and follows it; returns the frame it ends on."""
-        t, p = self.task, self.persona
-        T = t.n_frames
-        nb = t.hard[f0]
-        k = int(t.fol[f0])
-        m = int(self.rng.integers(0, m_max + 1))
-        yield self.place(*t.centre(nb, f0), "place", k)
-        f = f0
-        for _ in range(m):
-            yield self.press("NEXT", "navigate", k)
-            f += 1
-            yield self.place(*t.centre(nb, f), "place", int(t.fol[f]))
-        if not self.chance(p.notice_rate):
-            return f  # it picks up the right nucleus again next frame, leaving these points wrong
-        if f < T - 1:
-            yield self.press("NEXT", "navigate", k)  # the two have drifted apart: wrong nucleus
-            f += 1
-        for _ in range(m + 1):
-            yield self.press("UNDO", "correct", k, True)
-        while f > f0:
-            yield self.press("PREV", "correct", k, True)
-            f -= 1
-        yield self._point(f0, "correct", True)
-        return f0
+    # -- mistakes under way ---------------------------------------------------------------------
+    def _continue_jump(self, j: Jump) -> Intent | None:
+        """The jump's next click, or None where it is over or the state has left it."""
+        t = self.task
+        k = int(t.fol[j.start])
+        if not j.undoing:
+            if t.ann is not j.anns[-1]:  # its last point landed, or someone else changed things
+                g = j.start + len(j.anns) - 1
+                if not (one_point_changed(j.anns[-1], t.ann, g)
+                        and t.inside(j.neighbour, g, *t.points[g])):
+                    return None
+                j.anns.append(t.ann)
+            g = j.start + len(j.anns) - 1  # the next frame to point the neighbour on
+            if g <= j.last:
+                if t.t == g:
+                    return self.place(*t.centre(j.neighbour, g), "place", int(t.fol[g]))
+                return self.press("NEXT", "navigate", int(t.fol[g])) if t.t == g - 1 else None
+            if not j.noticed:
+                # It picks up the right nucleus again next frame, leaving these points wrong.
+                self._left_points.update({f: t.points[f] for f in range(j.start, j.last + 1)})
+                return None
+            j.undoing = True
+        i = next((n for n, a in enumerate(j.anns) if a is t.ann), -1)
+        if i < 0:
+            return None
+        if i > 0:
+            if i == len(j.anns) - 1 and t.t == j.last < t.n_frames - 1:
+                return self.press("NEXT", "navigate", k)  # the two have drifted apart
+            return self.press("UNDO", "correct", k, True)
+        if t.t > j.start:
+            return self.press("PREV", "correct", k, True)
+        return self._point(j.start, "correct", True) if t.t == j.start else None
 
-    def _verify(self) -> Iterator[Intent]:
-        """Steps back through every frame, checking each point and division, fixing what it finds."""
-        t, p = self.task, self.persona
-        f = t.t
-        while True:
-            k = int(t.fol[f])
-            if not t.point_ok(f) and self.chance(p.verify_notice_rate):
-                yield self._point(f, "correct", True)
-            if f in self.late_missed and self.chance(p.verify_notice_rate):
-                yield self.press("DIV", "correct", k, True)  # no division here: one frame earlier
-                yield self.press("PREV", "correct", k, True)
-                f -= 1
-                yield self.press("DIV", "correct", int(t.fol[f]), True)
-                continue
-            if f == 0:
-                return
-            yield self.press("PREV", "verify", k)
-            f -= 1
+    def _continue_late(self, late: LateDivision) -> Intent | None:
+        """The late division's next click, or None where it is over or the state has left it."""
+        t = self.task
+        f = late.frame
+        k = int(t.fol[f])
+        if t.ann is not late.anns[-1]:
+            before = late.anns[-1]
+            if len(late.anns) == 1:  # its point on the division frame
+                landed = one_point_changed(before, t.ann, f) and t.point_ok(f)
+            elif len(late.anns) == 2:  # DIV one frame on
+                late_divs = tuple(sorted(before[1] + (f + 1,)))
+                landed = t.points == before[0] and t.divisions == late_divs
+            else:
+                return None  # UNDO took the late DIV away (or someone changed things): over
+            if not landed:
+                return None
+            late.anns.append(t.ann)
+        if len(late.anns) == 1:
+            return self._point(f, "place") if t.t == f else None
+        if len(late.anns) == 2:
+            if t.t == f:
+                return self.press("NEXT", "navigate", k)
+            return self.press("DIV", "select", int(t.fol[f + 1])) if t.t == f + 1 else None
+        if not late.noticed:
+            self._left_late.add(f + 1)
+            return None
+        if t.t == f + 1:
+            return self.press("PREV", "inspect", k, True)  # the daughters were already apart
+        return self.press("UNDO", "correct", k, True) if t.t == f else None
