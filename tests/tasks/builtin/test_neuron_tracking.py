@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from annobc.tasks import Session, run_annotator
+from annobc.tasks import Session, get_annotator_class, run_annotator
 from annobc.tasks.builtin.neuron_tracking import CROSS_COLOR, NEXT_COLOR, NODE_COLOR, PREV_COLOR
+from annobc.tasks.contract import random_element_click
 
 CENTRE = 56.0  # the canvas centre of the default 112x112 grid
 
@@ -207,3 +208,117 @@ def test_personas_differ():
     assert not any(s.phase in ("survey", "verify") for s in hasty.steps)
     assert careful.success and default.success
     assert len(careful) > len(default)
+
+
+# -- the expert: a policy of the stack's state -------------------------------------------------
+def expert_of(s, seed=0):
+    cls = get_annotator_class(TASK)
+    return cls.expert(s, s.task_cls.personas["default"], np.random.default_rng(seed))
+
+
+def finish(s, expert):
+    for intent in expert.resume():
+        s.step(intent.x, intent.y)
+        if s.done or s.steps > 600:
+            break
+    return s.done and s.task.score()[1]
+
+
+def test_from_a_wrong_turn_the_expert_goes_back_undoes_it_and_finishes():
+    s = Session(TASK, 1)
+    t = s.task
+    c = t.contacts[0]
+    for z in range(c.z):
+        goto(s, z)
+        s.click_data(*t.centres[0, z])
+    for z in range(c.z, c.z + 3):  # three nodes on the neighbour, then one slice further
+        goto(s, z)
+        assert s.click_data(*t.centres[c.neurite, z]).effect.wrong
+    goto(s, c.z + 3)
+    expert = expert_of(s)
+    clicks = []
+    for _ in range(7):
+        intent = expert.next_intent()
+        clicks.append((s.hit(intent.x, intent.y)[0], intent.is_correction))
+        s.step(intent.x, intent.y)
+    assert clicks == [("-Z", True)] * 3 + [("UNDO", True)] * 3 + [("canvas", True)]
+    assert t.z == c.z and t.n_wrong() == 0 and t.ann[c.z + 1] is None
+    assert finish(s, expert)
+
+
+def test_the_expert_replaces_a_wrong_node_that_undo_cannot_take_back():
+    s = Session(TASK, 2)
+    t = s.task
+    goto(s, 4)
+    s.click_data(*(t.centres[0, 4] + 8))  # wrong, then a good node after it on another slice
+    goto(s, 6)
+    s.click_data(*t.centres[0, 6])
+    expert = expert_of(s)
+    elements = []
+    while t.n_wrong():
+        intent = expert.next_intent()
+        elements.append(s.hit(intent.x, intent.y)[0])
+        s.step(intent.x, intent.y)
+    assert elements == ["-Z", "-Z", "canvas"]  # UNDO would have removed the good node on 6
+    assert t.ann[6] is not None and t.ann[6][2]
+    assert finish(s, expert)
+
+
+def test_the_expert_finishes_after_random_clicks_that_undid_good_work():
+    for seed in range(5):
+        s = Session(TASK, seed)
+        trace_all(s)
+        rng = np.random.default_rng(seed)
+        for _ in range(40):
+            s.step(*random_element_click(s, rng))
+        assert finish(s, expert_of(s, seed)), seed
+
+
+def test_the_expert_makes_no_mistakes_and_peeks_as_the_persona_does():
+    peeks = 0
+    for seed in range(10):
+        s = Session(TASK, seed)
+        expert = expert_of(s, seed)
+        for intent in expert.script():
+            res = s.step(intent.x, intent.y)
+            assert not res.effect.wrong
+            peeks += intent.phase == "inspect"
+        assert s.task.score() == (1.0, True)
+    assert peeks > 0
+
+
+def test_decisions_do_not_depend_on_click_noise():
+    """Two annotators of an episode with different click-noise generators make the same choices."""
+    cls = get_annotator_class(TASK)
+    persona = Session(TASK, 0).task_cls.personas["hasty"]
+    for seed in range(10):
+        runs = []
+        for noise in (1, 2):
+            s = Session(TASK, seed)
+            ann = cls(s, persona, np.random.default_rng(noise))
+            runs.append([(s.step(i.x, i.y).element, i.phase) for i in ann.script()])
+        assert runs[0] == runs[1], seed
+
+
+def test_undo_change_names_the_slice_undo_would_change():
+    s = Session(TASK, 3)
+    t = s.task
+    assert t.undo_change() is None
+    s.click_data(*t.centres[0, 0])
+    goto(s, 2)
+    s.click_data(*t.centres[0, 2])
+    first = t.ann[2]
+    s.click_data(*(t.centres[0, 2] + 1))  # replaces the node on slice 2
+    assert t.undo_change() == (2, first)
+    s.click_button("UNDO")
+    assert t.undo_change() == (2, None)
+    s.click_button("UNDO")
+    assert t.undo_change() == (0, None)
+
+
+def test_target_point_is_the_target_on_the_slice_on_view():
+    s = Session(TASK, 4)
+    t = s.task
+    goto(s, 7)
+    assert t.target_point(0) == tuple(t.centres[0, 7])
+    assert t.target_point(1) is None and t.target_point(-1) is None

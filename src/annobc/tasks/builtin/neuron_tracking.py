@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -146,6 +146,10 @@ class NeuronPersona(Persona):
     review: str = "some"  # "none", "some" (a few slices back) or "all" (back through the stack)
     review_notice: float = 0.9  # an overlooked wrong node is seen during the review
 
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + (
+        "swap_rate", "swap_rate_peeked", "slip_rate")
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = Persona.NOTICE_FIELDS + ("review_notice",)
+
 
 class NeuronTracking(Task):
     """Trace the neuron under the crosshair through every slice of an EM stack.
@@ -184,14 +188,18 @@ class NeuronTracking(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the stack's state: from any state it removes the wrong
+      nodes, traces the empty slices and finishes; its choices are keyed by slice and contact.
     """
 
     task_id = "neuron_tracking"
-    version = 0
+    version = 1
     instruction = "Trace the neuron under the crosshair: place one node on it in every slice."
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("UNDO", "undo"),
                Button("DONE", "done"))
+    # A wrong turn shows at most 3 slices past the contact: back 3 slices, and UNDO.
+    correction_length = 4
     personas = {
         "default": NeuronPersona(),
         "careful": NeuronPersona(peek_rate=1.0, peek_depth=2, swap_rate_peeked=0.1,
@@ -418,9 +426,25 @@ class NeuronTracking(Task):
         return (f"TRACE NEURON  Z {self.z}/{self.n_slices - 1}",
                 f"NODES {self.n_nodes()}/{self.n_slices}")
 
+    def undo_change(self) -> tuple[int, tuple | None] | None:
+        """The slice UNDO would change and the node it would put back there (None: no node), or
+        None where UNDO would change nothing. Every canvas click changes one slice's node, so an
+        UNDO changes at most one."""
+        if not self._undo_stack:
+            return None
+        before = self._undo_stack[-1]
+        return next(((z, a) for z, (a, b) in enumerate(zip(before, self.ann)) if a != b), None)
+
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:
         return self.z / (self.n_slices - 1)
+
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """The target neurite's centre on the slice on view (k = 0, the only item)."""
+        if k != 0:
+            return None
+        u, v = self.centres[0, self.z]
+        return float(u), float(v)
 
     def n_nodes(self) -> int:
         return self.memo("n_nodes", lambda: sum(n is not None for n in self.ann))
@@ -465,37 +489,215 @@ def _stamp(canvas: np.ndarray, x: int, y: int, kind: str, r: int, color) -> None
 
 
 class NeuronAnnotator(Annotator, task=NeuronTracking):
-    """Clicks the target's cross-section, +Z, repeats; peeks ahead at contacts; undoes wrong turns."""
+    """Clicks the target's cross-section, +Z, repeats; peeks ahead at contacts; undoes wrong turns.
+
+    A policy of the stack's nodes and the slice on view. In order: finish a survey or a wrong turn
+    it is following; otherwise go to the nearest run of wrong nodes it knows of and remove them
+    (UNDO where that takes a wrong node back, else a click on the target); otherwise the next
+    empty slice, on up from here and then down for any left behind, peeking ahead first at a
+    contact; then the persona's review back down the stack, and DONE.
+
+    It remembers what it has seen: the slices it has seen a node on (the persona's slips and
+    wrong turns happen on a slice's first node), the wrong nodes it has judged and those it
+    overlooked (until a review finds them), which contacts it peeked at, and the plan it is on.
+    """
 
     persona: NeuronPersona
     task: NeuronTracking
-    TARGET = 0
+    TARGET = 0  # the traced neurite: the only ground-truth item
+    REVIEW_SOME_RATE = 0.5  # review="some" scrolls back before DONE in this share of episodes
 
-    def script(self) -> Iterator[Intent]:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        t = self.task
+        self._contact_at = {c.z: c for c in t.contacts}
+        self._started = False
+        self._seen: set[int] = set()  # slices seen holding a node
+        self._judged: dict[int, tuple] = {}  # slice -> the wrong node there it has judged
+        self._overlooked: set[int] = set()  # slices whose judged wrong node it did not notice
+        self._peeked: set[int] = set()  # contact slices it has looked beyond
+        self._peek_considered: set[int] = set()
+        self._review_considered = False
+        self._survey: _Excursion | None = None
+        self._peek: _Excursion | None = None
+        self._review: _Excursion | None = None
+        self._turn: _WrongTurn | None = None
+        self._fixing: int | None = None  # the slice of the wrong node it is removing
+
+    def next_intent(self) -> Intent:
+        t = self.task
+        if not self._started:
+            self._started = True
+            self._consider_survey()
+        self._observe()
+        if self._survey is not None:
+            step = self._excursion_step(self._survey) if t.n_nodes() == 0 else None
+            if step is not None:
+                return step
+            self._survey = None
+        if self._turn is not None:
+            step = self._follow_neighbour(self._turn)
+            if step is not None:
+                return step
+            self._turn = None  # the divergence shows (or the state left the plan)
+        known = self._known_wrong()
+        if known:
+            return self._correct(known)
+        empty = [z for z, node in enumerate(t.ann) if node is None]
+        if empty:
+            return self._trace(empty)
+        if self._review is not None:
+            step = self._excursion_step(self._review)
+            if step is not None:
+                return step
+        return self.press("DONE", "finish")
+
+    # -- what it has seen -------------------------------------------------------------------
+    def _consider_survey(self) -> None:
+        """Before starting on a fresh stack, maybe scroll a few slices ahead and back."""
         t, p = self.task, self.persona
-        Z = t.n_slices
-        contacts = {c.z: c for c in t.contacts}
-        if self.chance(p.survey_rate):
-            k = int(self.rng.integers(2, 5))
-            yield from self._goto(k, "survey")
-            yield from self._goto(0, "survey")
-        z = 0
-        while z < Z:
-            yield from self._goto(z, "navigate")
-            c = contacts.get(z)
-            if c is not None:
-                yield from self._contact(c)
-            else:
-                yield from self._trace_node(z)
-            z = t.z + 1
-        yield from self._review()
-        yield self.press("DONE", "finish")
+        if t.z == 0 and t.n_nodes() == 0 and self.decide(("survey",), p.survey_rate):
+            self._survey = _Excursion(int(self.draw(("survey_depth",)).integers(2, 5)), 0, "survey")
 
-    # -- pieces -------------------------------------------------------------------------------
-    def _goto(self, z: int, phase: str, correction: bool = False) -> Iterator[Intent]:
-        while self.task.z != z:
-            label = "+Z" if z > self.task.z else "-Z"
-            yield self.press(label, phase, self.TARGET, correction)
+    def _observe(self) -> None:
+        """Take in the state: the nodes seen, new wrong nodes noticed or not, a review begun."""
+        t, p = self.task, self.persona
+        self._seen.update(z for z, node in enumerate(t.ann) if node is not None)
+        for z in [z for z, node in self._judged.items() if t.ann[z] != node]:  # gone or replaced
+            del self._judged[z]
+            self._overlooked.discard(z)
+        for z in t.wrong_slices():
+            if z in self._judged:
+                continue
+            self._judged[z] = t.ann[z]
+            # The nodes of a wrong turn it follows are noticed where the profiles diverge.
+            if not self._following(z) and not self.decide(("notice", z), p.notice_rate):
+                self._overlooked.add(z)
+        if (not self._review_considered and t.n_nodes() == t.n_slices
+                and not self._known_wrong()):
+            self._review_considered = True
+            back = self._review_depth()
+            if back:
+                self._review = _Excursion(max(t.z - back, 0), None, "verify")
+        if (self._review is not None and t.z in self._overlooked
+                and self.decide(("review_notice", t.z), p.review_notice)):
+            self._overlooked.discard(t.z)
+
+    def _review_depth(self) -> int:
+        """How many slices back it scrolls before DONE."""
+        p = self.persona
+        if p.review == "all":
+            return self.task.n_slices - 1
+        if p.review == "some" and self.decide(("review",), self.REVIEW_SOME_RATE):
+            return int(self.draw(("review_depth",)).integers(3, 7))
+        return 0
+
+    def _following(self, z: int) -> bool:
+        w = self._turn
+        return w is not None and w.start <= z < w.start + w.length
+
+    def _known_wrong(self) -> list[int]:
+        return [z for z in self.task.wrong_slices()
+                if z not in self._overlooked and not self._following(z)]
+
+    # -- steps --------------------------------------------------------------------------------
+    def _excursion_step(self, e: "_Excursion") -> Intent | None:
+        """The next click of a scroll out to ``e.to`` (and back to ``e.back_to``); None once over."""
+        t = self.task
+        if t.z == e.to:
+            e.turned = True
+        goal = e.back_to if e.turned else e.to
+        if goal is None or t.z == goal:
+            return None
+        return self.press("+Z" if goal > t.z else "-Z", e.phase, self.TARGET)
+
+    def _follow_neighbour(self, w: "_WrongTurn") -> Intent | None:
+        """The next click of a wrong turn: a node on the neighbour, +Z, until one slice past the
+        last of them, where the two have diverged. None there, or where the state left the plan."""
+        t = self.task
+        z, end = t.z, w.start + w.length
+        if not w.start <= z < end or any(not _wrong(t.ann[j]) for j in range(w.start, z)):
+            return None
+        node = t.ann[z]
+        if node is None:
+            return self._place_on(z, w.neurite, "place")
+        if node[2]:
+            return None
+        return self.press("+Z", "inspect" if z == end - 1 else "navigate", self.TARGET)
+
+    def _correct(self, known: list[int]) -> Intent:
+        """Towards the nearest run of wrong nodes, to its first slice (where the trace went wrong),
+        then UNDO while that takes a wrong node back, else a click on the target there."""
+        t, p = self.task, self.persona
+        runs = _runs(known)
+        first, _ = min(runs, key=lambda r: (max(r[0] - t.z, t.z - r[1], 0), r[0]))
+        self._fixing = first
+        if t.z != first:
+            return self.press("+Z" if first > t.z else "-Z", "correct", self.TARGET, True)
+        undo = t.undo_change()
+        undo_fixes = undo is not None and undo[0] in known and not _wrong(undo[1])
+        # A wrong turn is cut by UNDO; a slip is undone or clicked again, as the persona does.
+        by_undo = first in self._contact_at or self.decide(("undo", first), p.slip_undo_rate)
+        if undo_fixes and by_undo:
+            return self.press("UNDO", "correct", self.TARGET, True)
+        self._fixing = None
+        return self._place_on(first, self.TARGET, "correct", True)
+
+    def _trace(self, empty: list[int]) -> Intent:
+        """Towards the next empty slice and a node on the target there."""
+        t, p = self.task, self.persona
+        if self._peek is not None:
+            peek, self._peek = self._peek, None
+            if t.ann[peek.back_to] is None:
+                step = self._excursion_step(peek)
+                if step is not None:
+                    self._peek = peek
+                    return step
+                self._peeked.add(peek.back_to)
+        ahead = [z for z in empty if z >= t.z]
+        z = min(ahead) if ahead else max(empty)
+        if t.z != z:
+            return self.press("+Z" if z > t.z else "-Z", "navigate", self.TARGET)
+        if z == self._fixing:  # the slice of a wrong node it has just taken back
+            self._fixing = None
+            return self._place_on(z, self.TARGET, "correct", True)
+        if z not in self._seen:  # a slice's first node: where the persona's choices come in
+            if z in self._contact_at:
+                return self._at_contact(self._contact_at[z])
+            if self.decide(("slip", z), p.slip_rate):
+                return self._slip(z)
+        return self._place_on(z, self.TARGET, "place")
+
+    def _at_contact(self, c: Contact) -> Intent:
+        """Where a neighbour touches the target: maybe peek ahead, then a node on the target or on
+        the neighbour."""
+        t, p = self.task, self.persona
+        if c.z not in self._peek_considered:
+            self._peek_considered.add(c.z)
+            ahead = min(c.z + p.peek_depth, t.n_slices - 1)
+            if ahead > c.z and self.decide(("peek", c.z), p.peek_rate):
+                self._peek = _Excursion(ahead, c.z, "inspect")
+                return self._excursion_step(self._peek)
+        rate = p.swap_rate_peeked if c.z in self._peeked else p.swap_rate
+        if not self.decide(("turn", c.z), rate):
+            return self._place_on(c.z, self.TARGET, "place")
+        # Takes the neighbour. Noticed, it is followed for a few slices until they diverge;
+        # overlooked, the trace picks the target up again on the next slice by continuity.
+        if self.decide(("notice", c.z), p.notice_rate):
+            lo, hi = p.notice_delay
+            length = int(self.draw(("turn_length", c.z)).integers(lo, hi + 1))
+            self._turn = _WrongTurn(c.z, c.neurite, length)
+        return self._place_on(c.z, c.neurite, "place")
+
+    def _slip(self, z: int) -> Intent:
+        """A node on the membrane beside the target's profile."""
+        t = self.task
+        g = self.draw(("slip_where", z))
+        ang = g.uniform(0, 2 * np.pi)
+        dist = t.radii[0, z] + g.uniform(1.8, 3.0)
+        cu, cv = t.centres[0, z]
+        return self.place(cu + dist * np.cos(ang), cv + dist * np.sin(ang), "place", self.TARGET,
+                          sigma=0.0)
 
     def _place_on(self, z: int, k: int, phase: str, correction: bool = False) -> Intent:
         """A click on neurite ``k``'s profile at slice z (a wrong one when k is not the target)."""
@@ -509,65 +711,36 @@ class NeuronAnnotator(Annotator, task=NeuronTracking):
             it = self.place(cu + d[0], cv + d[1], phase, self.TARGET, correction, sigma=0.0)
         return it
 
-    def _trace_node(self, z: int) -> Iterator[Intent]:
-        t, p = self.task, self.persona
-        if not self.chance(p.slip_rate):
-            yield self._place_on(z, 0, "place")
-            return
-        # A slip: the node lands on the membrane beside the profile.
-        ang = self.rng.uniform(0, 2 * np.pi)
-        dist = t.radii[0, z] + self.rng.uniform(1.8, 3.0)
-        cu, cv = t.centres[0, z]
-        yield self.place(cu + dist * np.cos(ang), cv + dist * np.sin(ang), "place", self.TARGET,
-                         sigma=0.0)
-        if self.chance(p.notice_rate):
-            if self.chance(p.slip_undo_rate):
-                yield self.press("UNDO", "correct", self.TARGET, True)
-            yield self._place_on(z, 0, "correct", True)
 
-    def _contact(self, c: Contact) -> Iterator[Intent]:
-        """At a slice where a neighbour touches the target: peek, decide, maybe take a wrong turn."""
-        t, p = self.task, self.persona
-        z = c.z
-        peeked = self.chance(p.peek_rate)
-        if peeked:
-            ahead = min(z + p.peek_depth, t.n_slices - 1)
-            yield from self._goto(ahead, "inspect")
-            yield from self._goto(z, "inspect")
-        swap = self.chance(p.swap_rate_peeked if peeked else p.swap_rate)
-        if not swap:
-            yield self._place_on(z, 0, "place")
-            return
-        # Follows the neighbour: a node on it here and on the next slices.
-        yield self._place_on(z, c.neurite, "place")
-        if not self.chance(p.notice_rate):
-            return  # not noticed: picks the target up again on the next slice by continuity
-        lo, hi = p.notice_delay
-        k = int(self.rng.integers(lo, hi + 1))
-        for j in range(1, k):
-            yield self.press("+Z", "navigate", self.TARGET)
-            yield self._place_on(z + j, c.neurite, "place")
-        # One slice further the two have diverged: the traced profile is not the target.
-        yield self.press("+Z", "inspect", self.TARGET)
-        yield from self._goto(z, "correct", True)
-        for _ in range(k):
-            yield self.press("UNDO", "correct", self.TARGET, True)
-        yield self._place_on(z, 0, "correct", True)
+@dataclass
+class _Excursion:
+    """A scroll out to slice ``to`` and back to ``back_to`` (None: no way back), e.g. a peek."""
 
-    def _review(self) -> Iterator[Intent]:
-        """Scrolls back over the trace; replaces any wrong node it notices."""
-        t, p = self.task, self.persona
-        if p.review == "none":
-            return
-        if p.review == "all":
-            back = t.n_slices - 1
-        elif self.chance(0.5):
-            back = int(self.rng.integers(3, 7))
+    to: int
+    back_to: int | None
+    phase: str
+    turned: bool = False  # has reached ``to``
+
+
+@dataclass(frozen=True)
+class _WrongTurn:
+    """Following a neighbour from the contact slice ``start`` for ``length`` slices."""
+
+    start: int
+    neurite: int
+    length: int
+
+
+def _wrong(node: tuple | None) -> bool:
+    return node is not None and not node[2]
+
+
+def _runs(slices: list[int]) -> list[tuple[int, int]]:
+    """Sorted slices as runs of consecutive ones, (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for z in sorted(slices):
+        if runs and z == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], z)
         else:
-            return
-        for z in range(t.z, t.z - back - 1, -1):
-            if z < 0:
-                break
-            yield from self._goto(z, "verify")
-            if z in t.wrong_slices() and self.chance(p.review_notice):
-                yield self._place_on(z, 0, "correct", True)
+            runs.append((z, z))
+    return runs
