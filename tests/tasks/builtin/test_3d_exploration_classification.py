@@ -1,11 +1,13 @@
-"""3d_exploration_classification: its GUI rules, its score, its scenes and its annotator's mistakes."""
+"""3d_exploration_classification: its GUI rules, its score, its scenes, its annotator's mistakes and
+its policy from states it did not make."""
 
 import numpy as np
 import pytest
 
 from annobc.tasks import Session, frame_hash, run_annotator
-from annobc.tasks.builtin.exploration_classification_3d import (CLASSES, ELLIPSOID, PAIR, SPHERE, TORUS,
-                                                          ExplorationClassification3D)
+from annobc.tasks.builtin.exploration_classification_3d import (
+    CLASSES, ELLIPSOID, PAIR, SPHERE, TORUS, ExplorationAnnotator, ExplorationClassification3D,
+    scan_events)
 
 TASK = "3d_exploration_classification"
 
@@ -180,3 +182,94 @@ def test_annotator_selects_only_after_the_whole_object_was_seen():
         final = [s for s in rec.steps if s.category == "select" and not s.is_mistake][-1]
         z = round(final.position * (t.n_slices - 1))
         assert z > vis[-1]
+
+
+def _z(t, step):
+    return round(step.position * (t.n_slices - 1))
+
+
+def test_premature_guess_stands_until_the_slice_that_refutes_it():
+    found = 0
+    for seed in range(80):
+        rec = run_annotator(TASK, seed)
+        t = Session(TASK, seed).task
+        ev = scan_events(t)
+        steps = rec.steps
+        first = next((i for i, st in enumerate(steps) if st.is_mistake), None)
+        if first is None or _z(t, steps[first]) != ev.guess or ev.guess == ev.decision:
+            continue  # no mistake, or a slip at the decision
+        found += 1
+        undo = next(i for i in range(first, len(steps)) if steps[i].category == "undo")
+        assert _z(t, steps[undo]) == ev.refuted
+        assert all(st.category in ("navigate", "place") for st in steps[first + 1:undo])
+    assert found >= 3
+
+
+def _annotator(seed, persona="default"):
+    s = Session(TASK, seed)
+    persona = ExplorationClassification3D.personas[persona]
+    return s, ExplorationAnnotator(s, persona, np.random.default_rng(seed))
+
+
+def _element(s, intent):
+    return s.hit(intent.x, intent.y)[0]
+
+
+@pytest.mark.parametrize("persona", ["default", "quick"])
+def test_a_wrong_class_it_did_not_choose_is_removed_at_once(persona):
+    s, ann = _annotator(5, persona)
+    t = s.task
+    for _ in range(3):
+        s.click_button("+Z")
+    s.click_button(CLASSES[(t.label + 1) % 4])
+    intent = ann.next_intent()
+    assert intent.is_correction and intent.phase == "correct"
+    assert _element(s, intent) == ("UNDO" if persona == "default" else CLASSES[t.label])
+    s.step(intent.x, intent.y)
+    assert t.n_wrong() == 0
+
+
+def test_its_guess_is_no_longer_left_once_another_hand_changed_the_class():
+    rate = ExplorationClassification3D.personas["default"].mistake_rate
+    seed = next(sd for sd in range(200) if _annotator(sd)[1].decide(("premature",), rate))
+    s, ann = _annotator(seed)
+    t = s.task
+    intents = ann.script()
+    while t.ann is None:
+        i = next(intents)
+        s.step(i.x, i.y)
+    guess = t.ann
+    assert guess != t.label and t.z < ann.events.refuted
+    other = next(k for k in range(4) if k not in (guess, t.label))
+    s.click_button(CLASSES[other])
+    # Before the refuting slice, it removes the other hand's class and then its own guess too.
+    for _ in range(2):
+        i = next(intents)
+        assert _element(s, i) == "UNDO"
+        s.step(i.x, i.y)
+    assert t.ann is None
+    for i in intents:
+        s.step(i.x, i.y)
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_steps_on_the_object_record_its_centre():
+    rec = run_annotator(TASK, 9)
+    s = Session(TASK, 9)
+    x, y = s.mapper.to_screen(s.task.cx, s.task.cy)
+    on_object = [st for st in rec.steps if st.target == 0]
+    assert on_object and all((st.target_x, st.target_y) == (x, y) for st in on_object)
+    centre = round(s.task.cz / s.task.params.z_step)
+    assert all(st.target_offset == _z(s.task, st) - centre for st in on_object)
+
+
+def test_every_crosshair_click_moves_the_crosshair():
+    # Re-centring is a careful click on the centre pixel, made only where the crosshair is not
+    # there already, so the annotator never clicks the canvas to no effect.
+    for seed in range(30):
+        s, ann = _annotator(seed)
+        for i in ann.script():
+            before = s.task.pin
+            s.step(i.x, i.y)
+            if s.hit(i.x, i.y)[0] == "canvas":
+                assert s.task.pin != before, seed

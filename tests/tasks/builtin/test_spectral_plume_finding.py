@@ -1,4 +1,5 @@
-"""spectral_plume_finding: its GUI rules, what the bands show, its score, and its annotator."""
+"""spectral_plume_finding: its GUI rules, what the bands show, its score, its annotator, and its
+policy from states it did not make."""
 
 import math
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, get_task_class, run_annotator
+from annobc.tasks.builtin.spectral_plume_finding import PlumeAnnotator, SpectralPlumeFinding
 from annobc.tasks.stats import episode_stats
 
 TASK = "spectral_plume_finding"
@@ -181,3 +183,80 @@ def test_personas_differ():
     stats = {p: episode_stats([run_annotator(TASK, s, p) for s in range(8)]) for p in cls.personas}
     assert stats["default"]["action_mix"]["view"] > stats["quick"]["action_mix"]["view"]
     assert stats["default"]["mean_length"] > stats["quick"]["mean_length"]
+
+
+def _annotator(seed, persona="default"):
+    s = Session(TASK, seed)
+    persona = SpectralPlumeFinding.personas[persona]
+    return s, PlumeAnnotator(s, persona, np.random.default_rng(seed))
+
+
+def _element(s, intent):
+    return s.hit(intent.x, intent.y)[0]
+
+
+def test_its_wrong_mark_stands_until_the_neighbouring_band_shows_it():
+    found = 0
+    for seed in range(120):
+        rec = run_annotator(TASK, seed)
+        steps = rec.steps
+        first = next((i for i, st in enumerate(steps) if st.is_mistake), None)
+        if first is None or not rec.success:
+            continue
+        found += 1
+        # One step to the neighbouring window band, then UNDO there.
+        assert steps[first + 1].element in ("BAND+", "BAND-") and steps[first + 1].phase == "verify"
+        assert steps[first + 2].element == "UNDO" and steps[first + 2].is_correction
+        assert steps[first + 2].position != steps[first].position
+    assert found >= 3
+
+
+def test_taking_over_it_removes_a_wrong_mark_then_starts_its_survey():
+    s, ann = _annotator(3)
+    t = s.task
+    for label in ("BAND+10", "BAND+10", "BAND+", "RATIO"):
+        s.click_button(label)
+    s.click_data(20, 20)
+    assert t.n_wrong() == 1
+    clicks = []
+    for i in ann.resume():
+        clicks.append(_element(s, i))
+        s.step(i.x, i.y)
+    # UNDO, RATIO off for the plain survey, back to the first band, up in coarse steps.
+    assert clicks[:5] == ["UNDO", "RATIO", "BAND-10", "BAND-10", "BAND-10"]
+    assert clicks[5] == "BAND+10"
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_its_mark_is_no_longer_left_once_another_hand_changed_it():
+    p = SpectralPlumeFinding.personas["default"]
+    rate = p.bright_rate + p.wrong_end_rate
+    seed = next(sd for sd in range(300) if _annotator(sd)[1].draw(("mark",)).random() < rate)
+    s, ann = _annotator(seed)
+    t = s.task
+    intents = ann.script()
+    while t.ann is None:
+        i = next(intents)
+        s.step(i.x, i.y)
+    assert t.n_wrong() == 1
+    s.click_data(t.plume.x + 20, t.plume.y)  # another wrong mark, on the same band
+    # Before the neighbouring band, it removes the other hand's mark and then its own too.
+    for _ in range(2):
+        i = next(intents)
+        assert _element(s, i) == "UNDO"
+        s.step(i.x, i.y)
+    assert t.ann is None
+    for i in intents:
+        s.step(i.x, i.y)
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_steps_on_the_plume_record_its_source_and_band_offset():
+    rec = run_annotator(TASK, 10)
+    s = Session(TASK, 10)
+    pl = s.task.plume
+    xy = s.mapper.to_screen(pl.x, pl.y)
+    on_plume = [st for st in rec.steps if st.target == 0]
+    assert on_plume and all((st.target_x, st.target_y) == xy for st in on_plume)
+    n = s.task.n_bands - 1
+    assert all(st.target_offset == round(st.position * n) - pl.peak for st in on_plume)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -29,6 +29,7 @@ RADIAL_MAX = 40.0  # profiles cover 0..RADIAL_MAX data pixels from the object's 
 BLAS_ROWS = 32
 DEFOCUS_STEPS = 8  # out-of-focus light reaches a slice from planes up to this many px away in z
 PIN_COLOR = (255, 215, 60)
+VISIBLE = 0.3  # a slice shows the object where its peak is >= this x the brightest slice's
 
 
 @lru_cache(maxsize=1)
@@ -127,6 +128,9 @@ class ExplorePersona(Persona):
     correct_by: str = "undo"  # "undo": UNDO the premature choice; "reselect": pick the right class
     repin: bool = True  # re-centres the crosshair at the object's widest slice
 
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = ("mistake_rate", "slip_rate")
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = ("notice_rate", "slip_notice_rate")
+
 
 class ExplorationClassification3D(Task):
     """Scroll through a noisy stack and classify its one object by its 3D shape.
@@ -165,10 +169,12 @@ class ExplorationClassification3D(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the state (slice, class, crosshair) and what it has seen;
+      it removes a wrong class it did not choose to leave at once, from any state.
     """
 
     task_id = "3d_exploration_classification"
-    version = 0
+    version = 1
     instruction = "Scroll through the stack and select the class of the object's 3D shape, then DONE."
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"),
@@ -182,6 +188,7 @@ class ExplorationClassification3D(Task):
                                    slip_notice_rate=0.9, repin=False),
     }
     chance_level = 1 / len(CLASSES)
+    correction_length = 1  # one UNDO (or the right class) replaces the wrong selection
 
     # -- scene ---------------------------------------------------------------------------------
     def setup(self, rng: np.random.Generator) -> None:
@@ -355,6 +362,14 @@ class ExplorationClassification3D(Task):
     def position(self) -> float:
         return self.z / (self.n_slices - 1)
 
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """The object (k = 0) is centred on the same point of every slice."""
+        return (self.cx, self.cy) if k == 0 else None
+
+    def target_offset(self, k: int) -> int | None:
+        """Slices from the object's centre slice."""
+        return self.z - round(self.cz / self.params.z_step) if k == 0 else None
+
     def n_wrong(self) -> int:
         return int(self.ann is not None and self.ann != self.label)
 
@@ -373,112 +388,155 @@ def _reticle(scale: int) -> tuple[np.ndarray, np.ndarray]:
     return ys, xs
 
 
+@dataclass(frozen=True)
+class ScanEvents:
+    """Slices where the sweep sees things (from the object's slice profiles)."""
+
+    visible: np.ndarray  # (n_slices,) bool: the slice shows the object
+    first: int  # the object's first and last visible slice
+    last: int
+    widest: int  # its widest slice
+    decision: int  # the first slice past it: the object has been seen whole
+    guess: int  # where a premature guess is made,
+    refuted: int  # and the slice that shows otherwise
+    wrong: int  # the class guessed
+
+
+def scan_events(t: ExplorationClassification3D) -> ScanEvents:
+    """Where the sweep sees the object begin, widen, end, and where it is misread and refuted."""
+    prof = t.profiles()
+    peak = prof.max(1)
+    top = float(peak.max())
+    vis = peak >= VISIBLE * top
+    ks = np.nonzero(vis)[0]
+    z0, z1 = int(ks[0]), int(ks[-1])
+    radii = np.arange(prof.shape[1]) * RADIAL_STEP
+    zw = int(np.argmax((prof * radii[None, :]).sum(1)))
+    zd = min(z1 + 1, t.n_slices - 1)
+    half = prof >= 0.5 * top
+    outer = half.shape[1] - 1 - np.argmax(half[:, ::-1], 1)  # last radius at half maximum
+    width = np.where(half.any(1), outer * RADIAL_STEP, 0.0)
+    if t.label == SPHERE:  # "it is still growing: a long one" -> it ends like a sphere
+        wrong, zp, zn = ELLIPSOID, zw, zd
+    elif t.label == ELLIPSOID:  # "the disc stopped growing: a sphere" -> it goes on and on
+        zp = int(np.nonzero(width >= 0.9 * width.max())[0][0])
+        zp = min(max(zp, z0 + 1), z1 - 2)
+        zn = min(zp + int(math.ceil(width[zp] / t.params.z_step)) + 1, z1)
+        wrong = SPHERE
+    elif t.label == TORUS:  # "a faint blob: a sphere" -> the ring's hole comes into focus
+        hole = vis & (prof[:, 0] < 0.3 * peak) & (peak >= 0.6 * top)
+        zp = z0
+        later = np.nonzero(hole[zp + 1:])[0]
+        zn = zp + 1 + int(later[0]) if len(later) else zd
+        wrong = SPHERE
+    else:  # "it shrank and vanished: a sphere" -> a second one appears below
+        s = t.shape
+        g = int(round((t.cz - t.half_z + 2 * s["r1"] + s["gap"] / 2) / t.params.z_step))
+        dark = np.nonzero(~vis[z0:g + 1])[0]
+        zp = z0 + int(dark[0]) if len(dark) else g
+        after = np.nonzero(vis[zp + 1:])[0]
+        zn = zp + 1 + int(after[0]) if len(after) else zd
+        wrong = SPHERE
+    return ScanEvents(vis, z0, z1, zw, zd, int(zp), int(zn), wrong)
+
+
 class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
-    """Surveys from the middle slice to the top, sweeps down through the whole stack pinning the
-    object, decides once it has passed the object, and (default) comes back up to check."""
+    """Surveys up to the top slice, sweeps down through the whole stack pinning the object,
+    selects the class once it has passed the object, and (default) comes back up to its widest
+    slice to check.
+
+    The policy reads the slice, the selected class and the crosshair, and remembers what it has
+    seen: the slices of its sweep (begun at the top) and the wrong class it chose to leave
+    standing (its premature guess, until the slice that refutes it, or a mistake it does not
+    notice). Any other wrong class it removes at once.
+    """
 
     persona: ExplorePersona
     task: ExplorationClassification3D
 
-    def script(self) -> Iterator[Intent]:
-        t, p = self.task, self.persona
-        ev = self._events()
-        truth = t.label
-        premature = self.chance(p.mistake_rate)
-        noticed = self.chance(p.notice_rate)
-        slip = self.chance(p.slip_rate)
-        slip_noticed = self.chance(p.slip_notice_rate)
-        # Survey: from the middle slice (where the viewer opens) up to the top of the stack.
-        while t.z > 0:
-            yield self.press("-Z", "survey")
-        # Sweep down through the whole stack.
-        last = t.n_slices - 1
-        decided = corrected = False
-        for k in range(last + 1):
-            assert t.z == k
-            target = 0 if k >= ev["z0"] else -1
-            if k == ev["z0"]:
-                yield self.place(t.cx, t.cy, "inspect", 0)  # pin the crosshair on the object
-            if k == ev["zw"] and p.repin and k != ev["z0"]:
-                yield self.place(t.cx, t.cy, "inspect", 0)  # re-centre it at the widest slice
-            if premature and k == ev["zp"]:
-                # Jumps to a conclusion before the object has been seen whole.
-                yield self.press(CLASSES[ev["wrong"]], "select", 0)
-            if premature and noticed and not corrected and k == ev["zn"]:
-                # The volume shows otherwise: the object goes on, ends, or comes back.
-                corrected = True
-                if p.correct_by == "undo":
-                    yield self.press("UNDO", "correct", 0, True)
-                else:
-                    yield self.press(CLASSES[truth], "correct", 0, True)
-                    decided = True
-            if k == ev["zd"] and not decided:
-                decided = True
-                if t.ann is None:  # nothing chosen yet, or the premature choice was undone
-                    yield from self._select(truth, slip, slip_noticed, correction=premature)
-            if k < last:
-                phase = "inspect" if ev["vis"][k] else "navigate"
-                yield self.press("+Z", phase, target)
-        if p.scan == "full":
-            # Back up to the widest slice to check the decision.
-            while t.z > ev["zw"]:
-                yield self.press("-Z", "verify", 0)
-        yield self.press("DONE", "finish")
+    def __init__(self, session, persona: ExplorePersona, rng: np.random.Generator):
+        super().__init__(session, persona, rng)
+        self.events = scan_events(self.task)
+        self._swept: set[int] = set()  # slices seen since the sweep began at the top slice
+        self._at_bottom = False  # the sweep has reached the last slice
+        self._saw_wrong = False  # a wrong class was selected: the right one comes as a correction
+        self._standing: tuple[int, int | None] | None = None  # (wrong class left, refuting slice)
+        self._guessed = False  # the premature guess's occasion has come
+        self._chose = False  # the first selection's occasion (a slip or not) has come
 
-    def _select(self, truth: int, slip: bool, slip_noticed: bool, correction: bool) -> Iterator[Intent]:
-        p = self.persona
-        if slip:
-            # Hits the neighbouring class button; the highlight and the status line show it.
-            wrong = truth + 1 if truth + 1 < len(CLASSES) else truth - 1
-            yield self.press(CLASSES[wrong], "select", 0)
-            if not slip_noticed:
-                return
+    def next_intent(self) -> Intent:
+        t, p, ev = self.task, self.persona, self.events
+        self._observe()
+        if t.n_wrong() and not self._leaves_standing():
             if p.correct_by == "undo":
-                yield self.press("UNDO", "correct", 0, True)
-                yield self.press(CLASSES[truth], "correct", 0, True)
-            else:
-                yield self.press(CLASSES[truth], "correct", 0, True)
-            return
-        yield self.press(CLASSES[truth], "select", 0, correction)
+                return self.press("UNDO", "correct", 0, True)
+            return self.press(CLASSES[t.label], "correct", 0, True)
+        if not self._swept:
+            return self.press("-Z", "survey")
+        if not self._at_bottom:
+            return self._sweep_step()
+        if t.ann is None:
+            return self._select()
+        if p.scan == "full" and t.z != ev.widest:
+            return self.press("-Z" if t.z > ev.widest else "+Z", "verify", 0)
+        return self.press("DONE", "finish")
 
-    def _events(self) -> dict:
-        """Slices where the scan sees things: the object's first and last visible slice, its widest
-        slice, the decision slice just past it, and where a premature guess is made and refuted."""
+    def _observe(self) -> None:
         t = self.task
-        prof = t.profiles()
-        peak = prof.max(1)
-        top = float(peak.max())
-        vis = peak >= 0.3 * top
-        ks = np.nonzero(vis)[0]
-        z0, z1 = int(ks[0]), int(ks[-1])
-        radii = np.arange(prof.shape[1]) * RADIAL_STEP
-        area = (prof * radii[None, :]).sum(1)
-        zw = int(np.argmax(area))
-        zd = min(z1 + 1, t.n_slices - 1)
-        half = prof >= 0.5 * top
-        outer = half.shape[1] - 1 - np.argmax(half[:, ::-1], 1)  # last radius at half maximum
-        width = np.where(half.any(1), outer * RADIAL_STEP, 0.0)
-        label = t.label
-        if label == SPHERE:  # "it is still growing: a long one" -> it ends like a sphere
-            wrong, zp, zn = ELLIPSOID, zw, zd
-        elif label == ELLIPSOID:  # "the disc stopped growing: a sphere" -> it goes on and on
-            zp = int(np.nonzero(width >= 0.9 * width.max())[0][0])
-            zp = min(max(zp, z0 + 1), z1 - 2)
-            zn = min(zp + int(math.ceil(width[zp] / t.params.z_step)) + 1, z1)
-            wrong = SPHERE
-        elif label == TORUS:  # "a faint blob: a sphere" -> the ring's hole comes into focus
-            hole = vis & (prof[:, 0] < 0.3 * peak) & (peak >= 0.6 * top)
-            zp = z0
-            later = np.nonzero(hole[zp + 1:])[0]
-            zn = zp + 1 + int(later[0]) if len(later) else zd
-            wrong = SPHERE
-        else:  # "it shrank and vanished: a sphere" -> a second one appears below
-            s = t.shape
-            g = int(round((t.cz - t.half_z + 2 * s["r1"] + s["gap"] / 2) / t.params.z_step))
-            dark = np.nonzero(~vis[z0:g + 1])[0]
-            zp = z0 + int(dark[0]) if len(dark) else g
-            after = np.nonzero(vis[zp + 1:])[0]
-            zn = zp + 1 + int(after[0]) if len(after) else zd
-            wrong = SPHERE
-        return {"vis": vis, "z0": z0, "z1": z1, "zw": zw, "zd": zd, "zp": int(zp), "zn": int(zn),
-                "wrong": wrong}
+        if self._swept or t.z == 0:
+            self._swept.add(t.z)
+            self._at_bottom |= t.z == t.n_slices - 1
+        self._saw_wrong |= t.n_wrong() > 0
+
+    def _leaves_standing(self) -> bool:
+        """Whether the wrong class selected now is one it chose to leave for the moment."""
+        if self._standing is None or self._standing[0] != self.task.ann:
+            self._standing = None  # another hand changed the class: nothing is left on purpose
+            return False
+        refuted = self._standing[1]
+        return refuted is None or refuted not in self._swept
+
+    def _sweep_step(self) -> Intent:
+        t, p, ev = self.task, self.persona, self.events
+        z = t.z
+        if z == ev.first and not self._pin_on_object():
+            return self.place(t.cx, t.cy, "inspect", 0)  # pin the crosshair on the object
+        if p.repin and z == ev.widest != ev.first and t.pin != self._centre_pin():
+            # At the widest slice the object's centre is plainest: a careful click re-centres it.
+            return self.place(t.cx, t.cy, "inspect", 0, sigma=0.0)
+        if z == ev.guess and t.ann is None and not self._guessed:
+            self._guessed = True
+            if self.decide(("premature",), p.mistake_rate):
+                # Jumps to a conclusion before the object has been seen whole.
+                noticed = self.decide(("notice", "premature"), p.notice_rate)
+                self._standing = (ev.wrong, ev.refuted if noticed else None)
+                return self.press(CLASSES[ev.wrong], "select", 0)
+        if t.ann is None and all(k in self._swept for k in range(ev.first, ev.decision + 1)):
+            return self._select()
+        return self.press("+Z", "inspect" if ev.visible[z] else "navigate",
+                          0 if z >= ev.first else -1)
+
+    def _select(self) -> Intent:
+        t, p = self.task, self.persona
+        if not self._chose:
+            self._chose = True
+            if self.decide(("slip",), p.slip_rate):
+                # Hits the neighbouring class button; the highlight and the status line show it.
+                wrong = t.label + 1 if t.label + 1 < len(CLASSES) else t.label - 1
+                if not self.decide(("notice", "slip"), p.slip_notice_rate):
+                    self._standing = (wrong, None)
+                return self.press(CLASSES[wrong], "select", 0)
+        if self._saw_wrong:
+            return self.press(CLASSES[t.label], "correct", 0, True)
+        return self.press(CLASSES[t.label], "select", 0)
+
+    def _pin_on_object(self) -> bool:
+        """The crosshair is where this persona's pin on the object could land."""
+        pin, m = self.task.pin, self.session.mapper
+        return pin is not None and math.hypot(pin[0] - self.task.cx, pin[1] - self.task.cy) <= (
+            self.persona.place_max + max(m.sx, m.sy))
+
+    def _centre_pin(self) -> tuple[float, float]:
+        """The crosshair of a click on the screen pixel nearest the object's centre."""
+        m = self.session.mapper
+        return m.to_data(*m.to_screen(self.task.cx, self.task.cy))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -127,6 +127,9 @@ class PlumePersona(Persona):
     blink_rate: float = 0.6  # per window band in the ratio check: RATIO off and on to compare
     final_check: bool = True  # steps through the window once more in plain view before DONE
 
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = ("bright_rate", "wrong_end_rate")
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = ("notice_rate",)
+
 
 @dataclass(frozen=True)
 class Plume:
@@ -188,10 +191,13 @@ class SpectralPlumeFinding(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the state (band, RATIO, mark) and how far along its
+      itinerary it has come; it removes a wrong mark it did not choose to leave at once, from any
+      state.
     """
 
     task_id = "spectral_plume_finding"
-    version = 0
+    version = 1
     instruction = ("Find the bands where the gas plume absorbs and mark the plume's source, its "
                    "narrow end, on one of them.")
     Params = Params
@@ -204,6 +210,7 @@ class SpectralPlumeFinding(Task):
         "careless": PlumePersona(bright_rate=0.07, wrong_end_rate=0.07, notice_rate=0.85,
                                  blink_rate=0.3, place_sigma=0.8, place_max=2.0),
     }
+    correction_length = 1  # UNDO takes the wrong mark away
 
     # -- scene ---------------------------------------------------------------------------------
     def setup(self, rng: np.random.Generator) -> None:
@@ -460,6 +467,14 @@ class SpectralPlumeFinding(Task):
         w0, w1 = self.plume.window
         return (math.hypot(u - self.plume.x, v - self.plume.y) <= SOURCE_RADIUS, w0 <= b <= w1)
 
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """The plume's source (k = 0), at the same place in every band."""
+        return (self.plume.x, self.plume.y) if k == 0 else None
+
+    def target_offset(self, k: int) -> int | None:
+        """Bands from the band of strongest absorption."""
+        return self.band - self.plume.peak if k == 0 else None
+
     def n_wrong(self) -> int:
         return int(self.ann is not None and not all(self._check()))
 
@@ -470,104 +485,180 @@ class SpectralPlumeFinding(Task):
         return 0.5 * near + 0.5 * in_window, near and in_window
 
 
+@dataclass(frozen=True)
+class Waypoint:
+    """A view the annotator's itinerary visits, and how it travels there."""
+
+    band: int
+    ratio: bool
+    phase: str  # the travel's phase; all but the fine scan (inspect) take coarse steps
+    target: int = 0
+
+    @property
+    def view(self) -> tuple[int, bool]:
+        return (self.band, self.ratio)
+
+
 class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
-    """Coarse sweep, fine sweep across the window, RATIO checks, mark, check a neighbouring band."""
+    """Coarse sweep, fine sweep across the window, RATIO checks, mark, check a neighbouring band.
+
+    The policy travels an itinerary of views (:class:`Waypoint`): the persona's coarse survey,
+    back to the coarse band where the plume showed most, a fine scan down and up past the window,
+    the peak band in RATIO and a ratio tour of the window's edges (blinking RATIO at window bands
+    now and then). It remembers how far along the itinerary it has come. Then it marks the source
+    at the peak band and checks the mark: a neighbouring window band, back, RATIO off, and (final
+    check) the window once more; it remembers how much of that check it has seen since the mark
+    last changed. A wrong mark it removes with UNDO at once, unless it is its own mistake, left
+    until the neighbouring band shows it (or for good, if it does not notice).
+    """
 
     persona: PlumePersona
     task: SpectralPlumeFinding
+
+    def __init__(self, session, persona: PlumePersona, rng: np.random.Generator):
+        super().__init__(session, persona, rng)
+        self.itinerary = self._itinerary()
+        self._tour = len(self.itinerary) - 3  # the index of the ratio tour's first leg
+        self._reached = 0  # waypoints of the itinerary reached, in order
+        self._blinked: set[tuple[int, int]] = set()  # (tour leg, band) seen in the plain view
+        self._checked_for: tuple | None = None  # the mark its check began from,
+        self._checked = 0  # and the check's waypoints reached since
+        self._saw_wrong = False  # a wrong mark was up: the next mark is a correction
+        self._standing: tuple[tuple, bool] | None = None  # (its own wrong mark, will notice)
+        self._marked = False  # the first mark's occasion (a mistake or not) has come
 
     # What the annotator sees in a band: the plume's absorption there relative to the peak band.
     def _rel(self, b: int) -> float:
         t = self.task
         return float(t.absorb[b] / t.plume.depth)
 
-    def _visible(self, b: int) -> bool:
-        return self._rel(b) >= VISIBLE
-
-    def _goto(self, b: int, phase: str, target: int = 0, correction: bool = False) -> Iterator[Intent]:
-        t = self.task
-        while t.band != b:
-            d = b - t.band
-            if abs(d) >= COARSE and phase in ("survey", "navigate"):
-                label = "BAND+10" if d > 0 else "BAND-10"
-            else:
-                label = "BAND+" if d > 0 else "BAND-"
-            yield self.press(label, phase, target, correction)
-
-    def _set_ratio(self, on: bool, phase: str, target: int = 0, correction: bool = False):
-        if self.task.ratio != on:
-            yield self.press("RATIO", phase, target, correction)
-
-    def script(self) -> Iterator[Intent]:
+    def _itinerary(self) -> tuple[Waypoint, ...]:
         t, p = self.task, self.persona
-        B = t.n_bands
-        pl = t.plume
+        B, pl = t.n_bands, t.plume
         w0, w1 = pl.window
         coarse = list(range(0, B, COARSE))
-        # 1. Coarse sweep through the whole cube, in the plain view, the ratio view or both.
-        if p.survey == "ratio":
-            yield self.press("RATIO", "survey")
-        while t.band + COARSE <= B - 1:
-            yield self.press("BAND+10", "survey")
-        if p.survey == "both":
-            yield self.press("RATIO", "survey")
-            while t.band - COARSE >= 0:
-                yield self.press("BAND-10", "survey")
-        if p.survey != "plain":
-            yield self.press("RATIO", "survey")
-        # 2. Back to the coarse band where the plume showed most.
-        best = max(coarse, key=lambda c: (self._rel(c), -c))
-        while t.band != best:
-            yield self.press("BAND+10" if best > t.band else "BAND-10", "navigate", 0)
-        # 3. Fine scan: down until the plume has faded for a few bands, then up across the window
-        #    until it has faded on the other side.
-        visible = [b for b in range(B) if self._visible(b)]
-        lo_m, hi_m = (int(self.rng.integers(p.fine_margin[0], p.fine_margin[1] + 1)) for _ in range(2))
-        lo, hi = max(visible[0] - lo_m, 0), min(visible[-1] + hi_m, B - 1)
-        yield from self._goto(lo, "inspect")
-        yield from self._goto(hi, "inspect")
-        # 4. Back to the strongest band; RATIO on and check the window and its edges in ratio,
-        #    comparing with the plain band here and there.
-        yield from self._goto(pl.peak, "navigate")
-        yield self.press("RATIO", "verify", 0)
-        order = [max(w0 - 1, 0), min(w1 + 1, B - 1), pl.peak]
-        for b in order:
-            while t.band != b:
-                yield self.press("BAND+" if b > t.band else "BAND-", "verify", 0)
-                if w0 <= t.band <= w1 and self.chance(p.blink_rate):
-                    yield self.press("RATIO", "inspect", 0)
-                    yield self.press("RATIO", "inspect", 0)
-        # 5. Mark the source, at the cone's narrow end; check a neighbouring band.
-        yield from self._mark()
-        # 6. Final look in the plain view and DONE.
-        yield self.press("RATIO", "verify", 0)
-        if p.final_check:
-            yield from self._goto(w0, "verify")
-            yield from self._goto(w1, "verify")
-        yield self.press("DONE", "finish")
-
-    def _mark(self) -> Iterator[Intent]:
-        t, p = self.task, self.persona
-        pl = t.plume
-        roll = self.rng.random()
-        wrong = None
-        if roll < p.bright_rate and t.pads:
-            # A bright pad near the plume catches the eye.
-            wrong = min(t.pads, key=lambda q: math.hypot(q[0] - pl.x, q[1] - pl.y))
-        elif roll < p.bright_rate + p.wrong_end_rate:
-            wrong = pl.far_end
-        home = t.band
-        if wrong is not None:
-            yield self.place(*wrong, "place", 0)
+        up_plain = [Waypoint(c, False, "survey", -1) for c in coarse]
+        if p.survey == "both":  # up in the plain view, back down in RATIO
+            survey = up_plain + [Waypoint(c, True, "survey", -1) for c in reversed(coarse)]
+        elif p.survey == "ratio":
+            survey = [Waypoint(c, True, "survey", -1) for c in coarse]
         else:
-            yield self.place(pl.x, pl.y, "place", 0)
-        # Check a neighbouring band of the window (a window has 3-5 bands, so there is one): the
-        # narrow end of the dark cone must sit under the mark there too.
-        nb = home + 1 if home + 1 <= pl.window[1] else home - 1
-        yield self.press("BAND+" if nb > home else "BAND-", "verify", 0)
-        if wrong is not None and self.chance(p.notice_rate):
-            yield self.press("UNDO", "correct", 0, True)
-            yield from self._goto(home, "correct", 0, True)
-            yield self.place(pl.x, pl.y, "correct", 0, True)
-            yield self.press("BAND+" if nb > home else "BAND-", "verify", 0)
-        yield from self._goto(home, "verify")
+            survey = up_plain
+        survey.append(Waypoint(survey[-1].band, False, "survey", -1))  # it ends in the plain view
+        best = max(coarse, key=lambda c: (self._rel(c), -c))
+        visible = [b for b in range(B) if self._rel(b) >= VISIBLE]
+        lo_m, hi_m = (int(m) for m in self.draw(("fine margin",)).integers(
+            p.fine_margin[0], p.fine_margin[1] + 1, 2))
+        return (*survey, Waypoint(best, False, "navigate"),
+                # Fine scan: down until the plume has faded for a few bands, then up across the
+                # window until it has faded on the other side.
+                Waypoint(max(visible[0] - lo_m, 0), False, "inspect"),
+                Waypoint(min(visible[-1] + hi_m, B - 1), False, "inspect"),
+                Waypoint(pl.peak, False, "navigate"), Waypoint(pl.peak, True, "verify"),
+                # The ratio tour: the window's edges, back to the peak.
+                Waypoint(max(w0 - 1, 0), True, "verify"),
+                Waypoint(min(w1 + 1, B - 1), True, "verify"), Waypoint(pl.peak, True, "verify"))
+
+    def _check(self, home: int) -> tuple[Waypoint, ...]:
+        """After marking on band ``home``: a neighbouring window band (a window has 3-5 bands, so
+        there is one), where the narrow end of the dark cone must sit under the mark too; back;
+        RATIO off; and the window once more in the plain view."""
+        w0, w1 = self.task.plume.window
+        nb = home + 1 if home + 1 <= w1 else home - 1
+        check = [Waypoint(nb, True, "verify"), Waypoint(home, True, "verify"),
+                 Waypoint(home, False, "verify")]
+        if self.persona.final_check:
+            check += [Waypoint(w0, False, "verify"), Waypoint(w1, False, "verify")]
+        return tuple(check)
+
+    def next_intent(self) -> Intent:
+        t = self.task
+        self._observe()
+        if t.n_wrong() and not self._leaves_standing():
+            return self.press("UNDO", "correct", 0, True)
+        if self._reached < len(self.itinerary):
+            if self._blink_pending():
+                return self.press("RATIO", "inspect", 0)
+            return self._towards(self.itinerary[self._reached])
+        if t.ann is None:
+            return self._mark()
+        check = self._check(t.ann[2])
+        if self._checked < len(check):
+            return self._towards(check[self._checked])
+        return self.press("DONE", "finish")
+
+    def _observe(self) -> None:
+        t = self.task
+        view = (t.band, t.ratio)
+        if self._tour_leg() is not None and not t.ratio:
+            self._blinked.add((self._tour_leg(), t.band))
+        while (self._reached < len(self.itinerary) and not self._blink_pending()
+               and view == self.itinerary[self._reached].view):
+            self._reached += 1
+        if t.ann != self._checked_for:  # a new mark (or none): its check begins from here
+            self._checked_for, self._checked = t.ann, 0
+        if t.ann is not None:
+            check = self._check(t.ann[2])
+            while self._checked < len(check) and view == check[self._checked].view:
+                self._checked += 1
+        self._saw_wrong |= t.n_wrong() > 0
+
+    def _tour_leg(self) -> int | None:
+        leg = self._reached - self._tour
+        return leg if 0 <= leg < 3 else None
+
+    def _blink_pending(self) -> bool:
+        """At a window band of the ratio tour, a blink (RATIO off and on again) it decided on and
+        has not finished. Not on the peak band the tour starts from."""
+        t, pl, leg = self.task, self.task.plume, self._tour_leg()
+        in_window = pl.window[0] <= t.band <= pl.window[1]
+        if leg is None or not in_window or (leg, t.band) == (0, pl.peak):
+            return False
+        done = (leg, t.band) in self._blinked and t.ratio
+        return not done and self.decide(("blink", leg, t.band), self.persona.blink_rate)
+
+    def _leaves_standing(self) -> bool:
+        """Whether the wrong mark up now is its own, left until the neighbouring band shows it."""
+        if self._standing is None or self._standing[0] != self.task.ann:
+            self._standing = None  # another hand changed the mark: nothing is left on purpose
+            return False
+        will_notice = self._standing[1]
+        return not will_notice or self._checked == 0
+
+    def _towards(self, wp: Waypoint, correction: bool = False) -> Intent:
+        """One click towards the view ``wp``: RATIO off before moving, on once there."""
+        t = self.task
+        d = wp.band - t.band
+        if t.ratio != wp.ratio and (t.ratio or d == 0):
+            label = "RATIO"
+        # A coarse step where it lands on or short of the band, or on the first or last band (it
+        # is clamped there); the fine scan steps through every band.
+        elif wp.phase != "inspect" and (abs(d) >= COARSE or wp.band in (0, t.n_bands - 1)):
+            label = "BAND+10" if d > 0 else "BAND-10"
+        else:
+            label = "BAND+" if d > 0 else "BAND-"
+        return self.press(label, wp.phase, wp.target, correction)
+
+    def _mark(self) -> Intent:
+        """Marks the source at the peak band in RATIO; the first mark may go wrong."""
+        t, p, pl = self.task, self.persona, self.task.plume
+        if (t.band, t.ratio) != (pl.peak, True):
+            phase = "correct" if self._saw_wrong else "navigate"
+            return self._towards(Waypoint(pl.peak, True, phase), correction=self._saw_wrong)
+        if self._saw_wrong:
+            return self.place(pl.x, pl.y, "correct", 0, True)
+        if not self._marked:
+            self._marked = True
+            roll = self.draw(("mark",)).random()
+            wrong = None
+            if roll < p.bright_rate and t.pads:
+                # A bright pad near the plume catches the eye.
+                wrong = min(t.pads, key=lambda q: math.hypot(q[0] - pl.x, q[1] - pl.y))
+            elif roll < p.bright_rate + p.wrong_end_rate:
+                wrong = pl.far_end
+            if wrong is not None:
+                intent = self.place(*wrong, "place", 0)
+                mark = (*self.session.mapper.to_data(intent.x, intent.y), t.band)
+                self._standing = (mark, self.decide(("notice", "mark"), p.notice_rate))
+                return intent
+        return self.place(pl.x, pl.y, "place", 0)
