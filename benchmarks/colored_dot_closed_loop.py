@@ -15,7 +15,7 @@ With the mean F1, success rate, episode length and DONE rate, and the requested 
 
     .venv/bin/python benchmarks/colored_dot_closed_loop.py NAME=RUN_DIR [NAME=RUN_DIR ...]
         [--episodes 40] [--temperature 0.4 [T ...]] [--split test|val]
-        [--out benchmarks/results/colored_dot_closed_loop.json]
+        [--out benchmarks/results/colored_dot_closed_loop_<what it measures>.json]
 """
 
 from __future__ import annotations

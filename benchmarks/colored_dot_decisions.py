@@ -11,7 +11,7 @@ the canvas (a marker) and each button. Clicks are grouped by situation:
 
     .venv/bin/python benchmarks/colored_dot_decisions.py NAME=RUN_DIR [NAME=RUN_DIR ...]
         [--episodes 30] [--temperature 0.4 [T ...]] [--split test|val]
-        [--out benchmarks/results/colored_dot_decisions.json]
+        [--out benchmarks/results/colored_dot_decisions_<what it measures>.json]
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ from annobc.gui import DEFAULT_SCREEN  # noqa: E402
 from annobc.tasks import run_annotator, task_ids  # noqa: E402
 
 TARGET = 5000
-# DESIGN.md's figure for a browser-driven simulator of the same screen (click + screenshot) on this
-# kind of machine. Quoted, not measured here: no browser simulator is part of this project.
+# A quoted figure for a browser-driven simulator of the same screen (click + screenshot, as the
+# published study's simulators work) on this kind of machine. Quoted, not measured here: no browser
+# simulator is part of this project.
 BROWSER_STEPS_PER_S = 60
 
 
