@@ -1,12 +1,13 @@
-"""animal_behavioral_tracking: GUI rules, identity by proximity, the score and its mistakes."""
+"""animal_behavioral_tracking: GUI rules, identity by proximity, the score, its mistakes, its
+expert."""
 
 import math
 
 import numpy as np
 import pytest
 
-from annobc.tasks import Session, frame_hash, run_annotator
-from annobc.tasks.builtin.animal_behavioral_tracking import ID_COLORS, MATCH_PX
+from annobc.tasks import Session, frame_hash, get_annotator_class, run_annotator
+from annobc.tasks.builtin.animal_behavioral_tracking import ID_COLORS, MATCH_PX, TrackPersona
 from annobc.tasks.stats import episode_stats
 
 TASK = "animal_behavioral_tracking"
@@ -218,3 +219,98 @@ def test_other_personas_work_frame_by_frame(persona):
     assert rec.done and len(rec) >= 50
     nav = lambda r: sum(s.category == "navigate" for s in r.steps)  # noqa: E731
     assert nav(rec) < nav(default)  # no trips back to frame 1 between animals
+
+
+def expert(s):
+    """The task's labeller on session s."""
+    cls = get_annotator_class(TASK)
+    return cls.expert(s, s.task_cls.personas["default"], np.random.default_rng(0))
+
+
+def test_target_point_is_the_animal_in_this_frame():
+    s = Session(TASK, 9)
+    t = s.task
+    for f in range(2):
+        assert t.target_point(1) == pytest.approx(tuple(t.centre[f, 1]))
+        s.click_button("NEXT")
+    assert t.target_point(-1) is None and t.target_point(t.n_animals) is None
+
+
+def test_expert_goes_back_to_a_wrong_marker_and_places_it_again():
+    s = Session(TASK, 10)
+    t = s.task
+    put(s, 0, 1, t.gt_point(0, 1, 1))  # A1's BACK on A2's tail base
+    for _ in range(3):
+        s.click_button("NEXT")
+    s.click_button("A2")
+    s.click_button("FRONT")
+    clicks = []
+    for intent in expert(s).resume():
+        clicks.append(s.hit(intent.x, intent.y)[0])
+        s.step(intent.x, intent.y)
+        if t.n_wrong() == 0:
+            break
+    assert clicks == ["PREV"] * 3 + ["A1", "BACK", "canvas"]
+    assert len(clicks) <= t.correction_length and t.slot_ok(0, 0, 1)
+    for intent in expert(s).resume():
+        s.step(intent.x, intent.y)
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_a_noticed_slip_is_taken_back_with_undo_and_placed_again():
+    persona = TrackPersona(flip_rate=1.0, notice_rate=1.0, late_rate=0.0, survey_rate=0.0,
+                           inspect_rate=0.0, verify_rate=0.0)
+    s = Session(TASK, 11)
+    ann = get_annotator_class(TASK)(s, persona, np.random.default_rng(0))
+    steps = []
+    for intent in ann.script():
+        res = s.step(intent.x, intent.y)
+        steps.append((res.category, res.effect.wrong))
+    # Every instance is flipped (FRONT, BACK both wrong), then UNDO twice, then done right.
+    undos = [i for i, st in enumerate(steps) if st[0] == "undo"]
+    assert len(undos) == 2 * s.task.n_animals * s.task.n_frames
+    for i in undos[::2]:
+        assert steps[i + 1][0] == "undo" and steps[i - 1] == ("place", True)
+    assert s.done and s.task.score() == (1.0, True)
+
+
+def first_close_pass(t, dist):
+    """(identity, frame, other animal) of the first close pass in the annotator's animal order."""
+    return next((k, f, t.nearest_other(f, k)[0]) for k in range(t.n_animals)
+                for f in range(1, t.n_frames) if t.nearest_other(f, k)[1] < dist)
+
+
+def test_a_swap_left_unnoticed_carries_on_with_the_other_animal():
+    persona = TrackPersona(swap_rate=1.0, flip_rate=0.0, forget_rate=0.0, survey_rate=0.0,
+                           inspect_rate=0.0, verify_rate=0.0).never_noticing()
+
+    def followed_animal_keeps_clear(seed):
+        # After the swap, nothing else is close to the animal it follows: no second swap.
+        t = Session(TASK, seed).task
+        k, f0, j = first_close_pass(t, persona.close_dist)
+        later = range(f0 + 1, t.n_frames)
+        return len(later) >= 2 and all(t.nearest_other(f, j)[1] >= persona.close_dist
+                                       for f in later)
+
+    s = Session(TASK, next(seed for seed in range(100) if followed_animal_keeps_clear(seed)))
+    t = s.task
+    ann = get_annotator_class(TASK)(s, persona, np.random.default_rng(0))
+    for intent in ann.script():
+        if s.hit(intent.x, intent.y)[0] == "DONE":
+            break
+        s.step(intent.x, intent.y)
+    k, f0, j = first_close_pass(t, persona.close_dist)
+    assert all(t.slot_ok(f, k, m) for f in range(f0) for m in (0, 1))
+    for f in range(f0, t.n_frames):  # from the swap on, identity k's markers sit on animal j
+        for m in (0, 1):
+            assert math.dist(t.ann[t.slot(f, k, m)], t.gt_point(f, j, m)) <= MATCH_PX
+    for intent in expert(s).resume():
+        s.step(intent.x, intent.y)
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_expert_persona_makes_no_mistakes_and_notices_all():
+    p = TrackPersona().expert()
+    assert p.swap_rate == p.flip_rate == p.forget_rate == 0.0 and p.notice_rate == 1.0
+    tripled = TrackPersona().with_mistakes_scaled(3.0)
+    assert tripled.swap_rate == pytest.approx(0.36) and tripled.flip_rate == pytest.approx(0.045)

@@ -1,10 +1,12 @@
-"""animal_limb_tracking: its GUI rules (tabs, frames, placement), its score, its mistakes."""
+"""animal_limb_tracking: its GUI rules (tabs, frames, placement), its score, its mistakes, its
+expert."""
 
 import numpy as np
 import pytest
 
-from annobc.tasks import Session, frame_hash, run_annotator
-from annobc.tasks.builtin.animal_limb_tracking import FL, FR, HL, HR, KEYPOINTS, NOSE, TAIL
+from annobc.tasks import Session, frame_hash, get_annotator_class, run_annotator
+from annobc.tasks.builtin.animal_limb_tracking import (FL, FR, HL, HR, KEYPOINTS, NOSE, TAIL,
+                                                       LimbPersona)
 from annobc.tasks.stats import episode_stats
 
 TASK = "animal_limb_tracking"
@@ -174,3 +176,94 @@ def test_personas_differ_in_order_and_navigation():
     rec = run_annotator(TASK, 0, "legs_first")
     worked_on = [s.target % 6 for s in rec.steps if s.category == "place"][:12]
     assert list(dict.fromkeys(worked_on))[:6] == [FL, FR, HL, HR, NOSE, TAIL]
+
+
+def expert(s):
+    """The task's labeller on session s."""
+    cls = get_annotator_class(TASK)
+    return cls.expert(s, s.task_cls.personas["default"], np.random.default_rng(0))
+
+
+def test_target_point_is_the_keypoint_on_its_own_frame_only():
+    s = Session(TASK, 8)
+    t = s.task
+    item = 1 * 6 + HL
+    assert t.target_point(item) is None and t.target_offset(item) == -1
+    s.click_button("NEXT")
+    assert t.target_point(item) == pytest.approx(tuple(t.gt[1, HL]))
+    assert t.target_offset(item) == 0 and t.target_point(-1) is None
+
+
+def test_expert_goes_back_to_a_wrong_keypoint_and_places_it_again():
+    s = Session(TASK, 9)
+    t = s.task
+    for k in range(6):
+        place(s, k)
+    s.click_button("FR")
+    s.click_data(*t.gt[0, FL])  # FR on the left front paw
+    s.click_button("NEXT")
+    s.click_button("NEXT")
+    s.click_button("NOSE")
+    assert t.n_wrong() == 1
+    clicks = []
+    for intent in expert(s).resume():
+        clicks.append(s.hit(intent.x, intent.y)[0])
+        s.step(intent.x, intent.y)
+        if t.n_wrong() == 0:
+            break
+    # PREV twice, the FR tab, the click: within the task's correction length.
+    assert clicks == ["PREV", "PREV", "FR", "canvas"]
+    assert len(clicks) <= t.correction_length and t.keypoint_ok(0, FR)
+
+
+def test_expert_finishes_from_a_half_done_state_with_every_keypoint_right():
+    s = Session(TASK, 10)
+    t = s.task
+    s.click_button("NEXT")
+    place(s, NOSE)
+    s.click_button("HR")
+    s.click_data(3.0, 3.0)
+    for intent in expert(s).resume():
+        s.step(intent.x, intent.y)
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_a_noticed_slip_is_taken_back_with_undo_and_placed_again():
+    persona = LimbPersona(wrong_tab_rate=1.0, notice_rate=1.0, survey_rate=0.0,
+                          inspect_rate=0.0, review_rate=0.0)
+    s = Session(TASK, 11)
+    ann = get_annotator_class(TASK)(s, persona, np.random.default_rng(0))
+    steps = []
+    for intent in ann.script():
+        res = s.step(intent.x, intent.y)
+        steps.append((res.category, res.effect.wrong, intent.phase))
+    undos = [i for i, st in enumerate(steps) if st[0] == "undo"]
+    assert undos and all(steps[i - 1][:2] == ("place", True) for i in undos)
+    assert all(steps[i][2] == "correct" for i in undos)
+    assert s.done and s.task.score() == (1.0, True)
+
+
+def test_unnoticed_slips_are_left_and_the_expert_fixes_them():
+    persona = LimbPersona(swap_rate=1.0, survey_rate=0.0, inspect_rate=0.0,
+                          review_rate=0.0).never_noticing()
+    s = Session(TASK, 12)
+    t = s.task
+    ann = get_annotator_class(TASK)(s, persona, np.random.default_rng(0))
+    for intent in ann.script():
+        if s.hit(intent.x, intent.y)[0] == "DONE":
+            break
+        s.step(intent.x, intent.y)
+    # Every leg pair of every frame is swapped, both paws on the wrong sides; nothing undone.
+    assert t.n_wrong() == 4 * t.n_frames
+    assert all(t.keypoint_ok(f, k) for f in range(t.n_frames) for k in (NOSE, TAIL))
+    for intent in expert(s).resume():
+        s.step(intent.x, intent.y)
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_expert_persona_makes_no_mistakes_and_notices_all():
+    p = LimbPersona().expert()
+    assert p.swap_rate == p.wrong_tab_rate == 0.0
+    assert p.notice_rate == p.swap_notice_now == p.frame_check == 1.0
+    rare = LimbPersona().with_mistakes_scaled(3.0)
+    assert rare.swap_rate == pytest.approx(0.15) and rare.wrong_tab_rate == pytest.approx(0.075)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -100,6 +100,10 @@ class TrackPersona(Persona):
     late_rate: float = 0.4  # a swap or flip is noticed only on the next frame
     close_dist: float = 14.0  # body-to-body distance under which animals count as close
 
+    # notice_rate, the base field, is the one rate that gets a slip noticed.
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + ("swap_rate", "flip_rate",
+                                                                          "forget_rate")
+
 
 class AnimalBehavioralTracking(Task):
     """Mark the front and back of every animal in every frame, keeping each animal's identity.
@@ -138,13 +142,19 @@ class AnimalBehavioralTracking(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the state (it finishes any episode: wrong markers are
+      placed again, missing ones marked in the persona's order); steps name their target animal's
+      place in the frame.
     """
 
     task_id = "animal_behavioral_tracking"
-    version = 0
+    version = 1
     instruction = ("Mark FRONT and BACK of every animal in every frame; tags in frame 1 give the "
                    "identities.")
     Params = Params
+    # Frames back to the nearest wrong marker (at most all but one), its animal and marker, the
+    # click.
+    correction_length = Params.n_frames[1] + 2
     buttons = (Button("A1", "select"), Button("A2", "select"), Button("A3", "select"),
                Button("FRONT", "select"), Button("BACK", "select"),
                Button("PREV", "navigate"), Button("NEXT", "navigate"),
@@ -465,6 +475,18 @@ class AnimalBehavioralTracking(Task):
     def position(self) -> float:
         return self.t / max(1, self.n_frames - 1)
 
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """Animal k's body centre in this frame."""
+        if not 0 <= k < self.n_animals:
+            return None
+        u, v = self.centre[self.t, k]
+        return float(u), float(v)
+
+    def slot_ok(self, t: int, k: int, m: int) -> bool | None:
+        """None if marker m of animal k in frame t is missing, else whether it matches."""
+        i = self.slot(t, k, m)
+        return None if self.ann[i] is None else self._ok(i, self.ann[i])
+
     def _ok(self, i: int, pt) -> bool:
         g = self._gt[i]
         return math.hypot(pt[0] - g[0], pt[1] - g[1]) <= MATCH_PX
@@ -514,122 +536,256 @@ def _segments_cross(p0, p1, q0, q1) -> bool:
     return (d1 > 0) != (d2 > 0) and (d3 > 0) != (d4 > 0)
 
 
+@dataclass(frozen=True)
+class _Slip:
+    """A wrong placement the annotator has just clicked, until it sees whether the click landed."""
+
+    kind: str  # "swap", "flip" (a unit gone wrong), "forget" (stale selection), "follow"
+    spot: tuple[int, int, int]  # the (frame, identity, marker) the click places
+    aim: tuple[int, int, int]  # the (frame, identity, marker) the annotator meant to place
+    marked: int  # the animal whose point it clicks
+    before: tuple  # the annotations before the click
+    last: bool = True  # the last slip of its unit: the unit is judged once it lands
+
+
+@dataclass
+class _Tour:
+    """Frames to visit in turn without annotating: (frame, phase) waypoints."""
+
+    waypoints: list[tuple[int, str]]
+    target: int = -1
+
+
 class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
-    """Follows each animal by proximity from the tags of frame 1; swaps at close passes, flips."""
+    """Marks the missing slots in its persona's order, taking each identity for the animal nearest
+    its markers of the frame before (the frame-1 tags at the start). Wrong markers it knows of are
+    placed again first; it knows of all but the ones it slipped on and has not noticed."""
 
     persona: TrackPersona
     task: AnimalBehavioralTracking
 
-    def script(self) -> Iterator[Intent]:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._started = False
+        self._tour: _Tour | None = None
+        self._inspected: set[tuple[int, int]] = set()  # instances it has decided to peek before
+        self._verified = False  # it has decided whether to verify before DONE
+        self._judged: set[tuple] = set()  # units whose slips have all been made
+        self._slip: _Slip | None = None
+        # The unit being spoilt and its slips so far: (annotations after, before, slip).
+        self._chain: tuple[tuple, list[tuple[tuple, tuple, _Slip]]] = ((), [])
+        self._undo: list[tuple[tuple, tuple, int]] = []  # noticed slips to take back, latest first
+        self._left: dict[int, tuple] = {}  # slot -> a wrong point not noticed (yet)
+        # identity -> (frame, animal, {slot: point}): after a swap it did not notice, it follows
+        # that animal in later frames, as long as those markers stay.
+        self._follow: dict[int, tuple[int, int, dict[int, tuple]]] = {}
+        self._redo: set[int] = set()  # slots to place again after their slip was undone
+
+    def next_intent(self) -> Intent:
         t, p = self.task, self.persona
-        T, N = t.n_frames, t.n_animals
-        self.follow = list(range(N))  # which true animal each identity is following
-        if self.chance(p.survey_rate):
-            yield from self._goto(T - 1, "survey", -1)
-            yield from self._goto(0, "survey", -1)
-        if p.order == "animal":
-            for k in range(N):
-                yield from self._goto(0, "navigate", k)
-                for f in range(T):
-                    yield from self._goto(f, "navigate", k)
-                    yield from self._instance(f, k)
-        else:
-            for f in range(T):
-                yield from self._goto(f, "navigate", -1)
-                if p.grouping == "animal":
-                    for k in range(N):
-                        yield from self._instance(f, k)
-                else:
-                    yield from self._frame_by_marker(f)
-        if self.chance(p.verify_rate):
-            far = 0 if t.t >= T // 2 else T - 1
-            yield from self._goto(far, "verify", -1)
-        yield self.press("DONE", "finish")
+        if not self._started:
+            self._started = True
+            fresh = t.t == 0 and all(a is None for a in t.ann)
+            if fresh and self.decide(("survey",), p.survey_rate):
+                self._tour = _Tour([(t.n_frames - 1, "survey"), (0, "survey")])
+        self._see_slip()
+        if self._undo:  # a noticed slip, maybe seen only from the next frame first
+            step = self._tour_step() if self._tour is not None else None
+            if step is None:
+                step = self._undo_step()
+            if step is not None:
+                return step
+        intent = self._act()
+        if intent is None and not self._verified:
+            self._verified = True
+            if self.decide(("verify",), p.verify_rate):
+                far = 0 if t.t >= t.n_frames // 2 else t.n_frames - 1
+                self._tour = _Tour([(far, "verify")])
+                intent = self._tour_step()
+        return intent if intent is not None else self.press("DONE", "finish")
 
-    # -- helpers --------------------------------------------------------------------------------
-    def _goto(self, f: int, phase: str, k: int, correction: bool = False) -> Iterator[Intent]:
-        while self.task.t != f:
-            yield self.press("NEXT" if f > self.task.t else "PREV", phase, k, correction)
-
-    def _selects(self, k: int, m: int) -> list[str]:
+    def _act(self) -> Intent | None:
+        """Fix a known wrong marker, else go on with the tour, else work on the first missing
+        slot in the persona's order; None when nothing is left to do."""
         t = self.task
-        need = []
-        if t.animal != k:
-            need.append(ANIMAL_LABELS[k])
+        wrong = self._known_wrong()
+        if wrong is not None:
+            return self._fix(*wrong)
+        if self._tour is not None:
+            step = self._tour_step()
+            if step is not None:
+                return step
+        slot = next((s for s in self._sequence() if t.ann[t.slot(*s)] is None), None)
+        return None if slot is None else self._label(*slot)
+
+    def _sequence(self) -> list[tuple[int, int, int]]:
+        """Every (frame, identity, marker) in the persona's working order."""
+        t, p = self.task, self.persona
+        T, N = range(t.n_frames), range(t.n_animals)
+        if p.order == "animal":
+            return [(f, k, m) for k in N for f in T for m in (0, 1)]
+        if p.grouping == "animal":
+            return [(f, k, m) for f in T for k in N for m in (0, 1)]
+        return [(f, k, m) for f in T for m in (0, 1) for k in N]
+
+    def _unit(self, f: int, k: int, m: int) -> tuple[int, ...]:
+        """What one swap or flip spoils: the instance (both markers), or for the marker-by-marker
+        persona one marker. (A stale selection spoils one slot: ("forget", f, k, m).)"""
+        by_marker = self.persona.order == "frame" and self.persona.grouping == "marker"
+        return (f, k, m) if by_marker else (f, k)
+
+    def _go(self, f: int, phase: str, target: int, correction: bool = False) -> Intent:
+        return self.press("NEXT" if f > self.task.t else "PREV", phase, target, correction)
+
+    def _select(self, k: int, m: int) -> list[str]:
+        """The selects slot (identity k, marker m) still needs, animal first."""
+        t = self.task
+        need = [ANIMAL_LABELS[k]] if t.animal != k else []
         if t.marker != m:
             need.append(MARKERS[m])
         return need
 
-    def _put(self, f: int, k: int, m: int, pt, correction: bool = False) -> Iterator[Intent]:
-        """Select animal k and marker m (as needed) and place at pt; may forget the last select."""
-        p = self.persona
-        phase = "correct" if correction else "select"
-        need = self._selects(k, m)
-        if need and not correction and self.chance(p.forget_rate):
-            for label in need[:-1]:
-                yield self.press(label, phase, k, correction)
-            yield self.place(*pt, "place", k)  # with a stale selection: the wrong slot
-            if self.chance(p.notice_rate):
-                yield self.press("UNDO", "correct", k, True)
-                yield self.press(need[-1], "correct", k, True)
-                yield self.place(*pt, "correct", k, True)
-            return
-        for label in need:
-            yield self.press(label, phase, k, correction)
-        yield self.place(*pt, "correct" if correction else "place", k, correction)
-
-    def _points(self, f: int, g: int):
+    # -- fixing --------------------------------------------------------------------------------
+    def _known_wrong(self) -> tuple[int, int, int] | None:
+        """The wrong marker it knows of nearest to this frame (the lower frame on a tie)."""
         t = self.task
-        return t.gt_point(f, g, 0), t.gt_point(f, g, 1)
+        for f in sorted(range(t.n_frames), key=lambda f: (abs(f - t.t), f)):
+            for k in range(t.n_animals):
+                for m in (0, 1):
+                    if t.slot_ok(f, k, m) is False and t.slot(f, k, m) not in self._left:
+                        return f, k, m
+        return None
 
-    def _instance(self, f: int, k: int) -> Iterator[Intent]:
-        """FRONT and BACK of identity k in frame f, with this persona's mistakes and checks."""
-        t, p = self.task, self.persona
-        g = self.follow[k]
-        j, dist = t.nearest_other(f, g)
-        close = f > 0 and dist < p.close_dist
-        if close and self.chance(p.inspect_rate):
-            yield self.press("PREV", "inspect", k)
-            yield self.press("NEXT", "inspect", k)
-        swap = close and self.chance(p.swap_rate)
-        flip = not swap and self.chance(p.flip_rate)
-        front, back = self._points(f, j if swap else g)
-        if flip:
-            front, back = back, front
-        yield from self._put(f, k, 0, front)
-        yield from self._put(f, k, 1, back)
-        if not (swap or flip):
-            return
-        if not self.chance(p.notice_rate):
-            if swap:
-                self.follow[k] = j  # carries on with the wrong animal
-            return
-        late = p.order == "animal" and f < t.n_frames - 1 and self.chance(p.late_rate)
-        if late:  # sees it on the next frame: its faint markers sit on the wrong animal
-            yield self.press("NEXT", "navigate", k)
-            yield self.press("PREV", "correct", k, True)
-        yield self.press("UNDO", "correct", k, True)
-        yield self.press("UNDO", "correct", k, True)
-        front, back = self._points(f, g)
-        yield from self._put(f, k, 0, front, correction=True)
-        yield from self._put(f, k, 1, back, correction=True)
+    def _fix(self, f: int, k: int, m: int) -> Intent:
+        """Place slot (f, k, m) again: to its frame, its animal and marker, its click."""
+        t = self.task
+        if t.t != f:
+            return self._go(f, "correct", k, True)
+        need = self._select(k, m)
+        if need:
+            return self.press(need[0], "correct", k, True)
+        return self.place(*t.gt_point(f, k, m), "correct", k, True)
 
-    def _frame_by_marker(self, f: int) -> Iterator[Intent]:
-        """FRONT for every animal, then BACK for every animal (the hasty persona's grouping)."""
+    # -- slips ---------------------------------------------------------------------------------
+    def _see_slip(self) -> None:
+        """After a slip click: once its unit's slips are all down, notice them (then UNDO) or
+        leave them; after a swap left, follow the animal it marked."""
+        s, self._slip = self._slip, None
         t, p = self.task, self.persona
-        N = t.n_animals
-        for m in (0, 1):
-            for k in range(N):
-                g = self.follow[k]
-                j, dist = t.nearest_other(f, g)
-                close = f > 0 and dist < p.close_dist
-                swap = close and self.chance(p.swap_rate)
-                flip = not swap and self.chance(p.flip_rate)
-                pt = t.gt_point(f, j if swap else g, 1 - m if flip else m)
-                yield from self._put(f, k, m, pt)
-                if (swap or flip):
-                    if self.chance(p.notice_rate):
-                        yield self.press("UNDO", "correct", k, True)
-                        yield from self._put(f, k, m, t.gt_point(f, g, m), correction=True)
-                    elif swap and m == 1:
-                        self.follow[k] = j
+        for i, pt in list(self._left.items()):
+            if t.ann[i] != pt:  # someone moved or removed it: no longer left
+                del self._left[i]
+        if s is None or t.ann is s.before or t.slot_ok(*s.spot) is not False:
+            return  # the click did not land as a slip
+        after, spot = t.ann, t.slot(*s.spot)
+        self._left[spot] = after[spot]
+        if s.kind == "follow":
+            return
+        unit = ("forget", *s.aim) if s.kind == "forget" else self._unit(*s.aim)
+        chain = self._chain[1] if self._chain[0] == unit else []
+        chain.append((after, s.before, s))
+        self._chain = ((), []) if s.last else (unit, chain)
+        if not s.last:
+            return
+        f, k, m = s.aim
+        if self.decide(("notice", *unit), p.notice_rate):
+            self._undo = [(a, b, k) for a, b, _ in reversed(chain)]
+            for _, _, c in chain:
+                self._left.pop(t.slot(*c.spot), None)
+                self._redo.add(t.slot(*c.aim))
+            late = s.kind != "forget" and p.order == "animal" and f < t.n_frames - 1
+            if late and self.decide(("late", *unit), p.late_rate):
+                # Sees it on the next frame: its faint markers sit on the wrong animal.
+                self._tour = _Tour([(f + 1, "navigate"), (f, "correct")], k)
+        elif s.kind == "swap" and (len(unit) == 2 or m == 1):
+            # Carries on with the animal it marked, once its BACK is on that one too.
+            kept = {t.slot(*c.spot): a[t.slot(*c.spot)] for a, _, c in chain}
+            self._follow[k] = (f, s.marked, kept)
+
+    def _undo_step(self) -> Intent | None:
+        """UNDO the noticed slips while the annotations are the ones they left."""
+        t = self.task
+        while self._undo and t.ann is self._undo[0][1]:
+            self._undo.pop(0)  # that UNDO landed
+        if self._undo and t.ann is self._undo[0][0]:
+            return self.press("UNDO", "correct", self._undo[0][2], True)
+        self._undo = []  # the annotations changed otherwise: fix from the state instead
+        return None
+
+    def _animal(self, f: int, k: int) -> int:
+        """The animal it takes identity k for in frame f: its own, unless it has been following
+        another since a swap it did not notice."""
+        if k in self._follow:
+            f0, j, kept = self._follow[k]
+            if any(self.task.ann[i] != pt for i, pt in kept.items()):
+                del self._follow[k]  # those markers changed: it sees the identity again
+            elif f > f0:
+                return j
+        return k
+
+    def _nearest(self, f: int, g: int) -> tuple[int, bool]:
+        """The animal nearest to animal g in frame f, and whether the two are close."""
+        j, dist = self.task.nearest_other(f, g)
+        return j, f > 0 and dist < self.persona.close_dist
+
+    def _error(self, unit: tuple, close: bool) -> str | None:
+        """What goes wrong with this unit: "swap" (marks the nearby animal), "flip" (front for
+        back), or None."""
+        if unit in self._judged:
+            return None
+        p = self.persona
+        if close and self.decide(("swap", *unit), p.swap_rate):
+            return "swap"
+        return "flip" if self.decide(("flip", *unit), p.flip_rate) else None
+
+    # -- labelling -----------------------------------------------------------------------------
+    def _label(self, f: int, k: int, m: int) -> Intent:
+        """The next click towards slot (f, k, m): its frame, a peek, its selects, its click."""
+        t, p = self.task, self.persona
+        if t.t != f:
+            return self._go(f, "navigate", k)
+        g = self._animal(f, k)
+        j, close = self._nearest(f, g)
+        untouched = t.ann[t.slot(f, k, 0)] is None and t.ann[t.slot(f, k, 1)] is None
+        if close and untouched and (f, k) not in self._inspected:
+            self._inspected.add((f, k))
+            if self.decide(("inspect", f, k), p.inspect_rate):
+                # Peeks at the previous frame: which of the two close animals came from where.
+                self._tour = _Tour([(f - 1, "inspect"), (f, "inspect")], k)
+                return self._tour_step()
+        slot = t.slot(f, k, m)
+        redo = slot in self._redo
+        unit = self._unit(f, k, m)
+        error = None if redo else self._error(unit, close)
+        need = self._select(k, m)
+        if need:
+            forget = ("forget", f, k, m)
+            if len(need) == 1 and error is None and not redo and forget not in self._judged \
+                    and self.decide(forget, p.forget_rate):
+                # Skips the last select: the stale selection's marker moves here.
+                self._judged.add(forget)
+                self._slip = _Slip("forget", (f, t.animal, t.marker), (f, k, m), g, t.ann)
+                return self.place(*t.gt_point(f, g, m), "place", k)
+            return self.press(need[0], "correct" if redo else "select", k, redo)
+        marked = j if error == "swap" else g
+        point = t.gt_point(f, marked, 1 - m if error == "flip" else m)
+        if error is not None:
+            last = len(unit) == 3 or t.ann[t.slot(f, k, 1 - m)] is not None
+            if last:
+                self._judged.add(unit)
+            self._slip = _Slip(error, (f, k, m), (f, k, m), marked, t.ann, last)
+        elif g != k:
+            self._slip = _Slip("follow", (f, k, m), (f, k, m), g, t.ann)
+        self._redo.discard(slot)
+        return self.place(*point, "correct" if redo else "place", k, redo)
+
+    def _tour_step(self) -> Intent | None:
+        """The next move of the tour; None (and the tour ends) once its last frame is reached."""
+        tour, t = self._tour, self.task
+        while tour.waypoints and t.t == tour.waypoints[0][0]:
+            tour.waypoints.pop(0)
+        if not tour.waypoints:
+            self._tour = None
+            return None
+        f, phase = tour.waypoints[0]
+        return self._go(f, phase, tour.target, phase == "correct")

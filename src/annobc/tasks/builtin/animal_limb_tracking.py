@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -21,6 +21,7 @@ KEYPOINTS = ("NOSE", "TAIL", "FL", "FR", "HL", "HR")
 NOSE, TAIL, FL, FR, HL, HR = range(6)
 N_KP = len(KEYPOINTS)
 MIRROR = {FL: FR, FR: FL, HL: HR, HR: HL}  # left <-> right of the same leg pair
+PAIR = {FL: FL, FR: FL, HL: HL, HR: HL}  # the leg pair of a paw, named by its left paw
 # Marker colour and shape per keypoint: left legs are crosses, right legs squares.
 KP_COLORS = ((255, 50, 50), (255, 225, 30), (40, 220, 255), (255, 140, 20), (60, 255, 110),
              (235, 70, 255))
@@ -127,6 +128,11 @@ class LimbPersona(Persona):
     inspect_rate: float = 0.2  # per frame: looks back at the previous frame before labelling
     review_rate: float = 0.2  # steps back through every frame to check before DONE
 
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + ("swap_rate",
+                                                                          "wrong_tab_rate")
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = Persona.NOTICE_FIELDS + ("swap_notice_now",
+                                                                        "frame_check")
+
 
 @dataclass(frozen=True)
 class Pose:
@@ -176,13 +182,17 @@ class AnimalLimbTracking(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the state (it finishes any episode: wrong keypoints are
+      placed again, missing ones labelled frame by frame); steps name their target on the view.
     """
 
     task_id = "animal_limb_tracking"
-    version = 0
+    version = 1
     instruction = ("In every frame select each keypoint tab (nose, tail base, front/hind left/right "
                    "paw) and click it on the animal.")
     Params = Params
+    # Frames back to the nearest wrong keypoint (at most all but one), its tab, the click.
+    correction_length = Params.n_frames[1] + 1
     buttons = tuple(Button(k, "select") for k in KEYPOINTS) + (
         Button("PREV", "navigate"), Button("NEXT", "navigate"),
         Button("UNDO", "undo"), Button("DONE", "done"))
@@ -502,6 +512,17 @@ class AnimalLimbTracking(Task):
     def position(self) -> float:
         return self.frame / (self.n_frames - 1)
 
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """Item k = frame * 6 + keypoint, on the view only in its own frame."""
+        f, kp = divmod(k, N_KP)
+        if k < 0 or f != self.frame:
+            return None
+        u, v = self._gt_list[f][kp]
+        return u, v
+
+    def target_offset(self, k: int) -> int | None:
+        return None if k < 0 else self.frame - k // N_KP
+
     def keypoint_ok(self, f: int, k: int) -> bool | None:
         """None if keypoint k of frame f is missing, else whether it is within PCK_PX."""
         pt = self.ann[f][k]
@@ -533,37 +554,86 @@ class AnimalLimbTracking(Task):
         return pck, pck >= SUCCESS_PCK
 
 
+@dataclass(frozen=True)
+class _Slip:
+    """A wrong placement the annotator has just clicked, until it sees whether the click landed."""
+
+    kind: str  # "wrong_tab", "swap" (a pair's first paw on the other paw), "swap_partner"
+    frame: int
+    keypoint: int  # the keypoint the click places: the selected tab's
+    aim: int  # the keypoint the annotator meant to place
+    before: tuple  # the annotations before the click
+
+
+@dataclass
+class _Tour:
+    """Frames to visit in turn without annotating: a survey, a look back, a review."""
+
+    phase: str
+    waypoints: list[int]
+    look: str | None  # the occasion under which each frame on the way is looked over; None: not
+    target: int = -1
+
+
 class LimbAnnotator(Annotator, task=AnimalLimbTracking):
-    """Frame by frame: select each tab and place it (order by persona), check the frame, NEXT."""
+    """Frame by frame: each missing keypoint in the persona's order (its tab, then its click), a
+    look over the frame, NEXT. Wrong keypoints it knows of are placed again first, wherever they
+    are; it knows of all but the ones it slipped on and has not noticed yet."""
 
     persona: LimbPersona
     task: AnimalLimbTracking
 
-    def script(self) -> Iterator[Intent]:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._started = False
+        self._tour: _Tour | None = None
+        self._inspected: set[int] = set()  # frames it has decided whether to look back from
+        self._reviewed = False  # it has decided whether to review before DONE
+        self._slipped: set[tuple] = set()  # slip occasions already acted on: each comes once
+        self._slip: _Slip | None = None
+        # Noticed slips to take back, latest first: (annotations after, before, item).
+        self._undo: list[tuple[tuple, tuple, int]] = []
+        # (frame, keypoint) -> the wrong point it slipped to and has not noticed.
+        self._left: dict[tuple[int, int], tuple] = {}
+        # (frame, pair) -> (first paw, annotations after, before) of a swap not noticed at once:
+        # the partner paw then goes on the first paw's spot.
+        self._confused: dict[tuple[int, int], tuple[int, tuple, tuple]] = {}
+        self._redo: set[int] = set()  # items to place again after their slip was undone
+
+    def next_intent(self) -> Intent:
         t, p = self.task, self.persona
-        T = t.n_frames
-        if self.chance(p.survey_rate):
-            for _ in range(T - 1):
-                yield self.press("NEXT", "survey")
-            for _ in range(T - 1):
-                yield self.press("PREV", "survey")
-        for f in range(T):
-            if f > 0:
-                yield self.press("NEXT", "navigate")
-                if self.chance(p.inspect_rate):
-                    # Looks back at the last frame (gait, which side each paw is on) and returns;
-                    # a mistake left there may be seen now.
-                    yield self.press("PREV", "inspect")
-                    yield from self._check_frame(f - 1, p.frame_check)
-                    yield self.press("NEXT", "inspect")
-            yield from self._label_frame(f)
-            yield from self._check_frame(f, p.frame_check)
-        if self.chance(p.review_rate):
-            for f in range(T - 1, -1, -1):
-                if f < T - 1:
-                    yield self.press("PREV", "verify")
-                yield from self._check_frame(f, p.frame_check)
-        yield self.press("DONE", "finish")
+        if not self._started:
+            self._started = True
+            fresh = t.frame == 0 and all(pt is None for row in t.ann for pt in row)
+            if fresh and self.decide(("survey",), p.survey_rate):
+                self._tour = _Tour("survey", [t.n_frames - 1, 0], None)
+        self._see_slip()
+        undo = self._undo_step()
+        if undo is not None:
+            return undo
+        self._look_over()
+        intent = self._act()
+        if intent is None and not self._reviewed:
+            self._reviewed = True
+            if self.decide(("review",), p.review_rate):
+                self._tour = _Tour("verify", [t.n_frames - 1, 0], "review")
+                self._look_over()
+                intent = self._act()
+        return intent if intent is not None else self.press("DONE", "finish")
+
+    def _act(self) -> Intent | None:
+        """Fix a known wrong keypoint, else go on with the tour, else label the first frame with
+        a keypoint missing; None when nothing is left to do."""
+        t = self.task
+        wrong = self._known_wrong()
+        if wrong is not None:
+            return self._fix(*wrong)
+        if self._tour is not None:
+            step = self._tour_step()
+            if step is not None:
+                return step
+        f = next((f for f in range(t.n_frames) if None in t.ann[f]), None)
+        return None if f is None else self._label(f)
 
     def _order(self, f: int) -> list[int]:
         p = self.persona
@@ -572,62 +642,139 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
             order.reverse()
         return order
 
-    def _select(self, k: int, phase: str, target: int, correction: bool = False) -> Iterator[Intent]:
-        if self.task.sel != k:
-            yield self.press(KEYPOINTS[k], phase, target, correction)
-
     def _put(self, f: int, k: int, phase: str, target: int, correction: bool = False) -> Intent:
+        """A click on keypoint k's ground truth in frame f."""
         u, v = self.task.gt[f, k]
         return self.place(float(u), float(v), phase, target, correction)
 
-    def _label_frame(self, f: int) -> Iterator[Intent]:
-        t, p = self.task, self.persona
-        order = self._order(f)
-        # A left/right confusion for a leg pair lasts until it is noticed.
-        confused = {FL: self.chance(p.swap_rate), HL: self.chance(p.swap_rate)}
-        confused[FR], confused[HR] = confused[FL], confused[HL]
-        first_of_pair: dict[int, int] = {}
-        for k in order:
-            item = f * N_KP + k
-            if k in MIRROR and confused[k]:
-                m = MIRROR[k]
-                yield from self._select(k, "select", item)
-                yield self._put(f, m, "place", item)  # on the other side's paw
-                if k not in first_of_pair and m not in first_of_pair:
-                    first_of_pair[k] = item
-                    if self.chance(p.swap_notice_now):
-                        confused[k] = confused[m] = False
-                        yield self.press("UNDO", "correct", item, True)
-                        yield self._put(f, k, "correct", item, True)
-                    continue
-                # The second of the pair, consistently swapped: now both markers are on the wrong
-                # sides, which is easier to see.
-                confused[k] = confused[m] = False
-                if self.chance(p.notice_rate):
-                    yield self.press("UNDO", "correct", item, True)
-                    yield self.press("UNDO", "correct", m + f * N_KP, True)
-                    yield from self._select(m, "correct", f * N_KP + m, True)
-                    yield self._put(f, m, "correct", f * N_KP + m, True)
-                    yield from self._select(k, "correct", item, True)
-                    yield self._put(f, k, "correct", item, True)
-                continue
-            if t.sel != k and self.chance(p.wrong_tab_rate):
-                # Places this keypoint with the previous tab still selected: that keypoint moves
-                # here (or appears here), the status still names the old tab.
-                yield self._put(f, k, "place", item)
-                if self.chance(p.notice_rate):
-                    yield self.press("UNDO", "correct", item, True)
-                    yield from self._select(k, "correct", item, True)
-                    yield self._put(f, k, "correct", item, True)
-                continue
-            yield from self._select(k, "select", item)
-            yield self._put(f, k, "place", item)
+    def _go(self, f: int, phase: str, target: int, correction: bool = False) -> Intent:
+        return self.press("NEXT" if f > self.task.frame else "PREV", phase, target, correction)
 
-    def _check_frame(self, f: int, rate: float) -> Iterator[Intent]:
-        """Look over frame f (the view must be on it): fix a wrong or missing keypoint, if seen."""
+    # -- fixing --------------------------------------------------------------------------------
+    def _known_wrong(self) -> tuple[int, int] | None:
+        """The wrong keypoint it knows of nearest to this frame (the lower frame on a tie)."""
         t = self.task
-        for k in self._order(f):
-            if t.keypoint_ok(f, k) is not True and self.chance(rate):
-                item = f * N_KP + k
-                yield from self._select(k, "correct", item, True)
-                yield self._put(f, k, "correct", item, True)
+        for f in sorted(range(t.n_frames), key=lambda f: (abs(f - t.frame), f)):
+            for k in self._order(f):
+                if t.keypoint_ok(f, k) is False and (f, k) not in self._left:
+                    return f, k
+        return None
+
+    def _fix(self, f: int, k: int) -> Intent:
+        """Place keypoint k of frame f again: to its frame, its tab, its click."""
+        t, item = self.task, f * N_KP + k
+        if t.frame != f:
+            return self._go(f, "correct", item, True)
+        if t.sel != k:
+            return self.press(KEYPOINTS[k], "correct", item, True)
+        return self._put(f, k, "correct", item, True)
+
+    def _look_over(self) -> None:
+        """Sees, or not, the wrong keypoints it left on this frame: once the frame is complete
+        (before moving on), and on a tour that looks (a look back, a review)."""
+        t, f = self.task, self.task.frame
+        occasions = [self._tour.look] if self._tour is not None and self._tour.look else []
+        if None not in t.ann[f]:
+            occasions.append("frame")
+        for (lf, k), pt in list(self._left.items()):
+            changed = t.ann[lf][k] != pt  # someone moved or removed it: no longer left
+            if changed or (lf == f and any(
+                    self.decide(("notice", occ, f, k, pt), self.persona.frame_check)
+                    for occ in occasions)):
+                del self._left[(lf, k)]
+
+    # -- slips ---------------------------------------------------------------------------------
+    def _see_slip(self) -> None:
+        """After a slip click: notice it at once (then UNDO it), or leave it."""
+        s, self._slip = self._slip, None
+        t, p = self.task, self.persona
+        if s is None or t.ann is s.before or t.keypoint_ok(s.frame, s.keypoint) is not False:
+            return  # the click did not land as a slip
+        f, k, after = s.frame, s.keypoint, t.ann
+        undo = [(after, s.before, f * N_KP + s.aim)]
+        if s.kind == "wrong_tab":
+            noticed = self.decide(("notice", "wrong_tab", f, s.aim), p.notice_rate)
+        elif s.kind == "swap":
+            noticed = self.decide(("notice", "swap_now", f, PAIR[k]), p.swap_notice_now)
+            if not noticed:
+                self._confused[(f, PAIR[k])] = (k, after, s.before)
+        else:  # both paws of the pair now sit on the wrong sides, which is easier to see
+            first, first_after, first_before = self._confused.pop((f, PAIR[k]))
+            noticed = self.decide(("notice", "swap", f, PAIR[k]), p.notice_rate)
+            undo.append((first_after, first_before, f * N_KP + first))
+            if noticed:
+                self._left.pop((f, first), None)
+        if noticed:
+            self._undo = undo
+            self._redo.update(i for _, _, i in undo)
+        else:
+            self._left[(f, k)] = after[f][k]
+
+    def _undo_step(self) -> Intent | None:
+        """UNDO the noticed slips while the annotations are the ones they left."""
+        t = self.task
+        while self._undo and t.ann is self._undo[0][1]:
+            self._undo.pop(0)  # that UNDO landed
+        if self._undo and t.ann is self._undo[0][0]:
+            return self.press("UNDO", "correct", self._undo[0][2], True)
+        self._undo = []  # the annotations changed otherwise: fix from the state instead
+        return None
+
+    def _swap(self, f: int, k: int) -> str | None:
+        """Whether keypoint k of frame f goes on its mirror paw: "swap" for the first paw of a
+        pair taken left for right, "swap_partner" for the second after a swap not noticed."""
+        if k not in MIRROR:
+            return None
+        t, m = self.task, MIRROR[k]
+        pair = (f, PAIR[k])
+        if pair in self._confused:
+            first, after, _ = self._confused[pair]
+            if first == m and t.ann[f][m] == after[f][m]:
+                return "swap_partner"
+            del self._confused[pair]  # the first paw was changed since: the confusion is over
+            return None
+        key = ("swap", *pair)
+        fresh = t.ann[f][m] is None and key not in self._slipped
+        return "swap" if fresh and self.decide(key, self.persona.swap_rate) else None
+
+    # -- labelling -----------------------------------------------------------------------------
+    def _label(self, f: int) -> Intent:
+        """The next click towards the first missing keypoint of frame f, in the persona's order."""
+        t, p = self.task, self.persona
+        k = next(k for k in self._order(f) if t.ann[f][k] is None)
+        item = f * N_KP + k
+        if t.frame != f:
+            return self._go(f, "navigate", item)
+        if f > 0 and f not in self._inspected and all(pt is None for pt in t.ann[f]):
+            # Looks back at the last frame (gait, which side each paw is on) before starting.
+            self._inspected.add(f)
+            if self.decide(("inspect", f), p.inspect_rate):
+                self._tour = _Tour("inspect", [f - 1, f], "inspect", item)
+                return self._tour_step()
+        redo = item in self._redo
+        swap = None if redo else self._swap(f, k)
+        if t.sel != k:
+            key = ("wrong_tab", f, k)
+            if swap is None and not redo and key not in self._slipped and self.decide(
+                    key, p.wrong_tab_rate):
+                # Places it with the previous tab still selected: that keypoint moves here.
+                self._slipped.add(key)
+                self._slip = _Slip("wrong_tab", f, t.sel, k, t.ann)
+                return self._put(f, k, "place", item)
+            return self.press(KEYPOINTS[k], "correct" if redo else "select", item, redo)
+        if swap is not None:
+            self._slipped.add(("swap", f, PAIR[k]))
+            self._slip = _Slip(swap, f, k, k, t.ann)
+            return self._put(f, MIRROR[k], "place", item)
+        self._redo.discard(item)
+        return self._put(f, k, "correct" if redo else "place", item, redo)
+
+    def _tour_step(self) -> Intent | None:
+        """The next move of the tour; None (and the tour ends) once its last frame is reached."""
+        tour, t = self._tour, self.task
+        while tour.waypoints and t.frame == tour.waypoints[0]:
+            tour.waypoints.pop(0)
+        if not tour.waypoints:
+            self._tour = None
+            return None
+        return self._go(tour.waypoints[0], tour.phase, tour.target)
