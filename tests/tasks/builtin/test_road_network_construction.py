@@ -1,4 +1,5 @@
-"""road_network_construction: its GUI rules (panning, tools, snapping), its score and its mistakes."""
+"""road_network_construction: its GUI rules (panning, tools, snapping), its score and target
+points, and its annotator: the mistakes it makes and the states it finishes."""
 
 import math
 
@@ -7,7 +8,8 @@ import pytest
 
 from annobc.tasks import Session, run_annotator
 from annobc.tasks.builtin.road_network_construction import (EDGE_COLOR, NODE_COLOR, PICK_COLOR,
-                                                    RoadNetworkConstruction)
+                                                    RoadAnnotator, RoadNetworkConstruction)
+from annobc.tasks.episode import annotator_rng
 
 TASK = "road_network_construction"
 
@@ -220,6 +222,87 @@ def test_a_missed_node_lowers_the_score_without_being_wrong():
     for b in t.neighbours[missing]:
         join(s, new, idx[b])
     assert t.score() == (1.0, True)
+
+
+def move_window(s, ox, oy):
+    t = s.task
+    while t.ox != ox:
+        s.click_button("RIGHT" if ox > t.ox else "LEFT")
+    while t.oy != oy:
+        s.click_button("DOWN" if oy > t.oy else "UP")
+
+
+def test_target_point_is_the_node_or_the_road_end_still_to_click():
+    s = Session(TASK, 10)
+    t = s.task
+    n = len(t.nodes)
+    show(s, *t.nodes[0])
+    assert t.target_point(0) == (t.nodes[0][0] - t.ox, t.nodes[0][1] - t.oy)
+    assert t.target_point(-1) is None and t.target_point(n + len(t.edges)) is None
+    place_nodes(s, [tuple(p) for p in t.nodes])
+    a, b = t.edges[2]
+    move_window(s, 112, 0)
+    assert t.target_point(b) is None  # this scene: road 2 runs from (182, 72) out of the window
+    assert t.target_point(n + 2) == t.target_point(a) == (t.nodes[a][0] - 112, t.nodes[a][1])
+    s.click_button("EDGE")
+    click_map(s, *t.nodes[a])
+    assert t.target_point(n + 2) is None  # a is picked; b, still to click, is off the window
+    move_window(s, 112, 56)
+    assert t.target_point(n + 2) == t.target_point(b) is not None
+
+
+def expert(s, persona="default"):
+    """The labeller of session ``s``: ``persona`` without mistakes, noticing everything."""
+    persona = RoadNetworkConstruction.personas[persona]
+    return RoadAnnotator.expert(s, persona, annotator_rng(s.task.seed, "test"))
+
+
+def test_the_expert_finishes_a_state_someone_else_left():
+    """Good work with a wrong node under it, the EDGE tool picking an unrelated node, the window
+    elsewhere: the expert takes back down to the wrong node, redoes the rest, and succeeds."""
+    s = Session(TASK, 11)
+    t = s.task
+    good = [tuple(p) for p in t.nodes]
+    place_nodes(s, good[:2])
+    place_nodes(s, [(good[2][0] + 8.0, good[2][1])])  # off every junction
+    place_nodes(s, good[2:5])
+    join(s, 0, 3)
+    s.click_button("EDGE")
+    click_map(s, *t.ann.nodes[1])
+    s.click_button("RIGHT")
+    s.click_button("DOWN")
+    assert t.n_wrong() >= 1 and t.pick == 1
+    clicks = [s.step(i.x, i.y).element for i in expert(s).resume()]
+    assert s.done and t.score() == (1.0, True)
+    # UNDO first, as many times as it takes to reach the wrong node (4 annotations lie above it).
+    assert clicks[:5] == ["UNDO"] * 5 and "UNDO" not in clicks[5:]
+
+
+def test_an_expert_makes_no_mistakes_and_leaves_none():
+    for seed in range(10):
+        s = Session(TASK, seed)
+        made = [s.step(i.x, i.y).effect.wrong for i in expert(s, "careless").script()]
+        assert s.done and s.task.score()[1] and not any(made)
+
+
+def test_a_slip_it_does_not_notice_is_left_but_the_expert_takes_it_back():
+    """The annotator remembers the slips it chose to leave; a labeller of the same states does not
+    share that choice and names UNDO."""
+    persona = RoadNetworkConstruction.personas["default"].with_mistakes_scaled(3.0).never_noticing()
+    left = 0
+    for seed in range(20):
+        s = Session(TASK, seed)
+        actor = RoadAnnotator(s, persona, annotator_rng(seed, "actor"))
+        labeller = expert(s)
+        for intent in actor.script():
+            label = labeller.next_intent()
+            if s.task.n_wrong():
+                assert s.hit(label.x, label.y)[0] == "UNDO"
+                assert s.hit(intent.x, intent.y)[0] != "UNDO"
+                left += 1
+                break
+            s.step(intent.x, intent.y)
+    assert left >= 10
 
 
 def test_empty_annotation_scores_zero():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -184,6 +184,10 @@ class RoadPersona(Persona):
     peek_rate: float = 0.6  # pans towards a node near the window's border before placing it
     check_rate: float = 0.15  # after a region, pans one step away and back to check it
 
+    # notice_rate also rules finding an overlooked node; late_notice_rate only delays noticing.
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + (
+        "miss_rate", "shortcut_rate", "wrong_edge_rate", "offnode_rate")
+
 
 class Graph(NamedTuple):
     """The annotation state: placed nodes (map x, y) and edges (i, j), i < j, between them."""
@@ -230,13 +234,19 @@ class RoadNetworkConstruction(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the state (it finishes any state: takes back what looks
+      wrong, then works the map); its decisions are keyed by occasion, so the demonstrations
+      changed. Steps record where their target is (``target_point``).
     """
 
     task_id = "road_network_construction"
-    version = 0
+    version = 1
     instruction = ("Trace the road network: a node on every junction and road end, an edge along "
                    "every road between two nodes.")
     Params = Params
+    # UNDO takes back the latest annotation: one click for a slip just made, two for a wrong edge
+    # noticed only after the next road is joined.
+    correction_length = 2
     buttons = (Button("UP", "navigate"), Button("DOWN", "navigate"), Button("LEFT", "navigate"),
                Button("RIGHT", "navigate"), Button("NODE", "select"), Button("EDGE", "select"),
                Button("UNDO", "undo"), Button("DONE", "done"))
@@ -551,6 +561,28 @@ class RoadNetworkConstruction(Task):
     def _match(self) -> tuple[dict[int, int], int]:
         return self.memo("match", self._compute_match)
 
+    def node_match(self) -> dict[int, int]:
+        """Placed node -> the true node it matches (one-to-one, within 3 px)."""
+        return self._match()[0]
+
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """True node ``k`` where it is on the window; for ``k = n_nodes + r``, the end of road ``r``
+        that the EDGE tool needs next: the one not picked when the other is, else the first end on
+        the window."""
+        n = len(self.nodes)
+        if 0 <= k < n:
+            return self._on_window(*self.nodes[k])
+        if not n <= k < n + len(self.edges):
+            return None
+        a, b = self.edges[k - n]
+        picked = None if self.pick is None else self.node_match().get(self.pick)
+        ends = (b,) if picked == a else (a,) if picked == b else (a, b)
+        return next((p for p in (self._on_window(*self.nodes[e]) for e in ends) if p), None)
+
+    def _on_window(self, x: float, y: float) -> tuple[float, float] | None:
+        u, v = float(x - self.ox), float(y - self.oy)
+        return (u, v) if 0 <= u <= self.view - 1 and 0 <= v <= self.view - 1 else None
+
     def _compute_match(self) -> tuple[dict[int, int], int]:
         """Greedy one-to-one node matching within 3 px; returns (placed -> true node, right edges)."""
         match: dict[int, int] = {}
@@ -595,52 +627,70 @@ def _square_offsets() -> np.ndarray:
 
 
 # -- the virtual annotator -------------------------------------------------------------------------
-class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
-    """Pans region by region, places the junctions it sees, joins them along the roads.
+Tile = tuple[int, int]  # a window position (ox, oy)
+EdgeId = tuple[tuple[float, float], tuple[float, float]]  # an edge by its nodes' map positions
 
-    ``target`` is a true node index while placing that node, and ``n_nodes + k`` while joining
-    true road ``k``.
+
+class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
+    """Surveys the map, works it region by region (the junctions it sees, then the roads between
+    them), looks over it once more for junctions it missed, and clicks DONE.
+
+    A policy of the state: each click follows from the graph drawn so far, the window, the tool and
+    the pick, and from what the annotator remembers having seen or done: how far its passes over the
+    map have got, the junctions it overlooked, the slips it made and those it chose to leave. From a
+    state someone else left it takes back (UNDO) what looks wrong, then works the map the same way.
+
+    ``target`` is a true node index while placing (or finding) that node, ``n_nodes + r`` while
+    joining true road ``r``. An "item" below is such a target.
     """
 
     persona: RoadPersona
     task: RoadNetworkConstruction
     MARGIN = 5  # a node is "in view" this far inside the window's border
+    PEEK_MARGIN = 20  # ... and this close to the border, worth a pan to see its surroundings
+    CLICK_MARGIN = 2  # a placed node this far inside the border can be clicked (noise <= 1.2 px)
 
-    def script(self) -> Iterator[Intent]:
-        p = self.persona
-        self.placed: dict[int, int] = {}  # true node -> placed node index
-        self.joined: set[int] = set()  # true roads joined
-        self.overlooked: dict[int, tuple[int, int]] = {}  # true node -> region where it was missed
-        tiles = self._tiles()
-        if p.survey:  # an overview of the whole map, then back to the top left to start
-            for tile in tiles:
-                yield from self._goto(tile, "survey")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        t = self.task
+        self.n_nodes = len(t.nodes)
+        # The order it places nodes in: top to bottom in 20-px bands, left to right in a band.
+        self.node_order = sorted(range(self.n_nodes),
+                                 key=lambda k: (t.nodes[k][1] // 20, t.nodes[k][0]))
+        self.passes = self._passes()
+        self.pass_no = self.tile_no = 0  # how far the passes over the map have got
+        self.overlooked: dict[int, Tile] = {}  # true node -> the region where it was missed
+        self.redo: set[int] = set()  # items to annotate as a correction: noticed, found, taken back
+        self.slipped: set[int] = set()  # items it slipped on (once per item)
+        self.done_seen: set[int] = set()  # items it has seen annotated
+        self.joined_past: set[tuple[int, Tile]] = set()  # (missed node, region): shortcut made
+        self.checked: set[Tile] = set()  # regions it has looked around after finishing them
+        self.left_nodes: dict[tuple[float, float], int] = {}  # off-junction nodes left -> true node
+        self.left_edges: set[EdgeId] = set()  # wrong edges left
+        # A wrong edge noticed only once the next road is joined: (edge, the road item it was
+        # meant for, the graph's (nodes, edges) counts when it was made).
+        self.late: tuple[EdgeId, int, tuple[int, int]] | None = None
+        # The slip just clicked, (kind, its node or edge, item, occasion), for the next state to
+        # confirm.
+        self.slip: tuple | None = None
+        self.taken: dict[int, int] = {}  # placed node -> the true node it is taken for
+        self.placed: dict[int, int] = {}  # true node -> the placed node taken for it
+        self._seen_ann: Graph | None = None
+
+    def _passes(self) -> list[tuple[str, list[Tile]]]:
+        """The persona's passes over the map: (what it does on the way, the regions in order)."""
+        p, tiles = self.persona, self._tiles()
+        passes = [("survey", tiles)] if p.survey else []
         if p.order == "region":
-            for tile in tiles:
-                yield from self._goto(tile, "navigate")
-                yield from self._place_nodes(tile)
-                yield from self._join_edges(tile)
-                if self.chance(p.check_rate):
-                    yield from self._check()
+            passes.append(("work", tiles))  # nodes, then roads, in each region
         else:
-            for tile in tiles:
-                yield from self._goto(tile, "navigate")
-                yield from self._place_nodes(tile)
-            tiles = tiles[::-1]
-            for tile in tiles:
-                yield from self._goto(tile, "navigate")
-                yield from self._join_edges(tile)
+            passes += [("nodes", tiles), ("edges", tiles[::-1])]
         if p.verify:
-            for tile in tiles[::-1]:
-                yield from self._goto(tile, "verify")
-                for m in sorted(self.overlooked):
-                    if self._visible(m) and self.chance(p.notice_rate):
-                        yield from self._found(m)
-                        yield from self._join_edges(tile, only=m)
-        yield self.press("DONE", "finish")
+            passes.append(("verify", passes[-1][1][::-1]))
+        return passes
 
-    # -- geometry and navigation ------------------------------------------------------------------
-    def _tiles(self) -> list[tuple[int, int]]:
+    def _tiles(self) -> list[Tile]:
+        """Window positions ``region_stride`` pans apart covering the map, in serpentine rows."""
         t = self.task
         step = t.params.pan_step * self.persona.region_stride
 
@@ -654,234 +704,402 @@ class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
             rows += [(ox, oy) for ox in (xs if r % 2 == 0 else xs[::-1])]
         return rows
 
-    def _visible(self, k: int, margin: int | None = None) -> bool:
-        x, y = self.task.nodes[k]
-        return self._in_view(x, y, self.MARGIN if margin is None else margin)
+    # -- the policy -------------------------------------------------------------------------------
+    def next_intent(self) -> Intent:
+        self._observe()
+        if self.late is not None and not self._late_still_unseen():
+            self.late = None
+        if self._sees_wrong():
+            # UNDO takes back the latest annotation: again and again until what is left looks right.
+            return self.press("UNDO", "correct", -1, True)
+        while self.pass_no < len(self.passes):
+            kind, tiles = self.passes[self.pass_no]
+            intent = self._work_at(kind, tiles[self.tile_no])
+            if intent is not None:
+                return intent
+            self.tile_no += 1
+            if self.tile_no == len(tiles):
+                self.pass_no, self.tile_no = self.pass_no + 1, 0
+        return self._leftover() or self.press("DONE", "finish")
 
-    def _in_view(self, x: float, y: float, m: float) -> bool:
+    def _work_at(self, kind: str, tile: Tile) -> Intent | None:
+        """The next click of a pass of ``kind`` in region ``tile``; None once the window is on the
+        region and nothing is left to do there."""
         t = self.task
-        return t.ox + m <= x <= t.ox + t.view - 1 - m and t.oy + m <= y <= t.oy + t.view - 1 - m
+        here = (t.ox, t.oy) == tile
+        if kind == "survey":
+            return None if here else self._goto(tile, "survey")
+        if here and kind != "edges":  # a look for junctions: while placing them, and verifying
+            self._look(kind, tile)
+        nodes = self._nodes_todo(tile, may_miss=kind in ("work", "nodes"))
+        if nodes:
+            return self._place(nodes[0], tile)
+        if kind in ("work", "edges"):
+            intent = self._discover(tile)
+            if intent is not None:
+                return intent
+            nodes = self._nodes_todo(tile, may_miss=False)  # a junction found on the way
+            if nodes:
+                return self._place(nodes[0], tile)
+        if kind != "nodes":
+            roads = self._roads_todo(tile)
+            if roads:
+                return self._join_road(roads[0], tile)
+        if kind == "work":
+            intent = self._check(tile)
+            if intent is not None:
+                return intent
+        return None if here else self._goto(tile, "verify" if kind == "verify" else "navigate")
 
-    def _goto(self, tile: tuple[int, int], phase: str, target: int = -1,
-              correction: bool = False) -> Iterator[Intent]:
+    def _leftover(self) -> Intent | None:
+        """After its passes, anything still missing that it knows of (work taken back since, or
+        left by someone else): nodes top to bottom, then roads."""
+        nodes = [k for k in self.node_order if k not in self.placed and k not in self.overlooked]
+        if nodes:
+            return self._place(nodes[0], None)
+        joined = self._joined()
+        roads = [r for r, (a, b) in enumerate(self.task.edges)
+                 if r not in joined and a in self.placed and b in self.placed]
+        return self._join_road(roads[0], None) if roads else None
+
+    # -- what it knows ----------------------------------------------------------------------------
+    def _observe(self) -> None:
+        """Updates what it knows from the graph on the screen, when the graph has changed."""
         t = self.task
-        x_first = self.chance(0.5)
-        for axis in ((0, 1) if x_first else (1, 0)):
-            while (t.ox, t.oy)[axis] != tile[axis]:
-                ahead = tile[axis] > (t.ox, t.oy)[axis]
-                label = ("RIGHT" if ahead else "LEFT") if axis == 0 else ("DOWN" if ahead else "UP")
-                yield self.press(label, phase, target, correction)
-
-    def _pan_to_see(self, x: float, y: float, phase: str, target: int,
-                    correction: bool = False) -> Iterator[Intent]:
-        t, m = self.task, self.MARGIN
-        while not self._in_view(x, y, m):
-            if x < t.ox + m:
-                label = "LEFT"
-            elif x > t.ox + t.view - 1 - m:
-                label = "RIGHT"
-            elif y < t.oy + m:
-                label = "UP"
-            else:
-                label = "DOWN"
-            yield self.press(label, phase, target, correction)
-
-    def _check(self) -> Iterator[Intent]:
-        """Pans one step and back to look at the region's surroundings."""
-        t = self.task
-        options = [lab for lab, (dx, dy) in PANS.items()
-                   if 0 <= t.ox + dx * t.params.pan_step <= t.max_x
-                   and 0 <= t.oy + dy * t.params.pan_step <= t.max_y]
-        if not options:
+        slip, self.slip = self.slip, None
+        if t.ann is self._seen_ann:
             return
-        label = options[int(self.rng.integers(len(options)))]
-        yield self.press(label, "verify")
-        yield self.press(BACK[label], "verify")
+        self._seen_ann = t.ann
+        nodes, edges = set(t.ann.nodes), {self._edge_id(i, j) for i, j in t.ann.edges}
+        self.left_nodes = {pos: k for pos, k in self.left_nodes.items() if pos in nodes}
+        self.left_edges &= edges
+        if slip is not None and (slip[1] in nodes or slip[1] in edges):
+            self._made(*slip)
+        self.taken = dict(t.node_match())
+        for i, pos in enumerate(t.ann.nodes):
+            if pos in self.left_nodes:
+                self.taken.setdefault(i, self.left_nodes[pos])
+        self.placed = {}
+        for i, k in self.taken.items():  # matched nodes first
+            self.placed.setdefault(k, i)
+        done = set(self.placed) | {self.n_nodes + r for r in self._joined()}
+        self.redo |= self.done_seen - done  # taken back by an UNDO: made again as a correction
+        self.done_seen |= done
+        self.redo -= done
 
-    def _select(self, tool: str, phase: str = "select", target: int = -1,
-                correction: bool = False) -> Iterator[Intent]:
-        if self.task.tool != tool:
-            yield self.press(tool, phase, target, correction)
+    def _made(self, kind: str, ident: tuple, item: int, occasion: tuple[int, Tile] | None) -> None:
+        """A slip it clicked is on the screen: whether it notices (now, or after the next road)."""
+        p = self.persona
+        if kind == "shortcut":
+            self.joined_past.add(occasion)
+            if self.decide(("notice shortcut", occasion), p.notice_rate):
+                self._found(item)
+            else:
+                self.left_edges.add(ident)
+            return
+        self.slipped.add(item)
+        if not self.decide(("notice", item), p.notice_rate):
+            if kind == "node":
+                self.left_nodes[ident] = item
+            else:
+                self.left_edges.add(ident)
+            return
+        self.redo.add(item)
+        if kind == "edge" and self.decide(("late", item), p.late_notice_rate):
+            self.late = (ident, item, (len(self.task.ann.nodes), len(self.task.ann.edges)))
 
-    def _click_node(self, idx: int, phase: str, target: int, correction: bool = False) -> Intent:
+    def _sees_wrong(self) -> bool:
+        """Whether the graph holds a wrong annotation it has not chosen to leave (for now): a node
+        it takes for no junction, or an edge along no road."""
         t = self.task
-        x, y = t.ann.nodes[idx]
-        return self.place(x - t.ox, y - t.oy, phase, target, correction)
+        if not (self.left_nodes or self.left_edges or self.late):  # it tolerates nothing wrong
+            return t.n_wrong() > 0
+        if len(self.taken) < len(t.ann.nodes):
+            return True
+        tolerated = self.left_edges | ({self.late[0]} if self.late else set())
+        for i, j in t.ann.edges:
+            a, b = self.taken[i], self.taken[j]
+            if (min(a, b), max(a, b)) not in t.edge_set and self._edge_id(i, j) not in tolerated:
+                return True
+        return False
 
-    # -- nodes ------------------------------------------------------------------------------------
-    def _place_nodes(self, tile: tuple[int, int]) -> Iterator[Intent]:
-        t, p = self.task, self.persona
-        todo = sorted((k for k in range(len(t.nodes)) if k not in self.placed and self._visible(k)),
-                      key=lambda k: (t.nodes[k][1] // 20, t.nodes[k][0]))
-        for k in todo:
-            if k in self.overlooked:
-                # A fresh look from another region: the missed junction is found.
-                if self.overlooked[k] != tile and self.chance(p.notice_rate):
-                    yield from self._found(k)
+    def _late_still_unseen(self) -> bool:
+        """A wrong edge noticed late stands until one more road is joined, as long as the next
+        road of the region has both ends in view."""
+        t = self.task
+        ident, _, counts = self.late
+        if (len(t.ann.nodes), len(t.ann.edges)) != counts:
+            return False
+        if self._edge_id(*t.ann.edges[-1]) != ident:
+            return False
+        if self.pass_no >= len(self.passes):
+            return False
+        kind, tiles = self.passes[self.pass_no]
+        if kind not in ("work", "edges"):
+            return False
+        tile = tiles[self.tile_no]
+        roads = self._roads_todo(tile)
+        return bool(roads) and all(self._visible(e, tile) for e in t.edges[roads[0]])
+
+    def _joined(self) -> set[int]:
+        """True roads with an edge between nodes taken for their two ends (and the road a wrong
+        edge noticed late was meant for, until it is noticed)."""
+        t = self.task
+        joined = set()
+        for i, j in t.ann.edges:
+            a, b = self.taken.get(i), self.taken.get(j)
+            r = None if a is None or b is None else t.edge_set.get((min(a, b), max(a, b)))
+            if r is not None:
+                joined.add(r)
+        if self.late is not None:
+            joined.add(self.late[1] - self.n_nodes)
+        return joined
+
+    def _first_try(self, item: int) -> bool:
+        """Whether it works on ``item`` for the first time (a slip happens on a first try only)."""
+        return item not in self.done_seen and item not in self.redo and item not in self.slipped
+
+    def _found(self, m: int) -> None:
+        """Missed junction m is seen: it is placed next, as a correction."""
+        del self.overlooked[m]
+        self.redo.add(m)
+
+    def _edge_id(self, i: int, j: int) -> EdgeId:
+        a, b = self.task.ann.nodes[i], self.task.ann.nodes[j]
+        return (a, b) if a <= b else (b, a)
+
+    # -- regions and what is left in them ---------------------------------------------------------
+    def _look(self, kind: str, tile: Tile) -> None:
+        """A look at region ``tile``: a junction missed elsewhere may be seen now (on the verify
+        pass, also one missed here)."""
+        for m in sorted(self.overlooked):
+            fresh = kind == "verify" or self.overlooked[m] != tile
+            if fresh and self._visible(m, tile) and self.decide(("look", kind, m, tile),
+                                                                self.persona.notice_rate):
+                self._found(m)
+
+    def _nodes_todo(self, tile: Tile, may_miss: bool) -> list[int]:
+        """True nodes in view of region ``tile`` that are not placed, top to bottom. On a first
+        look it may overlook one (a mistake, found later or never)."""
+        todo = []
+        for k in self.node_order:
+            if k in self.placed or k in self.overlooked or not self._visible(k, tile):
                 continue
-            if self.chance(p.miss_rate):
+            if may_miss and self._first_try(k) and self.decide(("miss", k), self.persona.miss_rate):
                 self.overlooked[k] = tile
                 continue
-            yield from self._select("NODE")
-            yield from self._place_node(k)
+            todo.append(k)
+        return todo
 
-    def _place_node(self, k: int, phase: str = "place", correction: bool = False) -> Iterator[Intent]:
+    def _roads_todo(self, tile: Tile) -> list[int]:
+        """Roads not joined yet with both ends placed and one in view of region ``tile``: those
+        with both ends in view first, then top to bottom."""
+        t, joined, todo = self.task, self._joined(), []
+        for r, (a, b) in enumerate(t.edges):
+            if r in joined or a not in self.placed or b not in self.placed:
+                continue
+            va, vb = self._visible(a, tile), self._visible(b, tile)
+            if va or vb:
+                todo.append((not (va and vb), t.nodes[a][1] + t.nodes[b][1], r))
+        return [r for *_, r in sorted(todo)]
+
+    def _discover(self, tile: Tile) -> Intent | None:
+        """Tracing the roads of region ``tile`` into a junction it missed: it may first join the
+        placed junctions on either side past it (a shortcut, wrong), then may see the junction."""
         t, p = self.task, self.persona
-        x, y = t.nodes[k]
-        peek = None
-        if not self._visible(k, 20) and self.chance(p.peek_rate):
-            peek = self._peek_label(x, y)
-        if peek:  # near the border: pans to see the junction's surroundings before placing
-            yield self.press(peek, "inspect", k, correction)
-        if not correction and self.chance(p.offnode_rate):
-            yield from self._offnode(k)
-        else:
-            yield self.place(x - t.ox, y - t.oy, phase, k, correction)
-        self.placed[k] = len(t.ann.nodes) - 1
-        if peek:
-            yield self.press(BACK[peek], "navigate", k, correction)
-
-    def _peek_label(self, x: float, y: float) -> str | None:
-        """A pan that brings (x, y), close to the window's border, further inside it."""
-        t, step, m = self.task, self.task.params.pan_step, 20
-        if x < t.ox + m and t.ox - step >= 0:
-            return "LEFT"
-        if x > t.ox + t.view - 1 - m and t.ox + step <= t.max_x:
-            return "RIGHT"
-        if y < t.oy + m and t.oy - step >= 0:
-            return "UP"
-        if y > t.oy + t.view - 1 - m and t.oy + step <= t.max_y:
-            return "DOWN"
+        for m in sorted(self.overlooked):
+            if not self._visible(m, tile) or not any(b in self.placed for b in t.neighbours[m]):
+                continue
+            occasion = (m, tile)
+            if occasion not in self.joined_past:
+                pairs = self._shortcuts(m, tile)
+                if pairs and self.decide(("shortcut", occasion), p.shortcut_rate):
+                    a, c = pairs[int(self.draw(("shortcut pair", occasion)).integers(len(pairs)))]
+                    return self._join(a, c, m, tile, shortcut=occasion)
+            if self.decide(("find", occasion), p.notice_rate):
+                self._found(m)
         return None
 
-    def _offnode(self, k: int) -> Iterator[Intent]:
-        """Places node k on the road 4-6 px from the junction; usually noticed and undone."""
-        t, p = self.task, self.persona
+    def _shortcuts(self, m: int, tile: Tile) -> list[tuple[int, int]]:
+        """Pairs of placed neighbours of missed node m in view that a shortcut past m would join."""
+        t = self.task
+        nb = [b for b in t.neighbours[m] if b in self.placed and self._visible(b, tile)]
+        return [(a, c) for i, a in enumerate(nb) for c in nb[i + 1:]
+                if (min(a, c), max(a, c)) not in t.edge_set
+                and (min(self.placed[a], self.placed[c]), max(self.placed[a], self.placed[c]))
+                not in t.ann.edges]
+
+    def _check(self, tile: Tile) -> Intent | None:
+        """After a region, now and then a pan one step away and back, to look around it."""
+        t = self.task
+        if tile in self.checked or not self.decide(("check", tile), self.persona.check_rate):
+            return None
+        options = [label for label in PANS if self._step(tile, label) is not None]
+        if not options:
+            return None
+        label = options[int(self.draw(("check direction", tile)).integers(len(options)))]
+        if (t.ox, t.oy) == self._step(tile, label):
+            self.checked.add(tile)
+            return self.press(BACK[label], "verify")
+        if (t.ox, t.oy) == tile:
+            return self.press(label, "verify")
+        return self._goto(tile, "navigate")
+
+    # -- nodes ------------------------------------------------------------------------------------
+    def _place(self, k: int, home: Tile | None) -> Intent:
+        """The next click towards a node on junction k: from region ``home`` (peeking first where
+        the persona does), or, without a region, from wherever the window is."""
+        t = self.task
+        fix = k in self.redo
+        nav = "correct" if fix else "navigate"
+        peek = None if fix or home is None else self._peek(k, home)
+        if home is not None and (t.ox, t.oy) not in (home, self._step(home, peek)):
+            return self._goto(home, nav, k, fix)
+        if t.tool != "NODE":
+            return self.press("NODE", "correct" if fix else "select", k, fix)
+        if peek is not None and (t.ox, t.oy) == home:
+            return self.press(peek, "inspect", k)
         x, y = t.nodes[k]
-        wx, wy = x + 5.0, y
-        dist = float(self.rng.uniform(4.5, 6.0))
-        for b in t.neighbours[k]:  # along a road that leaves the junction into the window
+        if not self._in_view(x, y, self.MARGIN):
+            return self._pan_to_see(x, y, nav, k, fix)
+        if self._first_try(k) and self.decide(("offnode", k), self.persona.offnode_rate):
+            slip = self._offnode(k)
+            if slip is not None:
+                return slip
+        return self.place(x - t.ox, y - t.oy, "correct" if fix else "place", k, fix)
+
+    def _peek(self, k: int, home: Tile) -> str | None:
+        """The pan it makes to see the surroundings of junction k, near region ``home``'s border,
+        before placing it (if it does): one that brings k further inside the window."""
+        if self._visible(k, home, self.PEEK_MARGIN) or not self.decide(("peek", k),
+                                                                      self.persona.peek_rate):
+            return None
+        x, y = self.task.nodes[k]
+        ox, oy, m, far = home[0], home[1], self.PEEK_MARGIN, self.task.view - 1 - self.PEEK_MARGIN
+        for label, near in (("LEFT", x < ox + m), ("RIGHT", x > ox + far), ("UP", y < oy + m),
+                            ("DOWN", y > oy + far)):
+            if near and self._step(home, label) is not None:
+                return label
+        return None
+
+    def _offnode(self, k: int) -> Intent | None:
+        """A slip: node k placed on one of its roads 4.5-6 px from the junction (None where no
+        such point is in view)."""
+        t = self.task
+        dist = float(self.draw(("offnode distance", k)).uniform(4.5, 6.0))
+        for b in t.neighbours[k]:
             road = t.edge_set[(min(k, b), max(k, b))]
             path = t.paths[road] if t.edges[road][0] == k else t.paths[road][::-1]
-            i = int(np.argmin(np.abs(np.hypot(*(path - t.nodes[k]).T) - dist)))
-            wx, wy = path[i]
+            wx, wy = path[int(np.argmin(np.abs(np.hypot(*(path - t.nodes[k]).T) - dist)))]
             if self._in_view(wx, wy, 1):
-                break
-        yield self.place(wx - t.ox, wy - t.oy, "place", k, sigma=0.0)
-        if self.chance(p.notice_rate):
-            yield self.press("UNDO", "correct", k, True)
-            yield self.place(x - t.ox, y - t.oy, "correct", k, True)
-
-    def _found(self, m: int) -> Iterator[Intent]:
-        """A missed junction is found: NODE, place it, back to the tool in use."""
-        t = self.task
-        tool = t.tool
-        yield from self._select("NODE", "correct", m, True)
-        yield from self._pan_to_see(*t.nodes[m], "correct", m, True)
-        yield self.place(t.nodes[m][0] - t.ox, t.nodes[m][1] - t.oy, "correct", m, True)
-        self.placed[m] = len(t.ann.nodes) - 1
-        del self.overlooked[m]
-        if tool == "EDGE":
-            yield from self._select("EDGE", "correct", m, True)
+                intent = self.place(wx - t.ox, wy - t.oy, "place", k, sigma=0.0)
+                u, v = self.session.mapper.to_data(intent.x, intent.y)
+                self.slip = ("node", (float(u + t.ox), float(v + t.oy)), k, None)
+                return intent
+        return None
 
     # -- edges ------------------------------------------------------------------------------------
-    def _join_edges(self, tile: tuple[int, int], only: int | None = None) -> Iterator[Intent]:
-        t, p = self.task, self.persona
-        n = len(t.nodes)
-        if only is None:
-            # Roads from placed junctions that run into a missed one reveal it.
-            for m in sorted(self.overlooked):
-                if self._visible(m) and any(b in self.placed for b in t.neighbours[m]):
-                    yield from self._discover(m)
-        late = None  # a wrong edge made but not noticed yet: (road, a, b)
-        while True:
-            if (t.ox, t.oy) != tile:
-                yield from self._goto(tile, "navigate")
-            todo = [k for k, (a, b) in enumerate(t.edges)
-                    if k not in self.joined and a in self.placed and b in self.placed
-                    and (self._visible(a) or self._visible(b)) and (only is None or only in (a, b))]
-            # Roads with both ends in view first, then the ones that need panning.
-            todo.sort(key=lambda k: (not (self._visible(t.edges[k][0]) and self._visible(t.edges[k][1])),
-                                     t.nodes[t.edges[k][0]][1] + t.nodes[t.edges[k][1]][1]))
-            if late is not None and (not todo or not all(self._visible(j) for j in t.edges[todo[0]])):
-                # Noticed before moving on: the last edge does not follow a road.
-                yield self.press("UNDO", "correct", n + late[0], True)
-                yield from self._redo(*late)
-                late = None
-            if not todo:
-                return
-            k = todo[0]
-            a, b = t.edges[k]
-            if not self._visible(a):
-                a, b = b, a
-            yield from self._select("EDGE")
-            target = n + k
-            yield self._click_node(self.placed[a], "place", target)
-            if not self._visible(b):
-                yield from self._pan_to_see(*t.nodes[b], "navigate", target)
-                yield self._click_node(self.placed[b], "place", target)
-            elif late is not None:
-                # This one is right; looking at it, the previous wrong edge is noticed.
-                yield self._click_node(self.placed[b], "place", target)
-                yield self.press("UNDO", "correct", target, True)
-                yield self.press("UNDO", "correct", n + late[0], True)
-                yield from self._redo(*late)
-                yield from self._redo(k, a, b)
-                late = None
-            else:
-                decoys = self._decoys(a, b)
-                if decoys and self.chance(p.wrong_edge_rate):
-                    yield self._click_node(decoys[0], "place", target)
-                    if self.chance(p.notice_rate):
-                        if self.chance(p.late_notice_rate):
-                            late = (k, a, b)
-                        else:
-                            yield self.press("UNDO", "correct", target, True)
-                            yield from self._redo(k, a, b)
-                    else:
-                        yield self._click_node(self.placed[a], "place", target)
-                        yield self._click_node(self.placed[b], "place", target)
-                else:
-                    yield self._click_node(self.placed[b], "place", target)
-            self.joined.add(k)
+    def _join_road(self, r: int, home: Tile | None) -> Intent:
+        """The next click towards joining road r, from its end in view of region ``home`` (or of
+        the window)."""
+        a, b = self.task.edges[r]
+        view = home if home is not None else (self.task.ox, self.task.oy)
+        first, second = (a, b) if self._visible(a, view) or not self._visible(b, view) else (b, a)
+        return self._join(first, second, self.n_nodes + r, home)
 
-    def _redo(self, k: int, a: int, b: int) -> Iterator[Intent]:
-        target = len(self.task.nodes) + k
-        yield self._click_node(self.placed[a], "correct", target, True)
-        yield self._click_node(self.placed[b], "correct", target, True)
+    def _join(self, first: int, second: int, target: int, home: Tile | None,
+              shortcut: tuple[int, Tile] | None = None) -> Intent:
+        """The next click towards an edge between the nodes placed for true nodes ``first`` and
+        ``second``: pick the first (from region ``home``), pan to the second if needed, click it.
+        ``shortcut`` names the occasion when the edge is the wrong one past a missed junction."""
+        t = self.task
+        fix = target in self.redo
+        nav, select = ("correct", "correct") if fix else ("navigate", "select")
+        i, j = self.placed[first], self.placed[second]
+        if t.tool == "EDGE" and t.pick is not None and t.pick not in (i, j):
+            return self.press("EDGE", select, target, fix)  # choosing the tool again drops a pick
+        if t.pick is None:
+            if home is not None and (t.ox, t.oy) != home and self._sees(home, *t.ann.nodes[i],
+                                                                         self.CLICK_MARGIN):
+                return self._goto(home, nav, target, fix)
+            if t.tool != "EDGE":
+                return self.press("EDGE", select, target, fix)
+            return self._click_node(i, target, fix)
+        other = j if t.pick == i else i
+        if shortcut is not None and self._clickable(other):
+            self.slip = ("shortcut", self._edge_id(i, j), target, shortcut)
+        elif (t.pick == i and (t.ox, t.oy) == home and self.late is None and self._clickable(j)
+              and self._first_try(target)):
+            decoys = self._decoys(first, second)
+            if decoys and self.decide(("wrong edge", target), self.persona.wrong_edge_rate):
+                self.slip = ("edge", self._edge_id(i, decoys[0]), target, None)
+                return self._click_node(decoys[0], target, False)
+        return self._click_node(other, target, fix)
+
+    def _click_node(self, idx: int, target: int, fix: bool) -> Intent:
+        """A click on placed node ``idx``, panning it into view first if it is not."""
+        t = self.task
+        x, y = t.ann.nodes[idx]
+        if not self._clickable(idx):
+            return self._pan_to_see(x, y, "correct" if fix else "navigate", target, fix)
+        return self.place(x - t.ox, y - t.oy, "correct" if fix else "place", target, fix)
 
     def _decoys(self, a: int, b: int) -> list[int]:
         """Placed nodes in view that a slip could join to a instead of b, nearest to b first."""
         t = self.task
         pa = self.placed[a]
         linked = {j if i == pa else i for i, j in t.ann.edges if pa in (i, j)}
-        truth = {idx: k for k, idx in self.placed.items()}
         out = []
         for idx, (x, y) in enumerate(t.ann.nodes):
             if idx in (pa, self.placed[b]) or idx in linked or not self._in_view(x, y, self.MARGIN):
                 continue
-            g = truth.get(idx)
+            g = self.taken.get(idx)
             if g is not None and (min(a, g), max(a, g)) in t.edge_set:
                 continue
             out.append((math.hypot(x - t.nodes[b][0], y - t.nodes[b][1]), idx))
         return [idx for _, idx in sorted(out)]
 
-    def _discover(self, m: int) -> Iterator[Intent]:
-        """Tracing a road into missed junction m: maybe joins past it first, then finds it."""
-        t, p = self.task, self.persona
-        nb = [b for b in t.neighbours[m] if b in self.placed and self._visible(b)]
-        pairs = [(a, c) for i, a in enumerate(nb) for c in nb[i + 1:]
-                 if (min(a, c), max(a, c)) not in t.edge_set
-                 and (min(self.placed[a], self.placed[c]), max(self.placed[a], self.placed[c]))
-                 not in t.ann.edges]
-        noticed = False
-        if pairs and self.chance(p.shortcut_rate):
-            a, c = pairs[int(self.rng.integers(len(pairs)))]
-            yield from self._select("EDGE")
-            yield self._click_node(self.placed[a], "place", m)
-            yield self._click_node(self.placed[c], "place", m)
-            if self.chance(p.notice_rate):
-                yield self.press("UNDO", "correct", m, True)
-                noticed = True
-        if noticed or self.chance(p.notice_rate):
-            yield from self._found(m)
+    # -- the window -------------------------------------------------------------------------------
+    def _sees(self, tile: Tile, x: float, y: float, margin: float) -> bool:
+        """Whether map point (x, y) is ``margin`` inside the window at ``tile``."""
+        far = self.task.view - 1 - margin
+        return tile[0] + margin <= x <= tile[0] + far and tile[1] + margin <= y <= tile[1] + far
+
+    def _visible(self, k: int, tile: Tile, margin: float | None = None) -> bool:
+        return self._sees(tile, *self.task.nodes[k], self.MARGIN if margin is None else margin)
+
+    def _in_view(self, x: float, y: float, margin: float) -> bool:
+        return self._sees((self.task.ox, self.task.oy), x, y, margin)
+
+    def _clickable(self, idx: int) -> bool:
+        return self._in_view(*self.task.ann.nodes[idx], self.CLICK_MARGIN)
+
+    def _step(self, tile: Tile, label: str | None) -> Tile | None:
+        """The window position one pan ``label`` from ``tile`` (``tile`` itself for no pan); None
+        past the map's border."""
+        if label is None:
+            return tile
+        t, (dx, dy) = self.task, PANS[label]
+        x, y = tile[0] + dx * t.params.pan_step, tile[1] + dy * t.params.pan_step
+        return (x, y) if 0 <= x <= t.max_x and 0 <= y <= t.max_y else None
+
+    def _goto(self, tile: Tile, phase: str, target: int = -1, fix: bool = False) -> Intent:
+        """One pan towards window position ``tile`` (along x first or y first, as it happens)."""
+        t = self.task
+        dx, dy = tile[0] - t.ox, tile[1] - t.oy
+        if dx and (not dy or self.decide(("x first", tile), 0.5)):
+            return self.press("RIGHT" if dx > 0 else "LEFT", phase, target, fix)
+        return self.press("DOWN" if dy > 0 else "UP", phase, target, fix)
+
+    def _pan_to_see(self, x: float, y: float, phase: str, target: int, fix: bool = False) -> Intent:
+        """One pan that brings map point (x, y) towards ``MARGIN`` inside the window."""
+        t, m = self.task, self.MARGIN
+        if x < t.ox + m:
+            label = "LEFT"
+        elif x > t.ox + t.view - 1 - m:
+            label = "RIGHT"
+        elif y < t.oy + m:
+            label = "UP"
+        else:
+            label = "DOWN"
+        return self.press(label, phase, target, fix)
