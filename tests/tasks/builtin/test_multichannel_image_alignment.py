@@ -4,7 +4,9 @@
 import numpy as np
 import pytest
 
-from annobc.tasks import Session, run_annotator
+from annobc.tasks import Session, get_annotator_class, get_task_class, run_annotator
+from annobc.tasks.builtin.multichannel_image_alignment import AlignPersona
+from annobc.tasks.contract import random_element_click
 from annobc.tasks.stats import episode_stats
 
 TASK = "multichannel_image_alignment"
@@ -199,3 +201,125 @@ def test_other_personas_run_and_differ(persona):
     assert rec.done and len(rec) >= 40
     pairs = {"thorough": 6, "hasty": 4}[persona]
     assert sum(s.category == "place" and s.phase == "place" for s in rec.steps) >= 2 * pairs
+
+
+def expert(s, stream=0):
+    persona = get_task_class(TASK).personas["default"]
+    return get_annotator_class(TASK).expert(s, persona, np.random.default_rng(stream))
+
+
+def finish(s, annotator, limit=300):
+    """Let ``annotator`` finish the episode; the clicks it made, as (element, phase)."""
+    made = []
+    for intent in annotator.resume():
+        res = s.step(intent.x, intent.y)
+        made.append((res.element, intent.phase))
+        if s.done or len(made) >= limit:
+            break
+    return made
+
+
+def test_persona_names_every_mistake_and_notice_rate():
+    p = AlignPersona()
+    assert {"mismatch_rate", "single_rate"} <= set(p.MISTAKE_FIELDS)
+    assert "late_notice_rate" in p.NOTICE_FIELDS
+    e = p.expert()
+    assert e.mismatch_rate == e.single_rate == 0.0
+    assert e.notice_rate == e.late_notice_rate == 1.0
+
+
+def test_target_point_follows_the_view():
+    s = Session(TASK, 0)
+    t = s.task
+    k = t.shared[0]
+    f = t.features[k]
+    assert t.target_point(k) == (f.x, f.y) and t.target_point(-1) is None
+    s.click_button("CH-B")
+    assert t.target_point(k) == (f.bx, f.by)
+    s.click_button("OVERLAY")  # the overlay is drawn in A's frame
+    assert t.target_point(k) == (f.x, f.y)
+
+
+def test_the_expert_undoes_back_to_a_buried_mismatch_and_pairs_it_again():
+    s = Session(TASK, 4)
+    t = s.task
+    f, g, h = shared(t, 3)
+    for a, (bx, by) in ((f, (g.bx, g.by)), (g, (g.bx, g.by)), (h, (h.bx, h.by))):
+        s.click_button("CH-A")
+        s.click_data(a.x, a.y)
+        s.click_button("CH-B")
+        s.click_data(bx, by)  # the first pair is mismatched
+    assert t.n_wrong() == 1
+    made = finish(s, expert(s))
+    assert s.done and t.score()[1] and t.n_wrong() == 0
+    # It sees the mismatch in the overlay, then UNDOes the two later pairs and the wrong partner.
+    assert made[0] == ("OVERLAY", "verify")
+    first_place = next(i for i, (e, _) in enumerate(made) if e == "canvas")
+    assert sum(e == "UNDO" for e, _ in made[:first_place]) == 5
+    # The first A landmark stays; its partner is searched for again, as a correction.
+    assert made[first_place] == ("canvas", "correct") and len(t.ann[0]) >= 3
+    assert np.hypot(t.ann[0][0][0] - f.x, t.ann[0][0][1] - f.y) < 1
+
+
+def test_a_landmark_without_partner_is_looked_for_in_b_then_undone():
+    s = Session(TASK, 5)
+    t = s.task
+    only_a = next(f for f in t.features if f.channels == "A")
+    s.click_data(only_a.x, only_a.y)
+    assert t.n_wrong() == 1
+    e = expert(s)
+    made = []
+    while t.n_wrong():
+        intent = e.next_intent()
+        made.append((s.step(intent.x, intent.y).element, intent.phase))
+    assert made[0] == ("CH-B", "select") and made[-2:] == [("CH-A", "correct"), ("UNDO", "correct")]
+    assert len(made) <= get_task_class(TASK).correction_length
+    assert t.ann == ((), ())
+
+
+def test_the_expert_removes_landmarks_it_would_not_have_placed():
+    s = Session(TASK, 6)
+    t = s.task
+    f = shared(t, 1)[0]
+    s.click_button("CH-B")
+    s.click_data(f.bx, f.by)  # a B landmark before any A
+    s.click_data(20, 20)
+    s.click_button("CH-A")
+    s.click_data(f.x, f.y)  # pairs with the first B; the second B waits for a partner
+    assert len(t.ann[1]) == 2
+    made = finish(s, expert(s))
+    assert s.done and t.score()[1]
+    assert ("UNDO", "correct") in made
+
+
+def test_the_expert_finishes_from_random_clicks_and_mid_episode_takeovers():
+    for seed in range(10):
+        s = Session(TASK, seed)
+        rng = np.random.default_rng(seed)
+        e = expert(s)
+        # Half the clicks are someone else's: the expert's plans must give way to the state.
+        while s.steps < 80:
+            intent = e.next_intent()
+            if rng.random() < 0.5:
+                s.step(*random_element_click(s, rng))
+            else:
+                s.step(intent.x, intent.y)
+            if s.done:
+                break
+        if not s.done:
+            finish(s, e)
+        assert s.done and s.task.score()[1], seed
+
+
+def test_decisions_are_keyed_so_a_second_annotator_agrees_on_every_button():
+    cls = get_task_class(TASK)
+    for seed in range(5):
+        s = Session(TASK, seed)
+        persona = cls.personas["default"].without_mistakes()
+        actor = get_annotator_class(TASK)(s, persona, np.random.default_rng(1))
+        labeller = expert(s, stream=2)
+        for intent in actor.script():
+            label = labeller.next_intent()
+            assert s.hit(intent.x, intent.y)[0] == s.hit(label.x, label.y)[0]
+            assert intent.phase == label.phase and intent.target == label.target
+            s.step(intent.x, intent.y)

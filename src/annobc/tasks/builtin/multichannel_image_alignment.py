@@ -7,10 +7,11 @@ BigWarp or Fiji's landmark registration).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Generator, Iterator
+from functools import lru_cache, partial
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -24,12 +25,17 @@ TISSUE_BANK = 384  # side of the fixed tissue texture that every scene crops fro
 NOISE_BANK = 512
 MISMATCH_TOL = 4.0  # a pair is mismatched when B is this far (px) from where A's partner truly is
 SINGLE_TOL = 3.0  # an unpaired landmark this close to a one-channel feature can never be paired
+# The annotator takes an A landmark this close to a shared feature as marking it: its own clicks
+# land within place_max + half a screen pixel's diagonal (1.9 px), and a partner placed on the
+# feature then stays within MISMATCH_TOL of where the landmark's partner truly is.
+A_TOL = 2.0
 SUCCESS_ERR = 1.5  # registration error (px) at or under which the alignment succeeds
 ZERO_SCORE_ERR = 10.0  # score = max(0, 1 - err / 10)
 A_COLOR = (255, 225, 40)  # channel-A landmarks (yellow)
 B_COLOR = (40, 235, 255)  # channel-B landmarks (cyan)
 VIEW_LABEL = {"A": "CH-A", "B": "CH-B", "O": "OVERLAY"}
 VIEW_POSITION = {"A": 0.0, "O": 0.5, "B": 1.0}
+BUTTON_VIEW = {label: view for view, label in VIEW_LABEL.items()}
 
 
 # -- fixed texture banks (built once per process, shared by every episode) ------------------------
@@ -180,6 +186,10 @@ class AlignPersona(Persona):
     mismatch_rate: float = 0.07  # B partner put on the wrong feature
     single_rate: float = 0.045  # A landmark put on a feature that channel B does not show
 
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + ("mismatch_rate",
+                                                                          "single_rate")
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = Persona.NOTICE_FIELDS + ("late_notice_rate",)
+
 
 @dataclass
 class Feature:
@@ -235,14 +245,20 @@ class MultichannelImageAlignment(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: the annotator is a policy of the state (the same expert labels any state and finishes
+      any episode); its decisions are keyed by occasion, so the demonstrations changed.
     """
 
     task_id = "multichannel_image_alignment"
-    version = 0
+    version = 1
     instruction = "Place matching landmark pairs in channels A and B until the overlay is aligned."
     Params = Params
     buttons = (Button("CH-A", "view"), Button("CH-B", "view"), Button("OVERLAY", "view"),
                Button("UNDO", "undo"), Button("DONE", "done"))
+    # A fresh mistake: a mismatch is seen in the overlay, confirmed and undone (OVERLAY, CH-B,
+    # OVERLAY, UNDO); a landmark without a partner is looked for in B first (CH-B, two A/B
+    # toggles, CH-A, UNDO).
+    correction_length = 7
     personas = {
         "default": AlignPersona(),
         "thorough": AlignPersona(n_pairs=(6, 7), order="scan", survey_blinks=(3, 4),
@@ -600,91 +616,313 @@ class MultichannelImageAlignment(Task):
     def position(self) -> float:
         return VIEW_POSITION[self.view]
 
+    def target_point(self, k: int) -> tuple[float, float] | None:
+        """Feature k where the view shows it: in B at its B position, in A and in the overlay
+        (A's frame) at its A position."""
+        if not 0 <= k < len(self.features):
+            return None
+        f = self.features[k]
+        u, v = (f.bx, f.by) if self.view == "B" else (f.x, f.y)
+        s = self.params.size
+        return (u, v) if 0 <= u <= s - 1 and 0 <= v <= s - 1 else None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One click of the annotator's current plan: a button, or a canvas click at ``at``."""
+
+    label: str | None  # the button; None for a canvas click
+    phase: str
+    target: int
+    correction: bool = False
+    at: tuple[float, float] | None = None
+    # What the annotator learns once it sees this click made (e.g. a pair checked in the overlay).
+    seen: Callable[[], None] | None = None
+
 
 class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
     """Surveys both channels, then pair by pair: checks a landmark shows in both channels, places it
     in A, finds its partner in B by toggling between the channels, places it, checks the overlay.
-    Ends by checking every pair in the overlay against a channel."""
+    Ends by checking every pair in the overlay against a channel.
+
+    A policy of the state: :meth:`next_intent` reads the landmarks against the ground truth and
+    the view, and follows a short plan (a few view toggles ending in one click that changes the
+    landmarks) while the state is what the plan's last click led to. It remembers what it has seen:
+    the pairs it checked in the overlay (right or missed), the landmarks it noticed are wrong, the
+    features it saw correctly paired (re-placed from memory after an UNDO, without searching).
+    """
 
     persona: AlignPersona
     task: MultichannelImageAlignment
 
-    def script(self) -> Iterator[Intent]:
-        p = self.persona
-        for _ in range(int(self.rng.integers(p.survey_blinks[0], p.survey_blinks[1] + 1))):
-            yield self._show("B", "survey")
-            yield self._show("A", "survey")
-        yield self._show("O", "survey")  # the raw misalignment: how far and which way B is off
-        chosen = self._choose()
-        used_single: set[int] = set()
-        missed: set[int] = set()  # pairs whose mismatch went unnoticed
-        for i, j in enumerate(chosen):
-            if (yield from self._do_pair(j, used_single)):
-                missed.add(i)
-        # Final check: every pair's neighbourhood, overlay against a channel. A mismatch missed
-        # earlier stands out here (its B mark sits away from its A cross): UNDO back to it, redo.
-        for i, j in enumerate(chosen):
-            yield self._show("A" if i % 2 == 0 else "B", "verify", j)
-            yield self._show("O", "verify", j)
-            if i in missed and self.chance(p.late_notice_rate):
-                yield from self._redo_from(i, chosen)
-                missed.clear()  # the later pairs were placed again, correctly
-        yield self.press("DONE", "finish")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        t, p = self.task, self.persona
+        n = int(self.draw(("pairs",)).integers(p.n_pairs[0], p.n_pairs[1] + 1))
+        self._n_pairs = min(len(t.shared), n + int(t.rigid))  # one more when rotation is fitted
+        self._order = self._choose()
+        self._plan: list[Step] = []
+        self._expect: tuple | None = None  # (landmarks, view) the last planned click leads to
+        self._on_seen: Callable[[], None] | None = None
+        self._surveyed = False
+        self._checked: set[tuple] = set()  # pairs seen in the overlay
+        self._final_checked: set[tuple] = set()  # pairs checked once more before DONE
+        self._noticed: set[tuple] = set()  # wrong landmarks it has noticed (until removed)
+        self._missed: set[tuple] = set()  # wrong pairs it looked at in the overlay and missed
+        self._confirm = False  # one more CH-B/OVERLAY flick before removing what it noticed
+        self._found: set[int] = set()  # features it has seen correctly paired
+        self._mismatched: set[int] = set()  # features it has seen paired with the wrong partner
+        self._slipped: set[int] = set()  # features it began with a landmark that had no partner
 
-    def _redo_from(self, i: int, chosen: list[int]) -> Iterator[Intent]:
-        """UNDO every landmark back to pair i's B, place it right, re-place the later pairs."""
+    def next_intent(self) -> Intent:
         t = self.task
-        j = chosen[i]
-        for _ in range(len(t.ann[0]) + len(t.ann[1]) - (2 * i + 1)):
-            yield self.press("UNDO", "correct", j, True)
+        if self._expect == (t.ann, t.view):
+            if self._on_seen is not None:
+                self._on_seen()
+        else:  # not where the plan's last click leads (it changed the landmarks, or another did)
+            self._plan = []
+        self._on_seen = None
+        self._observe()
+        if not self._plan:
+            self._plan = self._make_plan()
+        step = self._plan.pop(0)
+        view = BUTTON_VIEW.get(step.label)
+        # Clicks that change the landmarks (or end the episode) end a plan.
+        self._expect = (t.ann, view) if view is not None else None
+        self._on_seen = step.seen
+        if step.at is not None:
+            return self.place(*step.at, step.phase, step.target, step.correction)
+        return self.press(step.label, step.phase, step.target, step.correction)
+
+    # -- reading the state ----------------------------------------------------------------------
+    def _item_at(self, point: tuple[float, float]) -> int:
+        """The shared feature an A landmark marks, -1 for none."""
+        f = self.task.features
+        return next((i for i in self.task.shared
+                     if math.hypot(point[0] - f[i].x, point[1] - f[i].y) <= A_TOL), -1)
+
+    def _pairs(self) -> list[tuple[tuple, int, bool]]:
+        """(key, feature its A landmark marks, right) for each complete pair."""
+        a, b = self.task.ann
+        return [(("pair", pa, pb), self._item_at(pa), r <= MISMATCH_TOL)
+                for pa, pb, r in zip(a, b, self.task.pair_residuals())]
+
+    def _wrong(self) -> list[tuple[tuple, int]]:
+        """(key, feature) of each wrong landmark: mismatched pairs, landmarks in A that mark no
+        shared feature, and landmarks in B that wait for an A partner (it places A first)."""
+        a, b = self.task.ann
+        n = min(len(a), len(b))
+        wrong = [(key, j) for key, j, right in self._pairs() if not right]
+        wrong += [(("A", pa), -1) for pa in a[n:] if self._item_at(pa) < 0]
+        wrong += [(("B", pb), -1) for pb in b[n:]]
+        return wrong
+
+    def _next_feature(self) -> int:
+        """The first feature in its order that no pair it takes for right marks yet."""
+        done = {j for key, j, right in self._pairs() if right or key in self._missed}
+        return next((j for j in self._order if j not in done), -1)
+
+    def _observe(self) -> None:
+        """Remember what this state shows: landmarks it would not have placed, and in the overlay
+        whether each new pair lines up (noticed or missed, decided once per pair)."""
+        t, p = self.task, self.persona
+        a, b = t.ann
+        n = min(len(a), len(b))
+        # Landmarks it would never have placed catch the eye at once; a landmark in A without a
+        # partner only once it has looked for one in B (see _search).
+        self._noticed.update(("A", pa) for pa in a[n + 1:] if self._item_at(pa) < 0)
+        self._noticed.update(("B", pb) for pb in b[n:])
+        if not any(key in self._noticed for key, _ in self._wrong()):
+            self._confirm = False
+        if t.view != "O":
+            return
+        for key, j, right in self._pairs():
+            if key in self._checked:
+                continue
+            self._checked.add(key)
+            if right:
+                if j >= 0:
+                    self._found.add(j)
+            elif self.decide(("notice", key), p.notice_rate):
+                self._notice(key, j)
+                self._confirm = self._confirm or self.decide(("confirm", key), p.confirm_rate)
+            else:
+                self._missed.add(key)
+
+    def _notice(self, key: tuple, j: int) -> None:
+        self._noticed.add(key)
+        if j >= 0:
+            self._mismatched.add(j)
+        self._plan = []
+
+    # -- the policy -----------------------------------------------------------------------------
+    def _make_plan(self) -> list[Step]:
+        """The next clicks from this state, first that applies: remove what it noticed is wrong,
+        pair the landmark that waits for a partner, check new pairs in the overlay, survey, start
+        the next pair, or check every pair once more and press DONE."""
+        t = self.task
+        a, b = t.ann
+        n = min(len(a), len(b))
+        noticed = [(key, j) for key, j in self._wrong() if key in self._noticed]
+        if noticed:
+            return self._remove(noticed)
+        if len(a) > n:  # a landmark waits for its partner: that first, the overlay after
+            j = self._item_at(a[n])
+            return self._search(a[n]) if j < 0 else self._partner(j)
+        pairs = self._pairs()
+        unchecked = [(key, j) for key, j, _ in pairs if key not in self._checked]
+        if unchecked:
+            return self._verify(*unchecked[-1])
+        if not a and not b and not self._surveyed:
+            return self._survey()
+        believed_right = sum(right or key in self._missed for key, _, right in pairs)
+        if believed_right < self._n_pairs:
+            return self._landmark(self._next_feature())
+        return self._final_check(pairs)
+
+    def _survey(self) -> list[Step]:
+        p = self.persona
+        k = int(self.draw(("survey",)).integers(p.survey_blinks[0], p.survey_blinks[1] + 1))
+        steps = [self._show(v, "survey") for _ in range(k) for v in ("B", "A")]
+        # The raw misalignment last: how far and which way B is off.
+        return steps + [self._show("O", "survey", seen=self._survey_seen)]
+
+    def _survey_seen(self) -> None:
+        self._surveyed = True
+
+    def _landmark(self, j: int) -> list[Step]:
+        """Place feature j's landmark in A: after a quick look that B shows it too, or straight
+        from memory when it has paired it before."""
+        t, p = self.task, self.persona
         f = t.features[j]
-        yield self._show("B", "correct", j, True)
-        yield from self._blinks(j, "correct", True)
-        yield self.place(f.bx, f.by, "correct", j, True)
-        yield self._show("O", "verify", j)
-        for k in chosen[i + 1:]:  # the later landmarks again, from memory
-            g = t.features[k]
-            yield self._show("A", "correct", k, True)
-            yield self.place(g.x, g.y, "correct", k, True)
-            yield self._show("B", "correct", k, True)
-            yield self.place(g.bx, g.by, "correct", k, True)
-            yield self._show("O", "verify", k)
+        if j in self._found:
+            return self._from_memory("A", j, (f.x, f.y))
+        steps = self._to("A", "select", j)
+        bead = self._one_channel_feature(j)
+        if bead is not None and j not in self._slipped and self.decide(("single", j),
+                                                                       p.single_rate):
+            # Skips the look and marks a bead that only channel A shows.
+            return steps + [Step(None, "place", j, at=bead)]
+        return steps + [self._show("B", "inspect", j), self._show("A", "inspect", j),
+                        Step(None, "place", j, at=(f.x, f.y))]
+
+    def _partner(self, j: int) -> list[Step]:
+        """Place the partner in B of the landmark that waits for one (on feature j): find it by
+        toggling A/B, or straight from memory. After a mismatch it searches again (a correction)."""
+        t, p = self.task, self.persona
+        f = t.features[j]
+        if j in self._found:
+            return self._from_memory("B", j, (f.bx, f.by))
+        redo = j in self._mismatched
+        select, look, place = ("correct",) * 3 if redo else ("select", "inspect", "place")
+        steps = self._to("B", select, j, redo) + self._blinks(j, look, redo)
+        at = (f.bx, f.by)
+        if not redo and self.decide(("mismatch", j), p.mismatch_rate):
+            at = self._wrong_partner(j) or at
+        return steps + [Step(None, place, j, redo, at)]
+
+    def _search(self, point: tuple[float, float]) -> list[Step]:
+        """A landmark in A that marks no shared feature: looks for its partner in B, finds none."""
+        j = self._next_feature()
+        m = int(self.draw(("absent", point)).integers(1, 3))
+        looks = [self._show(v, "inspect", j) for _ in range(m) for v in ("A", "B")]
+        looks[-1] = dataclasses.replace(looks[-1], seen=partial(self._no_partner, point, j))
+        return self._to("B", "select", j) + looks
+
+    def _no_partner(self, point: tuple[float, float], j: int) -> None:
+        self._notice(("A", point), -1)
+        self._slipped.add(j)
+
+    def _verify(self, key: tuple, j: int) -> list[Step]:
+        """The overlay after a new pair, sometimes one more CH-B/OVERLAY flick (not after a pair
+        placed again)."""
+        steps = [self._show("O", "verify", j)]
+        again = j in self._found or j in self._mismatched
+        if not again and self.decide(("flick", key), self.persona.flick_rate):
+            steps += [self._show("B", "verify", j), self._show("O", "verify", j)]
+        return steps
+
+    def _remove(self, noticed: list[tuple[tuple, int]]) -> list[Step]:
+        """UNDO until what it noticed is gone (later landmarks go too, UNDO takes the newest): once
+        more CH-B/OVERLAY first when unsure; a landmark in A without a partner from CH-A."""
+        key, j = noticed[0]
+        j = j if j >= 0 else self._next_feature()
+        if self._confirm:
+            return self._to("B", "verify", j) + [self._show("O", "verify", j, seen=self._confirmed)]
+        if key[0] == "A":
+            return self._to("A", "correct", j, True) + [Step("UNDO", "correct", j, True)]
+        return [Step("UNDO", "correct", j, True)]
+
+    def _confirmed(self) -> None:
+        self._confirm = False
+
+    def _final_check(self, pairs: list[tuple[tuple, int, bool]]) -> list[Step]:
+        """Each pair not yet checked again: a channel, then the overlay; then DONE. A mismatch
+        missed before may stand out now."""
+        steps = []
+        for i, (key, j, _) in enumerate(pairs):
+            if key not in self._final_checked:
+                steps += [self._show("A" if i % 2 == 0 else "B", "verify", j),
+                          self._show("O", "verify", j, seen=partial(self._final_look, key, j))]
+        return steps + [Step("DONE", "finish", -1)]
+
+    def _final_look(self, key: tuple, j: int) -> None:
+        self._final_checked.add(key)
+        if key in self._missed and self.decide(("late", key), self.persona.late_notice_rate):
+            self._missed.discard(key)
+            self._notice(key, j)
 
     # -- helpers --------------------------------------------------------------------------------
-    def _show(self, view: str, phase: str, k: int = -1, correction: bool = False) -> Intent:
-        return self.press(VIEW_LABEL[view], phase, k, correction)
+    def _show(self, view: str, phase: str, j: int = -1, correction: bool = False,
+              seen: Callable[[], None] | None = None) -> Step:
+        return Step(VIEW_LABEL[view], phase, j, correction, seen=seen)
+
+    def _from_memory(self, view: str, j: int, at: tuple[float, float]) -> list[Step]:
+        """Feature j's landmark in ``view`` placed again where it was seen right: no search."""
+        return self._to(view, "correct", j, True) + [Step(None, "correct", j, True, at)]
+
+    def _to(self, view: str, phase: str, j: int, correction: bool = False) -> list[Step]:
+        """The click that shows ``view``, if it is not shown."""
+        return [] if self.task.view == view else [self._show(view, phase, j, correction)]
 
     def _choose(self) -> list[int]:
-        """Landmarks shown in both channels, spread over the field (farthest first)."""
+        """Every shared feature, in the order it would pair them: farthest first from a random
+        corner, so that the pairs it places spread over the field."""
         t, p = self.task, self.persona
-        cand = list(t.shared)
-        n = int(self.rng.integers(p.n_pairs[0], p.n_pairs[1] + 1))
-        n = min(len(cand), n + int(t.rigid))  # one more pair when the rotation must be fitted too
-        corner = [(0, 0), (t.params.size, 0), (0, t.params.size), (t.params.size, t.params.size)]
-        cx, cy = corner[int(self.rng.integers(4))]
-        f = t.features
-        chosen = [min(cand, key=lambda i: math.hypot(f[i].x - cx, f[i].y - cy))]
-        while len(chosen) < n:
-            left = [i for i in cand if i not in chosen]
-            chosen.append(max(left, key=lambda i: min(math.hypot(f[i].x - f[k].x, f[i].y - f[k].y)
-                                                       for k in chosen)))
-        if p.order == "scan":
-            chosen.sort(key=lambda i: (int(f[i].y // 28), f[i].x))
-        return chosen
+        f, size = t.features, t.params.size
+        corners = [(0, 0), (size, 0), (0, size), (size, size)]
+        cx, cy = corners[int(self.draw(("corner",)).integers(4))]
+        order = [min(t.shared, key=lambda i: math.hypot(f[i].x - cx, f[i].y - cy))]
+        while len(order) < len(t.shared):
+            left = [i for i in t.shared if i not in order]
+            order.append(max(left, key=lambda i: min(math.hypot(f[i].x - f[k].x, f[i].y - f[k].y)
+                                                      for k in order)))
+        if p.order == "scan":  # the same landmarks, in reading order
+            n = self._n_pairs
+            order[:n] = sorted(order[:n], key=lambda i: (int(f[i].y // 28), f[i].x))
+        return order
 
-    def _blinks(self, j: int, phase: str, correction: bool = False) -> Iterator[Intent]:
-        """Toggle A/B (ending on B) to find the partner: at least once, more if it is confusable."""
+    def _blinks(self, j: int, phase: str, correction: bool) -> list[Step]:
+        """A/B toggles (ending on B) to find j's partner: at least one, more if it is confusable."""
         t, p = self.task, self.persona
         f = t.features[j]
         crowded = any(g is not f and "B" in g.channels and math.hypot(g.bx - f.bx, g.by - f.by) < 12
                       for g in t.features)
+        rng = self.draw(("blinks", j, correction))
         n = 1
-        while n < p.max_blinks and self.chance(p.blink_continue):
+        while n < p.max_blinks and rng.random() < p.blink_continue:
             n += 1
-        n = min(p.max_blinks, n + int(crowded and self.chance(0.5)))
-        for _ in range(n):
-            yield self._show("A", phase, j, correction)
-            yield self._show("B", phase, j, correction)
+        n = min(p.max_blinks, n + int(crowded and rng.random() < 0.5))
+        return [self._show(v, phase, j, correction) for _ in range(n) for v in ("A", "B")]
+
+    def _one_channel_feature(self, j: int) -> tuple[float, float] | None:
+        """The bead shown only in channel A nearest to feature j: where a hasty look goes wrong."""
+        f = self.task.features
+        only_a = [g for g in f if g.channels == "A"]
+        if not only_a:
+            return None
+        g = min(only_a, key=lambda g: math.hypot(g.x - f[j].x, g.y - f[j].y))
+        return (g.x, g.y)
 
     def _wrong_partner(self, j: int) -> tuple[float, float] | None:
         """A feature in B that a person confuses with j's partner: the one nearest the A landmark's
@@ -699,54 +937,3 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
             if d < best_d:
                 best, best_d = (g.bx, g.by), d
         return best if best_d < 25 else None
-
-    def _do_pair(self, j: int, used_single: set[int]) -> Generator[Intent, None, bool]:
-        """One pair; returns True when a mismatched partner was left in place unnoticed."""
-        t, p = self.task, self.persona
-        f = t.features[j]
-        if t.view != "A":
-            yield self._show("A", "select", j)
-        roll = self.rng.random()
-        single = roll < p.single_rate
-        mismatch = not single and roll < p.single_rate + p.mismatch_rate
-        if single:
-            # Skips the check and marks a bead that only channel A shows.
-            others = [i for i, g in enumerate(t.features) if g.channels == "A" and i not in used_single]
-            if others:
-                w = min(others, key=lambda i: math.hypot(t.features[i].x - f.x, t.features[i].y - f.y))
-                used_single.add(w)
-                g = t.features[w]
-                yield self.place(g.x, g.y, "place", j)
-                yield self._show("B", "select", j)
-                for _ in range(int(self.rng.integers(1, 3))):  # looks for it, finds nothing
-                    yield self._show("A", "inspect", j)
-                    yield self._show("B", "inspect", j)
-                yield self._show("A", "correct", j, True)
-                yield self.press("UNDO", "correct", j, True)
-        # Is it in B too? A quick look before committing.
-        yield self._show("B", "inspect", j)
-        yield self._show("A", "inspect", j)
-        yield self.place(f.x, f.y, "place", j)
-        yield self._show("B", "select", j)
-        yield from self._blinks(j, "inspect")
-        wrong = self._wrong_partner(j) if mismatch else None
-        if wrong is not None:
-            yield self.place(wrong[0], wrong[1], "place", j)
-            yield self._show("O", "verify", j)
-            if self.chance(p.notice_rate):
-                if self.chance(p.confirm_rate):
-                    yield self._show("B", "verify", j)
-                    yield self._show("O", "verify", j)
-                yield self.press("UNDO", "correct", j, True)
-                yield self._show("B", "correct", j, True)
-                yield from self._blinks(j, "correct", True)
-                yield self.place(f.bx, f.by, "correct", j, True)
-                yield self._show("O", "verify", j)
-                return False
-            return True
-        yield self.place(f.bx, f.by, "place", j)
-        yield self._show("O", "verify", j)
-        if self.chance(p.flick_rate):
-            yield self._show("B", "verify", j)
-            yield self._show("O", "verify", j)
-        return False
