@@ -135,31 +135,7 @@ def test_target_xy_points_at_the_item_each_step_works_on(tmp_path):
             assert w.target_offset[i] == np.clip(z[i] - task.targets[s.target].peak, -3, 3) + 3
         else:
             assert w.target_offset[i] == -100
-    from annobc.data.windows import OFFSET_MAX
-    from annobc.models import PolicyConfig
-
-    assert PolicyConfig().n_offsets == 2 * OFFSET_MAX + 1  # the model's classes are these
     placed = [i for i, s in enumerate(rec.steps) if s.category == "place" and not s.is_mistake]
     assert placed and all(w.target_offset[i] == 3 for i in placed)  # on the brightest slice
-    other = run_annotator("neuron_tracking", 0)  # a task without target points
-    ow = EpisodeWindows.from_record(other, frames[:1].repeat(len(other) + 1, 0))
-    assert (ow.target_xy == -1).all() and (ow.target_offset == -100).all()
 
 
-def test_after_change_flags_the_first_repeat_after_a_change():
-    """The second step back after turning back is flagged; so is nothing that is not a repeat."""
-    from annobc.data.windows import EpisodeWindows
-    frames = []
-    # Seed 4 has a dot the annotator steps 2 past (most it turns back from after 1).
-    rec = run_annotator(TASK, 4, frames=frames, params={"n_targets": [4, 8]})
-    ep = EpisodeWindows.from_record(rec, np.stack(frames))
-    element = [s.element for s in rec.steps]
-    for t in range(1, ep.n):
-        assert ep.changed[t] == (element[t] != element[t - 1])
-        assert ep.after_change[t] == (ep.changed[t - 1] and not ep.changed[t])
-    assert not ep.after_change[0]
-    second_back = [t for t in range(2, ep.n) if element[t - 2:t + 1] == ["+Z", "-Z", "-Z"]]
-    assert second_back, "the annotator should step 2 past a peak in this episode"
-    assert all(ep.after_change[t] for t in second_back)
-    w = ep.window(second_back[0], K)
-    assert w["after_change"][-1] and not w["changed"][-1]

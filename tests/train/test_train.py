@@ -17,8 +17,7 @@ from annobc.data import Plan, generate
 from annobc.train.config import load_config
 
 TASK = "colored_dot_tracking"
-TINY = ("model.overrides={cnn_channels: [4, 8, 8, 8], d_model: 16, n_layers: 1, n_heads: 2, "
-        "aux_category: 0.2}")
+TINY = ("model.overrides={cnn_channels: [4, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +141,7 @@ def test_print_params(capsys):
 def test_init_from_starts_from_another_runs_weights(data, tmp_path):
     from safetensors.torch import load_file
 
-    from annobc.train.checkpoint import load_state
+    from annobc.learning.checkpoint import load_state
 
     run_train(args_for(data, tmp_path, "first", "optim.max_steps=3"))
     # A vanishing lr: the second run's weights stay what it started from.

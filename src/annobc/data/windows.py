@@ -76,9 +76,6 @@ class EpisodeWindows:
         element = np.array([e if e is not None else "" for e in st["element"]], dtype=object)
         aimed = np.where(labelled, [e if e is not None else "" for e in st["label_element"]], element)
         self.changed = np.concatenate([[True], aimed[1:] != element[:-1]]).astype(bool)
-        # The first repeat after a change (e.g. the second step back after turning back): whether
-        # to go on or stop there is as much a decision as the change itself (settle_weight).
-        self.after_change = np.concatenate([[False], self.changed[:-1] & ~self.changed[1:]])
         self.imitate = imitated(st)
         self.target_xy, self.target_offset = target_columns(st)
 
@@ -115,7 +112,7 @@ class EpisodeWindows:
             "task": np.int64(self.task),
         }
         for name in ("xy", "prev_xy", "category", "phase", "position", "target", "mistake_present",
-                     "is_mistake", "is_correction", "changed", "after_change", "imitate", "target_xy",
+                     "is_mistake", "is_correction", "changed", "imitate", "target_xy",
                      "target_offset"):
             v = getattr(self, name)[src]
             out[name] = np.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v, np.zeros_like(v))
@@ -141,7 +138,7 @@ class WindowDataset(IterableDataset):
     Each sample is a dict: frames (K, H, W, 3) uint8, xy and prev_xy (K, 2) click pixels (prev_xy
     is zero where bos), category, phase, target (K,) int64, position (K,) float32,
     mistake_present, is_mistake, is_correction, changed (the click hits another element than the
-    one before), after_change (the first click that repeats the one before, after a change),
+    one before),
     imitate (a demonstrated click, not a learner's), target_xy (K, 2) (screen point of the item
     being worked on, -1 where none), target_offset (K,) (the view's offset class from
     it along the data axis, -100 where none), bos, valid (K,) bool, step (K,),

@@ -1,7 +1,7 @@
 """Per-frame image encoders: a small CNN for CPU and a DINOv2-style ViT.
 
-Each encoder maps frames (N, H, W, 3) uint8 to a frame token (N, d_model) and a spatial feature map
-(N, C, h, w) that the heatmap head reads. The ViT uses timm's parameter names for
+Each encoder maps frames (N, H, W, 3) uint8 to a frame token (N, d_model) and a cell map
+(N, C, h, w) that the cells head reads. The ViT uses timm's parameter names for
 ``vit_small_patch14_dinov2`` / ``vit_base_patch14_dinov2`` (and DINOv2's own), so their weights load
 from a file on disk. timm itself is not imported: on the CPU build of torch this project pins, timm
 needs a torchvision that cannot be installed beside it.
@@ -31,55 +31,42 @@ def to_float(frames: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def conv_norm_act(a: int, b: int, kernel: int, stride: int) -> nn.Sequential:
+    # No conv bias: the GroupNorm after it removes it (and Adam would amplify its zero gradient's
+    # float noise into real updates). GroupNorm, not BatchNorm: results must not depend on how a
+    # batch is split across processes.
+    return nn.Sequential(nn.Conv2d(a, b, kernel, stride=stride, padding=(kernel - stride + 1) // 2,
+                                   bias=False),
+                         nn.GroupNorm(min(8, b), b), nn.GELU())
+
+
 class CNNEncoder(nn.Module):
-    """Stride-2 conv stages with GroupNorm (no BatchNorm: results must not depend on batch split)."""
+    """A stride-4 patch stem and one 3x3 convolution give the cell map (stride 4, the placement
+    resolution); stride-2 stages after it widen the context for the frame token. Nothing runs at
+    full screen resolution: the stem is where a conv stack at full resolution spent its time."""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
-        # input_peak: three more input channels, the frame minus its brightest before (see config).
-        chans = (6 if cfg.input_peak else 3,) + tuple(cfg.cnn_channels)
-        self.stages = nn.ModuleList(
-            # No conv bias: the GroupNorm after it removes it (and Adam would amplify its zero gradient's
-            # float noise into real updates).
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.GroupNorm(min(8, b), b),
-                          nn.GELU(), nn.Conv2d(b, b, 3, padding=1, bias=False),
-                          nn.GroupNorm(min(8, b), b), nn.GELU())
-            for a, b in zip(chans[:-1], chans[1:]))
-        n = len(cfg.cnn_channels)
-        h, w = cfg.screen_h, cfg.screen_w
-        for _ in range(n):
+        c = cfg.cnn_channels
+        self.stem = nn.Sequential(conv_norm_act(3, c[0], 4, 4), conv_norm_act(c[0], c[0], 3, 1))
+        self.stages = nn.ModuleList(conv_norm_act(a, b, 3, 2) for a, b in zip(c[:-1], c[1:]))
+        h, w = math.ceil(cfg.screen_h / 4), math.ceil(cfg.screen_w / 4)
+        for _ in c[1:]:
             h, w = (h + 1) // 2, (w + 1) // 2
-        self.to_token = nn.Linear(chans[-1] * h * w, cfg.d_model)
-        self.spatial_stage = min(1, n - 1)  # stride-4 features feed the heatmap head
-        self.spatial_channels = chans[self.spatial_stage + 1]
-        self.spatial_stride = 2 ** (self.spatial_stage + 1)
-        # FPN-style lateral connections: deeper (wider-context) stages added to the stride-4 map.
-        self.lateral = nn.ModuleList(
-            nn.Conv2d(c, self.spatial_channels, 1) for c in chans[self.spatial_stage + 2:]
-        ) if cfg.spatial_context else None
+        self.to_token = nn.Linear(c[-1] * h * w, cfg.d_model)
+        self.spatial_channels = c[0]
+        self.spatial_stride = 4
 
-    def forward(self, frames: torch.Tensor,
-                before: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (N, H, W, 3) uint8, and with input_peak their per-pixel max over the frames
-        before (N, H, W, 3) uint8 -> token (N, d_model), spatial map (N, C_s, H/4, W/4)."""
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (N, H, W, 3) uint8 -> token (N, d_model), cell map (N, C, ceil(H/4), ceil(W/4))."""
         x = to_float(frames)
-        if before is not None:
-            # Scaled like the normalised colours: a unit is one ImageNet standard deviation.
-            diff = (frames.float() - before.float()).permute(0, 3, 1, 2) / (255.0 * 0.225)
-            x = torch.cat([x, diff], 1)  # (N, 6, H, W)
-        spatial = None
-        deeper = []
-        for i, stage in enumerate(self.stages):
+        x = F.pad(x, (0, -x.shape[3] % 4, 0, -x.shape[2] % 4))  # to whole 4x4 patches
+        cells = self.stem(x)  # (N, C, H/4, W/4)
+        x = cells
+        for stage in self.stages:
             x = stage(x)
-            if i == self.spatial_stage:
-                spatial = x  # (N, C_s, H/4, W/4)
-            elif i > self.spatial_stage:
-                deeper.append(x)
-        if self.lateral is not None:
-            for lat, feat in zip(self.lateral, deeper):
-                spatial = spatial + F.interpolate(lat(feat), size=spatial.shape[-2:], mode="nearest")
-        token = self.to_token(x.flatten(1))  # (N, C*h*w) -> (N, d_model)
-        return token, spatial
+        token = self.to_token(x.flatten(1))  # (N, C'*h'*w') -> (N, d_model)
+        return token, cells
 
 
 # -- DINOv2-style ViT (timm naming) ---------------------------------------------------------------

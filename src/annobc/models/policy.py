@@ -1,23 +1,25 @@
 """The click policy: per-frame encoder -> causal transformer over K steps -> click head.
 
-Reads top-down: ``ClickPolicy.forward(batch) -> (loss, info)`` for training, ``predict`` for
-rollouts. A batch is what ``annobc.data.windows.WindowDataset`` yields, collated:
+Reads top-down. ``ClickPolicy.forward(batch) -> Outputs`` over windows (training, teacher-forced
+scoring; the loss is annobc.learning.loss's), ``predict`` the reference click of each window's last
+step, and ``start`` / ``act`` the same policy one step at a time for many sessions, with its caches
+(frame tokens, per-cell history), which is what closed-loop rollouts call. A batch is what
+``annobc.data.windows.WindowDataset`` yields, collated:
 
     frames (B, K, H, W, 3) uint8    prev_xy (B, K, 2)    bos (B, K)    valid (B, K)
-    xy (B, K, 2) targets            category (B, K) click category of the target
-    changed (B, K) the target hits another element than the previous click (for change_weight)
-    after_change (B, K) the first target repeating the previous click after a change (settle_weight)
 
 The model knows the screen size, not the tasks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annobc.models.config import PolicyConfig
+from annobc.models.config import N_CATEGORIES, PolicyConfig
 from annobc.models.encoders import make_encoder
 
 
@@ -31,6 +33,7 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, k, d = x.shape
+        # (b, k, 3d) -> (3, b, heads, k, d/heads)
         q, kk, v = self.qkv(x).view(b, k, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, kk, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
@@ -52,42 +55,60 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class SpatialHistory(nn.Module):
-    """A causal temporal convolution over each heatmap cell's last N frames, added to its features.
+class CellHistory(nn.Module):
+    """A causal temporal convolution over each cell's last N frames, added to its features.
 
-    Per-frame features cannot tell a dot at its brightest slice from the same dot one slice off;
-    the cell's own history can (it was dimmer on the slices just visited). With ``peak``, the
-    convolution also sees each cell's features now minus their maximum over the N-1 frames before:
-    a dot that was brighter two slices ago is then one subtraction away instead of one the
-    convolution must learn. Zero-initialised output, so it starts as the identity.
+    One frame cannot tell a dot at its brightest slice from the same dot one slice off, or a
+    moving cell from a still one; the cell's own recent history can. The click heads and the target
+    read see it through the cells; the frame tokens do not, so that a step's state depends only on
+    its window (which keeps one-step inference equal to a pass over the window). The output
+    convolution starts at zero, so the module starts as the identity.
     """
 
-    def __init__(self, channels: int, frames: int, hidden: int = 16, peak: bool = False):
+    def __init__(self, channels: int, frames: int, hidden: int = 16):
         super().__init__()
         self.frames = frames
         self.mix = nn.Conv3d(channels, hidden, (frames, 1, 1))
-        self.peak = nn.Conv3d(channels, hidden, 1, bias=False) if peak else None
         self.out = nn.Conv3d(hidden, channels, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, spatial: torch.Tensor, valid: torch.Tensor, last: bool = False) -> torch.Tensor:
-        """(b, k, C, h, w) features of consecutive frames, (b, k) valid -> (b, k, C, h, w), or only
-        the last step's (b, 1, C, h, w) when ``last`` (rollouts: N times less work)."""
-        x = (spatial * valid[:, :, None, None, None]).transpose(1, 2)  # (b, C, k, h, w)
-        if last:
-            x = x[:, :, -self.frames:]
-            spatial = spatial[:, -1:]
-        pad = self.frames - 1 if not last else self.frames - x.shape[2]
-        x = F.pad(x, (0, 0, 0, 0, pad, 0))  # left-pad time: output k sees k-N+1..k
-        pre = self.mix(x)  # (b, hidden, k or 1, h, w)
-        if self.peak is not None:
-            # Each step's maximum over the N-1 frames before it, (b, C, k or 1, h, w); invalid and
-            # padded frames count as zeros, as the convolution sees them.
-            before = F.max_pool3d(x[:, :, :-1], (self.frames - 1, 1, 1), stride=1)
-            pre = pre + self.peak(x[:, :, self.frames - 1:] - before)
-        y = self.out(F.gelu(pre))  # (b, C, k or 1, h, w)
-        return spatial + y.transpose(1, 2)
+    def forward(self, cells: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(b, k, C, h, w) maps of consecutive frames, (b, k) valid -> the last k - N + 1 steps'
+        maps with history, (b, k - N + 1, C, h, w). Callers left-pad with N - 1 invalid frames to
+        get all k."""
+        x = (cells * valid[:, :, None, None, None]).transpose(1, 2)  # (b, C, k, h, w)
+        y = self.out(F.gelu(self.mix(x))).transpose(1, 2)  # (b, k - N + 1, C, h, w)
+        return cells[:, self.frames - 1:] + y
+
+
+@dataclass
+class Outputs:
+    """What one pass over windows computes; the loss and the click samplers read it."""
+
+    h: torch.Tensor  # (b, k, d) states after the target read
+    cells: torch.Tensor | None  # (b, k, C, h, w) cell features (with history), cells head only
+    logits: dict[str, torch.Tensor]  # xy: x (b, k, W), y (b, k, H); cells: cell (b, k, h*w)
+    target: torch.Tensor | None  # (b, k, h*w) the target query's cell scores (target_head)
+    category: torch.Tensor  # (b, k, N_CATEGORIES) the auxiliary category head
+
+
+@dataclass
+class ActState:
+    """Rolling per-session caches of :meth:`ClickPolicy.act`, newest step last."""
+
+    tokens: torch.Tensor  # (n, K, d) frame tokens
+    prev: torch.Tensor  # (n, K, 2) the click before each step
+    bos: torch.Tensor  # (n, K) the step is an episode's first
+    valid: torch.Tensor  # (n, K)
+    maps: torch.Tensor | None  # (n, N, C, h, w) the last N raw cell maps (cell_history)
+    maps_valid: torch.Tensor | None  # (n, N)
+
+    def clear(self, rows) -> None:
+        """Forget what sessions ``rows`` have seen (a new session takes the rows over)."""
+        self.valid[rows] = False
+        if self.maps_valid is not None:
+            self.maps_valid[rows] = False
 
 
 class ClickPolicy(nn.Module):
@@ -96,59 +117,43 @@ class ClickPolicy(nn.Module):
         self.cfg = cfg
         d, W, H = cfg.d_model, cfg.screen_w, cfg.screen_h
         self.encoder = make_encoder(cfg)
+        c, self.stride = self.encoder.spatial_channels, self.encoder.spatial_stride
+        self.grid = (-(-H // self.stride), -(-W // self.stride))  # (h, w) cells, ceil division
+        self.history = CellHistory(c, cfg.cell_history) if cfg.cell_history else None
         self.prev_x = nn.Embedding(W, d)
         self.prev_y = nn.Embedding(H, d)
         self.bos = nn.Parameter(torch.randn(d) * 0.02)  # replaces the previous click at episode start
         self.pos = nn.Parameter(torch.randn(1, cfg.window, d) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
+        self.head_category = nn.Linear(d, N_CATEGORIES)
         if cfg.head == "xy":
             self.head_x = nn.Linear(d, W)
             self.head_y = nn.Linear(d, H)
-            self.target_query = None
         else:
-            # Coordinate channels let the query prefer positions (e.g. the top-most of equal dots).
-            coords = 2 if cfg.spatial_coords else 0
-            self.query = nn.Linear(d, self.encoder.spatial_channels + coords)
-            # A second query over the same cells: where is the item being worked on?
-            self.target_query = (nn.Linear(d, self.encoder.spatial_channels + coords)
-                                 if cfg.aux_target > 0 else None)
-        c = self.encoder.spatial_channels
-        if cfg.target_read:
+            # Queries score each cell's features and position (e.g. the top-most of equal dots);
+            # the offset inside the chosen cell comes from that cell's features and the state.
+            self.query = nn.Linear(d, c + 2)
+            self.offset_cell = nn.Linear(c, self.stride ** 2)
+            self.offset_state = nn.Linear(d, self.stride ** 2)
+        if cfg.target_head:
+            self.target_query = nn.Linear(d, c + 2)
             self.target_read = nn.Linear(c, d)
             nn.init.zeros_(self.target_read.weight)  # starts as no read at all
             nn.init.zeros_(self.target_read.bias)
-        else:
-            self.target_read = None
-        self.history = (SpatialHistory(c, cfg.spatial_history, peak=cfg.spatial_peak)
-                        if cfg.spatial_history else None)
-        # The transformer's button decisions (step on, turn back) need what the cells' history
-        # sees, e.g. a dot that was brighter two slices ago: a max- and mean-pooled summary of it.
-        self.summary = nn.Linear(2 * c, d) if cfg.spatial_history and cfg.spatial_summary else None
-        self.head_category = nn.Linear(d, cfg.n_categories) if cfg.aux_category > 0 else None
-        self.head_offset = nn.Linear(d, cfg.n_offsets) if cfg.aux_offset > 0 else None
-        # Per-category loss weights (set from the training data; 1 = unweighted).
-        self.register_buffer("category_weights", torch.ones(cfg.n_categories))
 
-    # -- encoding -------------------------------------------------------------------------------
-    def encode_frames(self, frames: torch.Tensor, before: torch.Tensor | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(N, H, W, 3) uint8 -> frame tokens (N, d) and spatial features (N, C, h, w). With
-        input_peak, ``before``: each frame's per-pixel max over the frames before it (None:
-        zeros, no frame before)."""
-        if self.cfg.input_peak:
-            return self.encoder(frames, torch.zeros_like(frames) if before is None else before)
-        return self.encoder(frames)
-
-    def frames_before(self, frames: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Consecutive frames (b, k, H, W, 3) uint8 -> each one's per-pixel max over the
-        spatial_history-1 valid frames before it in the window (zeros where there are none)."""
-        x = frames * valid[:, :, None, None, None].to(frames.dtype)  # invalid frames count as black
-        n = self.cfg.spatial_history - 1
-        before = torch.zeros_like(x)
-        for j in range(1, x.shape[1]):
-            before[:, j] = x[:, max(0, j - n):j].amax(1)
-        return before
+    # -- over windows ---------------------------------------------------------------------------
+    def forward(self, batch: dict) -> Outputs:
+        frames, valid = batch["frames"], batch["valid"]
+        b, k = frames.shape[:2]
+        token, cells = self.encoder(frames.flatten(0, 1))  # (b*k, d), (b*k, C, h, w)
+        token = token.view(b, k, -1)
+        cells = cells.view(b, k, *cells.shape[1:])  # (b*k, C, h, w) -> (b, k, C, h, w)
+        if self.history is not None:
+            pad = self.cfg.cell_history - 1  # every step sees N frames: left-pad with invalid ones
+            cells = self.history(F.pad(cells, (0, 0, 0, 0, 0, 0, pad, 0)), F.pad(valid, (pad, 0)))
+        h = self.temporal(token, batch["prev_xy"], batch["bos"], valid)
+        return self.heads(h, cells if self.cfg.head == "cells" else None)
 
     def temporal(self, tokens: torch.Tensor, prev_xy: torch.Tensor, bos: torch.Tensor,
                  valid: torch.Tensor) -> torch.Tensor:
@@ -164,174 +169,111 @@ class ClickPolicy(nn.Module):
             x = blk(x, mask)
         return self.ln_f(x)
 
-    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-        frames, valid = batch["frames"], batch["valid"]
-        b, k = frames.shape[:2]
-        before = self.frames_before(frames, valid).flatten(0, 1) if self.cfg.input_peak else None
-        # (b*k, H, W, 3) -> (b*k, d)
-        token, spatial = self.encode_frames(frames.flatten(0, 1), before)
-        token = token.view(b, k, -1)
-        if spatial is not None:
-            spatial = spatial.view(b, k, *spatial.shape[1:])  # (b*k, C, h, w) -> (b, k, C, h, w)
-            spatial, token = self.cell_history(spatial, valid, token)
-        h = self.temporal(token, batch["prev_xy"], batch["bos"], valid)
-        return h, spatial
-
-    def cell_history(self, spatial: torch.Tensor, valid: torch.Tensor, token: torch.Tensor,
-                     last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame maps (b, k, C, h, w) of consecutive steps and their tokens (b, k, d) -> maps
-        with each cell's history and tokens with its pooled summary, when configured. ``last``:
-        only the last step's, (b, 1, C, h, w) and (b, 1, d)."""
-        if last:
-            token = token[:, -1:]
-        if self.history is None:
-            return (spatial[:, -1:] if last else spatial), token
-        spatial = self.history(spatial, valid, last)
-        if self.summary is not None:
-            pooled = torch.cat([spatial.amax((-2, -1)), spatial.mean((-2, -1))], -1)  # (b, k, 2C)
-            token = token + self.summary(pooled)
-        return spatial, token
-
-    def cell_scores(self, query: nn.Module, h: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
-        """States (b, k, d) and cells (b, k, C, h, w) -> each cell's score for the query (b, k, h, w)."""
-        if self.cfg.spatial_coords:
-            b, k, _, h_, w_ = spatial.shape
-            ys = torch.linspace(-1, 1, h_, device=spatial.device).view(h_, 1).expand(h_, w_)
-            xs = torch.linspace(-1, 1, w_, device=spatial.device).view(1, w_).expand(h_, w_)
-            spatial = torch.cat([spatial, torch.stack([xs, ys]).expand(b, k, 2, h_, w_)], 2)
-        q = query(h)  # (b, k, C)
-        return torch.einsum("bkc,bkchw->bkhw", q, spatial) / q.shape[-1] ** 0.5
-
-    def read_target(self, h: torch.Tensor, spatial: torch.Tensor | None,
-                    cells: torch.Tensor | None = None) -> torch.Tensor:
-        """States (b, k, d) + what the cells (b, k, C, h, w) hold where the target query points
-        (``cells``: the target query's scores (b, k, h, w), when already computed)."""
-        if self.target_read is None:
-            return h
-        if cells is None:
-            cells = self.cell_scores(self.target_query, h, spatial)
-        att = cells.flatten(2).softmax(-1)  # (b, k, h*w)
-        read = torch.einsum("bkn,bkcn->bkc", att, spatial.flatten(3))  # (b, k, C)
-        return h + self.target_read(read)
-
-    def click_logits(self, h: torch.Tensor, spatial: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
-        if cfg.head == "xy":
-            return {"x": self.head_x(h), "y": self.head_y(h)}  # (b, k, W), (b, k, H)
-        cells = self.cell_scores(self.query, h, spatial)
-        b, k = cells.shape[:2]
-        pix = F.interpolate(cells.flatten(0, 1).unsqueeze(1), size=(cfg.screen_h, cfg.screen_w),
-                            mode="bilinear", align_corners=False)  # (b*k, 1, H, W)
-        return {"pixel": pix.view(b, k, cfg.screen_h * cfg.screen_w)}
-
-    # -- training -------------------------------------------------------------------------------
-    def forward(self, batch: dict, predict: bool = False) -> tuple[torch.Tensor, dict]:
-        """Loss over every valid demonstrated step; ``predict``: also the argmax click of each window's last
-        step as info["pred"] (b, 2), from the same pass (teacher-forced evaluation)."""
-        cfg = self.cfg
-        h, spatial = self.encode(batch)
-        # The target query's cell scores, once: the target read and the aux_target loss share them.
-        cells = (self.cell_scores(self.target_query, h, spatial)
-                 if self.target_query is not None else None)
-        h_read = self.read_target(h, spatial, cells)
-        logits = self.click_logits(h_read, spatial)
-        # The loss covers demonstrated steps; a learner's clicks (takeover roll-ins) are context.
-        valid = batch["valid"] & batch["imitate"] if "imitate" in batch else batch["valid"]
-        xy = batch["xy"]
-        ls = cfg.label_smoothing
-        if cfg.head == "xy":
-            lx = F.cross_entropy(logits["x"][valid], xy[..., 0][valid], label_smoothing=ls,
-                                 reduction="none")
-            ly = F.cross_entropy(logits["y"][valid], xy[..., 1][valid], label_smoothing=ls,
-                                 reduction="none")
-            per_step = lx + ly
-            info = {"loss_x": lx.mean().item(), "loss_y": ly.mean().item()}
+    def heads(self, h: torch.Tensor, cells: torch.Tensor | None) -> Outputs:
+        target = None
+        if self.cfg.target_head:
+            target = self.cell_scores(self.target_query, h, cells)  # (b, k, h*w)
+            read = torch.einsum("bkn,bkcn->bkc", target.softmax(-1), cells.flatten(3))  # (b, k, C)
+            h = h + self.target_read(read)
+        if self.cfg.head == "xy":
+            logits = {"x": self.head_x(h), "y": self.head_y(h)}  # (b, k, W), (b, k, H)
         else:
-            target = xy[..., 1] * cfg.screen_w + xy[..., 0]
-            pix = logits["pixel"][valid]  # (n, H*W)
-            per_step = F.cross_entropy(pix, target[valid], label_smoothing=ls, reduction="none")
-            with torch.no_grad():  # per-coordinate diagnostics: the marginals of the pixel map
-                grid = pix.view(-1, cfg.screen_h, cfg.screen_w)
-                mx, my = torch.logsumexp(grid, 1), torch.logsumexp(grid, 2)  # (n, W), (n, H)
-                info = {"loss_pixel": per_step.mean().item(),
-                        "loss_x": F.cross_entropy(mx, xy[..., 0][valid]).item(),
-                        "loss_y": F.cross_entropy(my, xy[..., 1][valid]).item()}
-        weights = self.category_weights[batch["category"][valid]]
-        if cfg.change_weight != 1.0:
-            # Keyframe weighting (cf. Wen et al. 2021): repeating the last action is right most of
-            # the time, so the steps where the action changes carry the signal that must be seen.
-            weights = weights * torch.where(batch["changed"][valid], cfg.change_weight, 1.0)
-        if cfg.settle_weight != 1.0:
-            weights = weights * torch.where(batch["after_change"][valid], cfg.settle_weight, 1.0)
-        # Normalised by the number of window positions, not of valid ones, so that the loss of a
-        # batch split across processes (DDP averages gradients) equals that of the whole batch.
-        denom = valid.numel()
-        loss = (per_step * weights).sum() / denom
-        if self.head_category is not None:
-            lc_all = F.cross_entropy(self.head_category(h_read)[valid], batch["category"][valid],
-                                     reduction="none")
-            lc = lc_all.mean()
-            loss = loss + cfg.aux_category * lc_all.sum() / denom
-            info["loss_category"] = lc.item()
-        if self.target_query is not None and "target_xy" in batch:
-            # Every step where the task knows the item being worked on: point at its cell.
-            txy = batch["target_xy"]
-            sel = valid & (txy[..., 0] >= 0)
-            if sel.any():
-                stride = cfg.screen_w // cells.shape[-1]
-                idx = (txy[..., 1] // stride) * cells.shape[-1] + txy[..., 0] // stride
-                lt = F.cross_entropy(cells.flatten(2)[sel], idx[sel], reduction="none")
-                loss = loss + cfg.aux_target * lt.sum() / denom
-                info["loss_target"] = lt.mean().item()
-        if self.head_offset is not None and "target_offset" in batch:
-            # Every step where the task knows how far the view is from the item being worked on.
-            off = batch["target_offset"]
-            sel = valid & (off >= 0)
-            if sel.any():
-                pred = self.head_offset(h_read)[sel]
-                lo = F.cross_entropy(pred, off[sel], reduction="none")
-                loss = loss + cfg.aux_offset * lo.sum() / denom
-                info["loss_offset"] = lo.mean().item()
-                info["acc_offset"] = (pred.argmax(-1) == off[sel]).float().mean().item()
-        info["loss"] = loss.item()
-        if predict:
-            with torch.no_grad():
-                info["pred"] = self.click_from_logits({k: v[:, -1] for k, v in logits.items()})
-        return loss, info
+            logits = {"cell": self.cell_scores(self.query, h, cells)}  # (b, k, h*w)
+        return Outputs(h, cells, logits, target, self.head_category(h))
 
-    # -- acting ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, batch: dict, temperature: float = 0.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """The click (x, y) for the LAST step of each window: argmax, or sampled at a temperature."""
-        h, spatial = self.encode(batch)
-        return self.sample_click(h[:, -1], spatial[:, -1] if spatial is not None else None,
-                                 temperature, generator)
+    def cell_scores(self, query: nn.Module, h: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """States (b, k, d) and cells (b, k, C, gh, gw) -> each cell's score (b, k, gh*gw)."""
+        b, k, _, gh, gw = cells.shape
+        ys = torch.linspace(-1, 1, gh, device=cells.device).view(gh, 1).expand(gh, gw)
+        xs = torch.linspace(-1, 1, gw, device=cells.device).view(1, gw).expand(gh, gw)
+        feats = torch.cat([cells, torch.stack([xs, ys]).expand(b, k, 2, gh, gw)], 2).flatten(3)
+        q = query(h)  # (b, k, C + 2)
+        return torch.einsum("bkc,bkcn->bkn", q, feats) / q.shape[-1] ** 0.5
 
-    @torch.no_grad()
-    def sample_click(self, h: torch.Tensor, spatial: torch.Tensor | None, temperature: float = 0.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-        """A click (b, 2) from last-step states h (b, d) and that frame's spatial features."""
-        h, spatial = h.unsqueeze(1), spatial.unsqueeze(1) if spatial is not None else None
-        h = self.read_target(h, spatial)
-        logits = {k: v[:, 0] for k, v in self.click_logits(h, spatial).items()}  # (b, n)
-        return self.click_from_logits(logits, temperature, generator)
+    def offset_logits(self, out: Outputs, cell: torch.Tensor) -> torch.Tensor:
+        """Where inside cell ``cell`` (b, k) indices: logits over its stride x stride pixels
+        (b, k, stride**2), from that cell's features and the state."""
+        feats = out.cells.flatten(3)  # (b, k, C, h*w)
+        at = torch.gather(feats, 3, cell[:, :, None, None].expand(-1, -1, feats.shape[2], 1))[..., 0]
+        return self.offset_cell(at) + self.offset_state(out.h)
 
-    def click_from_logits(self, logits: dict[str, torch.Tensor], temperature: float = 0.0,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
-        """Click logits of one step, {name: (b, n)} -> clicks (b, 2): argmax, or sampled."""
-        cfg = self.cfg
+    def pixel_of(self, cell: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Cell and in-cell offset indices -> screen pixels (..., 2), clipped to the screen."""
+        s, gw = self.stride, self.grid[1]
+        x = (cell % gw) * s + offset % s
+        y = (cell // gw) * s + offset // s
+        return torch.stack([x.clamp(max=self.cfg.screen_w - 1), y.clamp(max=self.cfg.screen_h - 1)], -1)
 
+    def cell_of(self, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Screen pixels (..., 2) -> their cell and in-cell offset indices (the cells head's classes)."""
+        s = self.stride
+        x, y = xy[..., 0], xy[..., 1]
+        return (y // s) * self.grid[1] + x // s, (y % s) * s + x % s
+
+    def sample(self, out: Outputs, temperature: float = 0.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """A click (b, 2) for each window's last step: argmax, or sampled at a temperature."""
         def pick(lg: torch.Tensor) -> torch.Tensor:
             if temperature <= 0:
                 return lg.argmax(-1)
             probs = F.softmax(lg.float() / temperature, -1)
             return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
-        if cfg.head == "xy":
-            return torch.stack([pick(logits["x"]), pick(logits["y"])], -1)
-        p = pick(logits["pixel"])
-        return torch.stack([p % cfg.screen_w, p // cfg.screen_w], -1)
+        if self.cfg.head == "xy":
+            return torch.stack([pick(out.logits["x"][:, -1]), pick(out.logits["y"][:, -1])], -1)
+        last = Outputs(out.h[:, -1:], out.cells[:, -1:], {}, None, out.category[:, -1:])
+        cell = pick(out.logits["cell"][:, -1])  # (b,)
+        offset = pick(self.offset_logits(last, cell[:, None])[:, 0])
+        return self.pixel_of(cell, offset)
+
+    @torch.no_grad()
+    def predict(self, batch: dict, temperature: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """The click (x, y) for the LAST step of each window (the reference for :meth:`act`)."""
+        return self.sample(self(batch), temperature, generator)
+
+    # -- one step at a time ---------------------------------------------------------------------
+    def start(self, n: int, device: torch.device | str = "cpu") -> ActState:
+        """Empty caches for ``n`` sessions."""
+        k, d = self.cfg.window, self.cfg.d_model
+        maps = valid_maps = None
+        if self.history is not None:
+            c, (gh, gw) = self.encoder.spatial_channels, self.grid
+            maps = torch.zeros(n, self.cfg.cell_history, c, gh, gw, device=device)
+            valid_maps = torch.zeros(n, self.cfg.cell_history, dtype=torch.bool, device=device)
+        return ActState(torch.zeros(n, k, d, device=device),
+                        torch.zeros(n, k, 2, dtype=torch.long, device=device),
+                        torch.zeros(n, k, dtype=torch.bool, device=device),
+                        torch.zeros(n, k, dtype=torch.bool, device=device), maps, valid_maps)
+
+    @torch.no_grad()
+    def observe(self, state: ActState, rows: torch.Tensor, frames: torch.Tensor,
+                prev_xy: torch.Tensor) -> Outputs:
+        """Sessions ``rows`` (m,) see a new frame each (m, H, W, 3) uint8, shown after the click
+        ``prev_xy`` (m, 2) (-1 for an episode's first frame); returns their last step's outputs."""
+        first = prev_xy[:, 0] < 0
+        state.clear(rows[first])  # an episode's first frame: nothing before it counts
+        token, cells = self.encoder(frames)  # (m, d), (m, C, h, w)
+        if self.history is not None:
+            state.maps[rows] = torch.cat([state.maps[rows, 1:], cells[:, None]], 1)
+            state.maps_valid[rows] = F.pad(state.maps_valid[rows, 1:], (0, 1), value=True)
+            cells = self.history(state.maps[rows], state.maps_valid[rows])[:, 0]
+
+        def push(buf: torch.Tensor, new: torch.Tensor) -> None:
+            buf[rows] = torch.cat([buf[rows, 1:], new[:, None]], 1)
+
+        push(state.tokens, token)
+        push(state.prev, prev_xy.clamp(min=0))
+        push(state.bos, first)
+        push(state.valid, torch.ones_like(first))
+        h = self.temporal(state.tokens[rows], state.prev[rows], state.bos[rows], state.valid[rows])
+        return self.heads(h[:, -1:], cells[:, None] if self.cfg.head == "cells" else None)
+
+    @torch.no_grad()
+    def act(self, state: ActState, rows: torch.Tensor, frames: torch.Tensor, prev_xy: torch.Tensor,
+            temperature: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`observe`, then the next click (m, 2) of each session."""
+        return self.sample(self.observe(state, rows, frames, prev_xy), temperature, generator)
 
     def num_params(self, encoder_only: bool = False) -> int:
         mod = self.encoder if encoder_only else self

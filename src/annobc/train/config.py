@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from annobc.learning.loss import LossConfig
 from annobc.models.config import PRESETS, PolicyConfig
 
 
@@ -35,7 +36,6 @@ class DataSection:
     task_weights: dict = field(default_factory=dict)
     workers: int = 0  # DataLoader workers per data shard
     shards: int = 0  # data shards that make up a global batch; 0 = the world size
-    category_weighting: float = 0.5  # loss weight per click category = frequency ** -this
 
 
 @dataclass
@@ -70,6 +70,7 @@ class RunSection:
 class TrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
+    loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimSection = field(default_factory=OptimSection)
     run: RunSection = field(default_factory=RunSection)
 
@@ -118,7 +119,8 @@ def _section(cls, name: str, values: dict):
 
 
 def from_dict(d: dict) -> TrainConfig:
-    sections = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "run": RunSection}
+    sections = {"model": ModelSection, "data": DataSection, "loss": LossConfig, "optim": OptimSection,
+                "run": RunSection}
     for k in d:
         if k not in sections:
             raise ValueError(f"unknown config section {k!r} (known: {', '.join(sections)})")

@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader
 
 from annobc.data.store import EpisodeStore
 from annobc.data.windows import WindowDataset
-from annobc.eval.teacher_forced import teacher_forced
+from annobc.learning import ClickLoss, teacher_forced
 from annobc.models import ClickPolicy, preset
 from annobc.tasks.base import CATEGORIES
-from annobc.train.checkpoint import init_weights, load_state, restore_training, save_checkpoint
+from annobc.learning.checkpoint import init_weights, load_state, restore_training, save_checkpoint
 from annobc.train.config import TrainConfig, save_config
 
 
@@ -141,7 +141,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     model = ClickPolicy(pcfg).to(device)
     if cfg.model.init_from and not resume:
         init_weights(model, cfg.model.init_from)
-    model.category_weights.copy_(category_weights(store, cfg.data.category_weighting))
+    objective = ClickLoss(model, cfg.loss, category_weights(store, cfg.loss.category_weighting)).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, cfg), betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     start = 0
@@ -159,7 +159,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             metrics_path.write_text("".join(ln + "\n" for ln in keep))
     elif main_proc and metrics_path.exists():
         metrics_path.unlink()
-    ddp = DDP(model) if world > 1 else model
+    ddp = DDP(objective) if world > 1 else objective
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if (want_cuda and cfg.optim.amp) else nullcontext()
 
     def log(row: dict) -> None:
@@ -184,7 +184,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         if not main_proc or not store.episode_ids("val", tasks):
             return {}
         m = teacher_forced(model, store, "val", max_windows=cfg.run.eval_windows, device=device,
-                           tasks=tasks)
+                           tasks=tasks, loss=cfg.loss)
         log({"step": step, **{f"val/{k}": v for k, v in m.items() if not isinstance(v, dict)},
              "val/by_task": m["by_task"], "val/accuracy_by_category": m.get("accuracy_by_category")})
         return m

@@ -1,6 +1,6 @@
 import numpy as np
 
-from annobc.eval.teacher_forced import score_predictions, summarise
+from annobc.learning.teacher_forced import score_predictions, summarise
 from annobc.gui import Layout
 from annobc.tasks import get_task_class
 from annobc.tasks.base import CATEGORIES

@@ -1,6 +1,6 @@
 """Checkpoints: weights in safetensors plus a JSON state, written atomically.
 
-    <run>/checkpoints/step-0000250/model.safetensors      model weights (and the category weights)
+    <run>/checkpoints/step-0000250/model.safetensors      model weights
     <run>/checkpoints/step-0000250/optimizer.safetensors  optimizer tensors (AdamW moments) and RNG
     <run>/checkpoints/step-0000250/state.json             step, model config, train config,
                                                           optimizer groups, scheduler, data position

@@ -10,7 +10,8 @@ argmax click. Categories are those of the target click.
 - ``button_accuracy``: button targets (navigate, view, select, undo, done) on the same button.
 - ``decision_accuracy``: select targets (class, tool, tab, animal, marker type, DIV) on the same button.
 - ``validity``: the prediction hits an interactive element (a button or the canvas).
-- ``loss_x`` / ``loss_y`` (xy head) or ``loss_pixel`` (heatmap head): cross-entropy per coordinate.
+- ``nll``: the click's negative log-likelihood (nats), comparable across heads; ``loss_*`` the
+  terms of the training objective (annobc.learning.loss).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from annobc.data.store import EpisodeStore
 from annobc.data.windows import WindowDataset
+from annobc.learning.loss import ClickLoss, LossConfig
 from annobc.gui import Layout
 from annobc.tasks.base import CATEGORIES
 from annobc.tasks.registry import get_task_class
@@ -83,13 +85,15 @@ def summarise(rows: dict[str, np.ndarray]) -> dict:
 @torch.no_grad()
 def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: int | None = None,
                    batch_size: int = 32, device: str | torch.device = "cpu", seed: int = 0,
-                   tasks: list[str] | None = None) -> dict:
-    """Teacher-forced metrics over a split: overall, and per task.
+                   tasks: list[str] | None = None, loss: LossConfig | None = None) -> dict:
+    """Teacher-forced metrics over a split: overall, and per task; ``loss``: the objective whose
+    terms are reported (default: :class:`LossConfig`'s).
 
     ``max_windows`` caps the windows of EACH task (so every task's figures rest on the same number
     of windows, however its episodes are weighted in training); None: every window of the split.
     """
     cfg = model.cfg
+    objective = ClickLoss(model, loss).to(device)
     was_training = model.training
     model.eval()
     names = store.tasks
@@ -104,11 +108,11 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
         for batch in DataLoader(ds, batch_size=batch_size):
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.no_grad():
-                _, info = model(batch, predict=True)
+                _, info = objective(batch, predict=True)
             pred = info.pop("pred").cpu().numpy()
             n_valid = int(batch["valid"].sum())
             for k, v in info.items():
-                if k.startswith("loss"):
+                if k.startswith("loss") or k == "nll":
                     losses[k].append((v, n_valid))
             target = batch["xy"][:, -1].cpu().numpy()
             category = batch["category"][:, -1].cpu().numpy()
