@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Iterator
+from typing import ClassVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ COLORS = {
 }
 MARKER_COLOR = (255, 255, 255)
 MATCH_XY = 2.0  # a marker matches a dot within this many data pixels, on the dot's peak slice
+MISS_XY = 5.0  # a wrong marker this close to a dot was meant for it (a slip, an off-centre click)
 NOISE_BANK = 512
 
 
@@ -68,6 +69,10 @@ class DotPersona(Persona):
     # Walking on through empty slices to a dot 5 or more slices on, looks in MIP on the way for
     # what is left (so that a check after empty slices does not by itself mean "done").
     gap_check_rate: float = 0.0
+
+    MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + (
+        "slip_rate", "offcentre_rate", "distractor_rate")
+    NOTICE_FIELDS: ClassVar[tuple[str, ...]] = Persona.NOTICE_FIELDS
 
 
 @dataclass
@@ -117,10 +122,12 @@ class ColoredDotTracking(Task):
     ## Version History
     - v0: initial version.
     - v1: the status line naming the requested colour is drawn in that colour.
+    - v2: the annotator is a policy of the state (``next_intent``), its decisions keyed per dot;
+      a slip is placed on the first slice next to the brightest that it reaches.
     """
 
     task_id = "colored_dot_tracking"
-    version = 1
+    version = 2
     instruction = "Mark every dot of the requested colour at the slice where it is brightest."
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("MIP", "view"),
@@ -141,6 +148,9 @@ class ColoredDotTracking(Task):
         "correction_rate": (0.024, 0.076),
         "mean_length": (70, 120),
     }
+    # The expert presses UNDO as soon as a wrong marker stands, and UNDO removes the latest
+    # marker: one click (each marker placed on top of a wrong one costs one UNDO more).
+    correction_length = 1
 
     # -- scene ---------------------------------------------------------------------------------
     def setup(self, rng: np.random.Generator) -> None:
@@ -246,30 +256,32 @@ class ColoredDotTracking(Task):
     def position(self) -> float:
         return self.z / (self.n_slices - 1)
 
-    def _match(self) -> int:
-        return len(self.matched_targets())
-
-    def matched_targets(self) -> frozenset[int]:
-        """Indices of the target dots a marker matches."""
+    def marker_targets(self) -> tuple[int, ...]:
+        """Per marker, the target dot it matches, or -1 (a wrong marker): greedy one-to-one
+        matching, closest pairs first."""
         return self.memo("match", self._compute_match)
 
-    def _compute_match(self) -> frozenset[int]:
-        """Greedy one-to-one matching of markers to target dots; returns the targets matched."""
+    def _compute_match(self) -> tuple[int, ...]:
         pairs = []
         for i, (u, v, z) in enumerate(self.ann):
             for j, d in enumerate(self.targets):
                 dist = math.hypot(u - d.x, v - d.y)
                 if z == d.peak and dist <= MATCH_XY:
                     pairs.append((dist, i, j))
-        used_m, used_t = set(), set()
+        match = [-1] * len(self.ann)
+        used_t = set()
         for _, i, j in sorted(pairs):
-            if i not in used_m and j not in used_t:
-                used_m.add(i)
+            if match[i] < 0 and j not in used_t:
+                match[i] = j
                 used_t.add(j)
-        return frozenset(used_t)
+        return tuple(match)
+
+    def matched_targets(self) -> frozenset[int]:
+        """Indices of the target dots a marker matches."""
+        return frozenset(j for j in self.marker_targets() if j >= 0)
 
     def n_wrong(self) -> int:
-        return len(self.ann) - self._match()
+        return self.marker_targets().count(-1)
 
     def target_point(self, k: int) -> tuple[float, float] | None:
         return (self.targets[k].x, self.targets[k].y) if 0 <= k < len(self.targets) else None
@@ -278,7 +290,7 @@ class ColoredDotTracking(Task):
         return self.z - self.targets[k].peak if 0 <= k < len(self.targets) else None
 
     def score(self) -> tuple[float, bool]:
-        m = self._match()
+        m = len(self.matched_targets())
         if not self.ann:
             return 0.0, False
         precision, recall = m / len(self.ann), m / len(self.targets)
@@ -286,170 +298,244 @@ class ColoredDotTracking(Task):
         return f1, m == len(self.targets) == len(self.ann)
 
 
+Marker = tuple[float, float, int]
+
+
+@dataclass
+class Mistake:
+    """One of the annotator's own wrong markers that it has noticed, until it is removed."""
+
+    kind: str  # "slip", "offcentre" or "distractor"
+    dot: int  # the requested dot it was working on
+    marker: Marker
+
+
 class ColoredDotAnnotator(Annotator, task=ColoredDotTracking):
-    """Surveys in MIP, visits the dots in depth order (or nearest first), overshoots and comes back."""
+    """The expert as a policy of the stack's state.
+
+    From any state: UNDO while a wrong marker stands (one it has not decided to leave); MIP off
+    unless it is looking at the MIP for a reason (the survey at the start, a check after a
+    placement, a check in a long gap, the final check); otherwise the next requested dot no
+    marker matches (on up the stack from the current slice, then back for any left behind; or the
+    nearest in depth): towards its brightest slice, past it by a slice or two (the overshoot: it
+    places only once the screen has shown the dot fading), back, a click on its centre. With no
+    dot left, the final check and DONE.
+
+    Its memory is what it has seen: the slices seen while working on the current dot, the MIP
+    looks made, its own wrong markers (noticed ones until removed, unnoticed ones left standing).
+    Its deliberate mistakes (a slip to a neighbouring slice, an off-centre click, a distractor
+    marked) and their noticing are decided per dot with :meth:`decide`.
+    """
 
     persona: DotPersona
     task: ColoredDotTracking
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._seen_for: tuple | None = None  # next_intent's memory: the markers it began from,
+        self._last_ann: tuple[Marker, ...] = ()  # the markers at the previous call
+        self._looked: set[tuple] = set()  # the occasions it has looked at the MIP for
+        self._look: tuple | None = None  # the occasion of the MIP view now open
+        self._placed: tuple[Marker, int] | None = None  # the latest marker it saw land on a dot
+        self._dot: int | None = None  # the dot it is working on,
+        self._came_from = 0  # the slice it was on when it took it up,
         self._seen: set[int] = set()  # the slices seen since,
-        self._came_from = 0  # the slice it was on then, and whether it has checked in MIP
-        self._verified = False
-
-    def script(self) -> Iterator[Intent]:
-        order = self._order()
-        # In MIP its target is the next dot it will do: an unmarked one (none at the final check).
-        first = order[0] if order else -1
-        yield self.press("MIP", "survey", first)
-        yield self.press("MIP", "survey", first)
-        yield from self._mark(order)
-
-    def _mark(self, order: list[int]) -> Iterator[Intent]:
-        """Mark the target dots in this order, checking in MIP now and then, and finish."""
-        t, p = self.task, self.persona
-        for i, k in enumerate(order):
-            gap = t.targets[k].peak - t.z
-            if gap >= 5 and self.chance(p.gap_check_rate):
-                yield from self._goto(t.z + int(self.rng.integers(2, gap - 2)), "navigate", k)
-                yield self.press("MIP", "verify", k)
-                yield self.press("MIP", "verify", k)
-            yield from self._do_dot(k, t.targets[k])
-            if self.chance(p.mip_check_rate):
-                after = order[i + 1] if i + 1 < len(order) else -1  # the next dot, still unmarked
-                yield self.press("MIP", "verify", after)
-                yield self.press("MIP", "verify", after)
-        if p.final_sweep:
-            yield from self._goto(t.n_slices - 1, "verify", -1)
-        if p.final_check:
-            yield self.press("MIP", "verify")
-            yield self.press("MIP", "verify")
-        yield self.press("DONE", "finish")
-
-    def resume(self) -> Iterator[Intent]:
-        """Take over a running episode: MIP off, UNDO until no marker is wrong, then the dots not
-        yet marked, sweeping on from the current slice (then back for any left behind), and the
-        same final check as :meth:`script`."""
-        t = self.task
-        if t.mip:
-            yield self.press("MIP", "survey")
-        for _ in range(len(t.ann)):  # UNDO removes the latest marker: at most one per marker
-            if not t.n_wrong():
-                break
-            yield self.press("UNDO", "correct", -1, True)
-        yield from self._mark(self._remaining())
-
-    def _remaining(self) -> list[int]:
-        """The requested dots no marker matches yet, in the order this annotator would do them
-        from the current slice: on from here, then back for any left behind."""
-        t = self.task
-        done = t.matched_targets()
-        left = [k for k in self._order() if k not in done]
-        ahead = [k for k in left if t.targets[k].peak >= t.z]
-        behind = sorted((k for k in left if t.targets[k].peak < t.z),
-                        key=lambda k: (-t.targets[k].peak, t.targets[k].y))
-        return ahead + behind
+        self._gap_z: int | None = None  # and where it will check in MIP on the way there
+        self._erred: set[int] = set()  # dots whose deliberate mistake has been made
+        self._pending: tuple[str, int] | None = None  # a mistake clicked, not yet seen standing
+        self._mistake: Mistake | None = None  # its noticed wrong marker, until removed
+        self._left: dict[Marker, int] = {}  # its unnoticed wrong markers, with the dot of each
 
     def next_intent(self) -> Intent:
-        """The next click from any state, as :meth:`resume` would begin, but deterministic in what
-        it does: UNDO while a marker is wrong; once every dot is matched, the persona's sweep to the
-        last slice, a check in MIP and DONE; otherwise MIP off,
-        towards the next dot's brightest slice, one slice past it (the overshoot: it places only
-        after seeing that the next slice is dimmer), back, and a click on the dot's centre. It
-        remembers the slices seen since the markers last changed, as a person would."""
-        t, p = self.task, self.persona
-        if t.ann != self._seen_for:  # a marker came or went: a new dot begins from here
-            self._seen_for, self._seen, self._came_from = t.ann, set(), t.z
-            self._verified = False
-        self._seen.add(t.z)
-        if t.n_wrong():
-            return self.press("UNDO", "correct", -1, True)
-        left = self._remaining()
-        if not left:  # as the script ends: to the last slice, MIP on to see every marker, off, DONE
-            if p.final_sweep and not t.mip and not self._verified and t.z < t.n_slices - 1:
-                return self.press("+Z", "verify")
-            if t.mip:
-                self._verified = True
-                return self.press("MIP", "verify")
-            return self.press("DONE", "finish") if self._verified else self.press("MIP", "verify")
-        if t.mip:
-            return self.press("MIP", "survey")
-        k = left[0]
-        peak = t.targets[k].peak
-        if t.z != peak:
-            return self.press("+Z" if peak > t.z else "-Z", "navigate", k)
-        direction = 1 if peak >= self._came_from else -1
-        past = int(np.clip(peak + direction, 0, t.n_slices - 1))
-        if past != peak and past not in self._seen:
-            return self.press("+Z" if direction > 0 else "-Z", "inspect", k)
-        return self.place(t.targets[k].x, t.targets[k].y, "place", k, sigma=0.0)
+        self._observe()
+        return (self._noticing() or self._correction() or self._mip_view() or self._work()
+                or self._finish())
 
-    def _order(self) -> list[int]:
+    # -- memory -------------------------------------------------------------------------------
+    def _observe(self) -> None:
+        """Take in the state: a marker that appeared, the slice, an open MIP view."""
         t = self.task
-        if self.persona.order == "scan":
-            return sorted(range(len(t.targets)), key=lambda k: (t.targets[k].peak, t.targets[k].y))
-        order, z, left = [], 0, set(range(len(t.targets)))
-        while left:  # nearest in depth first, ties broken by screen order
-            k = min(left, key=lambda k: (abs(t.targets[k].peak - z), t.targets[k].y))
-            order.append(k)
-            left.remove(k)
-            z = t.targets[k].peak
-        return order
+        ann, last = t.ann, self._last_ann
+        appended = len(ann) == len(last) + 1 and ann[:-1] == last
+        if appended and t.marker_targets()[-1] >= 0:
+            self._placed = (ann[-1], t.marker_targets()[-1])
+        if self._pending is not None:
+            kind, k = self._pending
+            self._pending = None
+            if appended:
+                self._erred.add(k)
+                if self.decide(("notice", k), self.persona.notice_rate):
+                    self._mistake = Mistake(kind, k, ann[-1])
+                else:
+                    self._left[ann[-1]] = k
+        if self._mistake is not None and not (ann and ann[-1] == self._mistake.marker):
+            self._mistake = None  # removed, or buried under someone else's: act from the state
+        self._last_ann = ann
+        self._seen.add(t.z)
+        if t.mip:
+            occasion = self._wanted_look()
+            if occasion is not None:
+                self._looked.add(occasion)
+                self._look = occasion
+        else:
+            self._look = None
+
+    def _remaining(self) -> list[int]:
+        """The requested dots still to mark: no marker matches them, and it has not left a wrong
+        marker on them believing them done."""
+        t = self.task
+        standing = set(t.ann)
+        done = t.matched_targets() | {k for m, k in self._left.items() if m in standing}
+        return [k for k in range(len(t.targets)) if k not in done]
+
+    def _current_dot(self) -> int | None:
+        """The dot it is working on, taking up the next one when that is marked."""
+        left = self._remaining()
+        if not left:
+            self._dot = None
+        elif self._dot not in left:
+            self._take_up(self._next_dot(left))
+        return self._dot
+
+    def _next_dot(self, left: list[int]) -> int:
+        t, z = self.task, self.task.z
+        if self.persona.order == "nearest":
+            return min(left, key=lambda k: (abs(t.targets[k].peak - z), t.targets[k].y))
+        # Scan: on up the stack from here in depth order, then back down for any left behind.
+        return min(left, key=lambda k: (t.targets[k].peak < z, abs(t.targets[k].peak - z),
+                                        t.targets[k].y))
+
+    def _take_up(self, k: int) -> None:
+        t, p = self.task, self.persona
+        self._dot, self._came_from, self._seen = k, t.z, {t.z}
+        gap = t.targets[k].peak - t.z
+        self._gap_z = None
+        if gap >= 5 and self.decide(("gap", k), p.gap_check_rate):
+            self._gap_z = t.z + int(self.draw(("gap slice", k)).integers(2, gap - 2))
+
+    # -- the policy ---------------------------------------------------------------------------
+    def _noticing(self) -> Intent | None:
+        """What shows it a mistake it has noticed, before it undoes it: the brighter slice next to
+        a slip, the MIP for a dot of the wrong colour (an off-centre click shows at once)."""
+        m = self._mistake
+        if m is None:
+            return None
+        if m.kind == "slip" and self.task.z != self.task.targets[m.dot].peak:
+            return self._step(self.task.targets[m.dot].peak, "inspect", m.dot)
+        if m.kind == "distractor" and ("notice", m.dot) not in self._looked:
+            return self.press("MIP", "verify", m.dot)
+        return None
+
+    def _correction(self) -> Intent | None:
+        """UNDO while a wrong marker stands that it has not left: UNDO removes the latest marker,
+        so one below it takes the good ones above it too (they are marked again)."""
+        t = self.task
+        if not any(j < 0 and m not in self._left for m, j in zip(t.ann, t.marker_targets())):
+            return None
+        return self.press("UNDO", "correct", self._meant_for_latest(), correction=True)
+
+    def _meant_for_latest(self) -> int:
+        """The dot the latest marker is for: the one it matches, or that it was meant for."""
+        t = self.task
+        j = t.marker_targets()[-1]
+        if j >= 0:
+            return j
+        if self._mistake is not None:
+            return self._mistake.dot
+        u, v, _ = t.ann[-1]
+        dist = [math.hypot(u - d.x, v - d.y) for d in t.targets]
+        k = int(np.argmin(dist))
+        return k if dist[k] <= MISS_XY else -1
+
+    def _wanted_look(self) -> tuple | None:
+        """The occasion it wants the MIP for in this state, if any."""
+        t, p = self.task, self.persona
+        if ("survey",) not in self._looked:
+            return ("survey",)
+        m = self._mistake
+        if m is not None and m.kind == "distractor" and ("notice", m.dot) not in self._looked:
+            return ("notice", m.dot)
+        if self._placed is not None and t.ann and t.ann[-1] == self._placed[0]:
+            k = self._placed[1]
+            if ("check", k) not in self._looked and self.decide(("check", k), p.mip_check_rate):
+                return ("check", k)
+        k = self._current_dot()
+        if k is None:
+            at_end = not p.final_sweep or t.z == t.n_slices - 1
+            wanted = p.final_check and at_end and ("final",) not in self._looked
+            return ("final",) if wanted else None
+        return ("gap", k) if self._gap_z == t.z and ("gap", k) not in self._looked else None
+
+    def _mip_view(self) -> Intent | None:
+        """MIP off once it has looked (or found it on), on where it wants a look."""
+        occasion = self._look if self.task.mip else self._wanted_look()
+        if not self.task.mip and occasion is None:
+            return None
+        # A look's target is the dot it shows: the one noticed wrong, else the next to do.
+        if occasion is not None and occasion[0] == "notice":
+            target = occasion[1]
+        else:
+            target = self._current_dot()
+        phase = "survey" if occasion in (None, ("survey",)) else "verify"
+        return self.press("MIP", phase, -1 if target is None else target)
+
+    def _work(self) -> Intent | None:
+        """The next click on the current dot: to its brightest slice, past it, back, place."""
+        k = self._current_dot()
+        if k is None:
+            return None
+        t, p = self.task, self.persona
+        dot = t.targets[k]
+        mistake = None if k in self._erred else self._mistake_for(k)
+        if mistake == "distractor":  # marks the nearest dot of another colour instead
+            wrong = min(t.distractors, key=lambda d: math.hypot(d.x - dot.x, d.y - dot.y))
+            if t.z != wrong.peak:
+                return self._step(wrong.peak, "navigate", k)
+            return self._mistaken("distractor", k, self.place(wrong.x, wrong.y, "place", k))
+        if mistake == "slip" and abs(t.z - dot.peak) == 1:  # places on the first neighbour reached
+            return self._mistaken("slip", k, self.place(dot.x, dot.y, "place", k))
+        direction = 1 if dot.peak >= self._came_from else -1
+        past = int(np.clip(dot.peak + direction * self._steps_past(dot, direction),
+                           0, t.n_slices - 1))
+        if past not in self._seen and self.decide(("overshoot", k), p.overshoot_rate):
+            return self._step(past, "inspect" if dot.peak in self._seen else "navigate", k)
+        if t.z != dot.peak:
+            return self._step(dot.peak, "inspect" if past in self._seen else "navigate", k)
+        if mistake == "offcentre":
+            g = self.draw(("offcentre", k))
+            angle, dist = g.uniform(0, 2 * np.pi), g.uniform(3.0, 4.0)
+            return self._mistaken("offcentre", k, self.place(
+                dot.x + dist * np.cos(angle), dot.y + dist * np.sin(angle), "place", k, sigma=0.0))
+        return self.place(dot.x, dot.y, "place", k)
+
+    def _finish(self) -> Intent:
+        """Every dot marked: the sweeper's walk to the last slice, then DONE (the final check is
+        a MIP look)."""
+        t = self.task
+        if self.persona.final_sweep and ("final",) not in self._looked and t.z < t.n_slices - 1:
+            return self.press("+Z", "verify")
+        return self.press("DONE", "finish")
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _mistake_for(self, k: int) -> str | None:
+        """What goes wrong with dot ``k``, if anything (one draw per dot)."""
+        p = self.persona
+        roll = self.draw(("mistake", k)).random()
+        if roll < p.slip_rate:
+            return "slip"
+        if roll < p.slip_rate + p.offcentre_rate:
+            return "offcentre"
+        if roll < p.slip_rate + p.offcentre_rate + p.distractor_rate and self.task.distractors:
+            return "distractor"
+        return None
+
+    def _mistaken(self, kind: str, k: int, intent: Intent) -> Intent:
+        self._pending = (kind, k)
+        return intent
+
+    def _step(self, z: int, phase: str, k: int) -> Intent:
+        return self.press("+Z" if z > self.task.z else "-Z", phase, k)
 
     def _steps_past(self, dot: Dot, direction: int) -> int:
         """1, or 2 where the slice one past the brightest is not visibly dimmer than it."""
         fade = 1 - dot.brightness(dot.peak + direction) / dot.brightness(dot.peak)
         return 1 if fade > self.persona.visible_fade else 2
-
-    def _goto(self, z: int, phase: str, k: int, correction: bool = False) -> Iterator[Intent]:
-        while self.task.z != z:
-            label = "+Z" if z > self.task.z else "-Z"
-            yield self.press(label, phase, k, correction)
-
-    def _do_dot(self, k: int, dot: Dot) -> Iterator[Intent]:
-        t, p = self.task, self.persona
-        direction = 1 if dot.peak >= t.z else -1
-        # Decide now what goes wrong with this dot, if anything.
-        roll = self.rng.random()
-        slip = roll < p.slip_rate
-        offcentre = not slip and roll < p.slip_rate + p.offcentre_rate
-        distractor = (not slip and not offcentre and t.distractors
-                      and roll < p.slip_rate + p.offcentre_rate + p.distractor_rate)
-        if distractor:
-            # Marks the nearest distractor instead, at its own brightest slice, then carries on.
-            wrong = min(t.distractors, key=lambda d: np.hypot(d.x - dot.x, d.y - dot.y))
-            yield from self._goto(wrong.peak, "navigate", k)
-            yield self.place(wrong.x, wrong.y, "place", k)
-            if self.chance(p.notice_rate):
-                yield self.press("MIP", "verify", k)
-                yield self.press("MIP", "verify", k)
-                yield self.press("UNDO", "correct", k, True)
-            direction = 1 if dot.peak >= t.z else -1
-        yield from self._goto(dot.peak, "navigate", k)
-        if self.chance(p.overshoot_rate):
-            lo, hi = 0, t.n_slices - 1
-            past = int(np.clip(dot.peak + direction * self._steps_past(dot, direction), lo, hi))
-            yield from self._goto(past, "inspect", k)
-            yield from self._goto(dot.peak, "inspect", k)
-        if slip:
-            # Stopped one slice short of (or past) the brightest slice and placed there.
-            off = int(np.clip(dot.peak - direction, 0, t.n_slices - 1))
-            yield from self._goto(off, "navigate", k)
-            yield self.place(dot.x, dot.y, "place", k)
-            if self.chance(p.notice_rate):
-                yield from self._goto(dot.peak, "inspect", k)  # the neighbour is brighter
-                yield self.press("UNDO", "correct", k, True)
-                yield self.place(dot.x, dot.y, "correct", k, True)
-            return
-        if offcentre:
-            ang = self.rng.uniform(0, 2 * np.pi)
-            dist = self.rng.uniform(3.0, 4.0)
-            yield self.place(dot.x + dist * np.cos(ang), dot.y + dist * np.sin(ang), "place", k,
-                             sigma=0.0)
-            if self.chance(p.notice_rate):
-                yield self.press("UNDO", "correct", k, True)
-                yield self.place(dot.x, dot.y, "correct", k, True)
-            return
-        yield self.place(dot.x, dot.y, "place", k)
