@@ -3,19 +3,22 @@
 Generates a small nine-task dataset, cuts a fixed sequence of training batches and a fixed set of
 val batches from it, and trains two models on exactly those batches for the same number of steps:
 
-- ``new``: this checkout's CPU preset (the shipped ``cpu_demo`` config), and variants of it
-  (``--variants``: bfloat16 autocast, channels-last);
+- ``new``: this checkout's CPU preset (the shipped ``cpu_demo`` config, with its bfloat16 autocast
+  where the CPU supports it), and variants of it (``--variants``: fp32, channels-last encoder);
 - ``baseline``: the CPU preset of ``--baseline`` (a git revision, checked out into a temporary
   worktree and run in a subprocess with its own code).
 
-Reports the median frames/s of forward + backward + AdamW step (the loader is not timed:
-benchmarks/loader_throughput.py does that), the ratio ``speedup`` = new / baseline, and each model's
-val click NLL (nats per click, no label smoothing: the negative log-likelihood of the
-demonstrated pixel, comparable across heads) after the same number of frames. With ``--profile``,
-also where a step of each goes (torch profiler, top operators).
+Speed is timed in alternating rounds (baseline, new, baseline, new, ...: ``--rounds`` of
+``--round-steps`` steps each, after warm-up), so that other load on the machine falls on both
+alike; ``speedup`` is the median over rounds of new / baseline frames/s (forward + backward + AdamW
+step; the loader is not timed: benchmarks/loader_throughput.py does that). Then each model trains
+``--steps`` steps on the same batch sequence and reports its val click NLL (nats per click, no
+label smoothing: the negative log-likelihood of the demonstrated pixel, comparable across heads)
+after the same number of frames. With ``--profile``, also where a step of the new model goes
+(torch profiler, top operators).
 
     .venv/bin/python benchmarks/train_throughput.py [--baseline ff2b9eb] [--steps 300]
-        [--variants bf16,channels_last] [--presets small,vit-s,vit-b]
+        [--variants fp32,channels_last] [--presets small,vit-s,vit-b]
 
 Writes benchmarks/results/train_throughput.json.
 """
@@ -57,6 +60,7 @@ torch.manual_seed(0)
 cfg = load_config(sys.argv[2])
 data = torch.load(sys.argv[1])
 train, val, steps = data["train"], data["val"], int(sys.argv[3])
+timing_only = sys.argv[4] == "time"
 m = ClickPolicy(preset(cfg.model.preset, window=cfg.data.window, **cfg.model.overrides))
 opt = torch.optim.AdamW(m.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95), weight_decay=0.05)
 times = []
@@ -66,6 +70,9 @@ for i in range(steps):
     loss, _ = m(b)
     loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
     times.append(time.perf_counter() - t0)
+if timing_only:
+    print(json.dumps({"params": m.num_params(), "step_s": times, "val_nll": float("nan")}))
+    sys.exit(0)
 m.eval(); m.cfg.label_smoothing = 0.0
 nll = []
 with torch.no_grad():
@@ -88,17 +95,20 @@ def batches(store: EpisodeStore, split: str, n: int, size: int, window: int, see
     return out
 
 
-def train_new(cfg, train: list[dict], val: list[dict], steps: int, bf16: bool = False,
-              channels_last: bool = False, profile: bool = False, preset_name: str | None = None) -> dict:
+def train_new(cfg, train: list[dict], val: list[dict], steps: int, bf16: bool | None = None,
+              channels_last: bool = False, profile: bool = False, preset_name: str | None = None,
+              timing_only: bool = False) -> dict:
     torch.manual_seed(0)
     name = preset_name or cfg.model.preset
     overrides = cfg.model.overrides if preset_name is None else {}
     model = ClickPolicy(preset(name, window=cfg.data.window, **overrides))
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model.encoder.to(memory_format=torch.channels_last)  # 4-D convolutions only
     objective = ClickLoss(model, cfg.loss)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95),
                             weight_decay=cfg.optim.weight_decay)
+    if bf16 is None:  # as training does: the config's setting, where the CPU supports it
+        bf16 = cfg.optim.cpu_bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     times = []
 
@@ -116,6 +126,8 @@ def train_new(cfg, train: list[dict], val: list[dict], steps: int, bf16: bool = 
     out = {"params": model.num_params(), "step_s": times}
     if profile:
         out["profile"] = top_operators(lambda: step(train[0]))
+    if timing_only:
+        return out
     model.eval()
     with torch.no_grad(), amp:
         out["val_nll"] = float(np.mean([objective(b)[1]["nll"] for b in val]))
@@ -136,35 +148,43 @@ def top_operators(fn, n: int = 12) -> list[dict]:
 def summary(r: dict, frames_per_step: int, warmup: int) -> dict:
     med = float(np.median(r["step_s"][warmup:]))
     return {"params": r["params"], "step_s_median": round(med, 4),
-            "frames_per_s": round(frames_per_step / med, 1), "val_nll": round(r["val_nll"], 4),
+            "frames_per_s": round(frames_per_step / med, 1),
+            **({"val_nll": round(r["val_nll"], 4)} if np.isfinite(r.get("val_nll", np.nan)) else {}),
             **({"profile": r["profile"]} if "profile" in r else {})}
 
 
-def run_baseline(rev: str, data_path: Path, steps: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        wt = Path(tmp) / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), rev],
+class Baseline:
+    """The baseline revision checked out in a temporary git worktree."""
+
+    def __init__(self, rev: str, tmp: Path):
+        self.wt = tmp / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(self.wt), rev],
                        check=True, capture_output=True)
-        try:
-            config = wt / "configs" / "cpu_demo.yaml"
-            if not config.exists():
-                config = wt / "src" / "annobc" / "configs" / "cpu_demo.yaml"
-            env = dict(os.environ, PYTHONPATH=str(wt / "src"))
-            p = subprocess.run([sys.executable, "-c", BASELINE, str(data_path), str(config), str(steps)],
-                               env=env, capture_output=True, text=True, check=True)
-            return json.loads(p.stdout.strip().splitlines()[-1])
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
-                           capture_output=True)
+        self.config = self.wt / "configs" / "cpu_demo.yaml"
+        if not self.config.exists():
+            self.config = self.wt / "src" / "annobc" / "configs" / "cpu_demo.yaml"
+
+    def run(self, data_path: Path, steps: int, mode: str) -> dict:
+        env = dict(os.environ, PYTHONPATH=str(self.wt / "src"))
+        p = subprocess.run([sys.executable, "-c", BASELINE, str(data_path), str(self.config),
+                            str(steps), mode], env=env, capture_output=True, text=True, check=True)
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    def close(self) -> None:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.wt)],
+                       capture_output=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--baseline", default="ff2b9eb", help="git revision of the baseline preset")
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=300, help="training steps before the val NLL")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--round-steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--episodes-per-task", type=int, default=20)
-    ap.add_argument("--variants", default="bf16,channels_last")
+    ap.add_argument("--episodes-per-task", type=int, default=40)
+    ap.add_argument("--variants", default="fp32,channels_last",
+                    help="new-model variants timed against it: fp32 (no bfloat16), channels_last")
     ap.add_argument("--presets", default="", help="other presets to time (no baseline), e.g. small")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_throughput.json"))
@@ -175,22 +195,38 @@ def main() -> None:
         generate(Path(tmp) / "ds", Plan(tasks=resolve_tasks("all"), episodes_per_task=args.episodes_per_task),
                  workers=2, progress=False)
         store = EpisodeStore(Path(tmp) / "ds")
-        train = batches(store, "train", 64, size, window, seed=0)
+        # As many distinct batches as steps: repeating a few would measure memorisation.
+        train = batches(store, "train", args.steps, size, window, seed=0)
         val = batches(store, "val", 16, size, window, seed=1)
         data_path = Path(tmp) / "batches.pt"
         torch.save({"train": train, "val": val}, data_path)
         frames = size * window
-        results = {}
-        print(f"baseline {args.baseline}: {args.steps} steps of {size}x{window} frames ...", flush=True)
-        results["baseline"] = summary(run_baseline(args.baseline, data_path, args.steps), frames,
-                                      args.warmup)
-        print(f"  {results['baseline']}", flush=True)
-        results["new"] = summary(train_new(cfg, train, val, args.steps, profile=args.profile), frames,
-                                 args.warmup)
-        print(f"new: {results['new']}", flush=True)
+        results, rounds = {}, []
+        baseline = Baseline(args.baseline, Path(tmp))
+        try:
+            steps = args.warmup + args.round_steps
+            for i in range(args.rounds):
+                old = summary(baseline.run(data_path, steps, "time"), frames, args.warmup)
+                new = summary(train_new(cfg, train, val, steps, timing_only=True), frames, args.warmup)
+                rounds.append({"baseline_frames_per_s": old["frames_per_s"],
+                               "new_frames_per_s": new["frames_per_s"],
+                               "ratio": round(new["frames_per_s"] / old["frames_per_s"], 3)})
+                print(f"round {i + 1}: {rounds[-1]}", flush=True)
+            print(f"val NLL after {args.steps} steps each ...", flush=True)
+            results["baseline"] = summary(baseline.run(data_path, args.steps, "train"), frames,
+                                          args.warmup)
+        finally:
+            baseline.close()
+        results["new"] = summary(train_new(cfg, train, val, args.steps, profile=args.profile),
+                                 frames, args.warmup)
+        print(f"baseline: {results['baseline']}\nnew: {results['new']}", flush=True)
         for v in [v for v in args.variants.split(",") if v]:
-            r = train_new(cfg, train, val, args.steps, bf16=v == "bf16", channels_last=v == "channels_last")
+            r = train_new(cfg, train, val, steps, bf16=False if v == "fp32" else None,
+                          channels_last=v == "channels_last", timing_only=True)
+            r2 = train_new(cfg, train, val, steps, timing_only=True)  # the same moment, plain
             results[f"new+{v}"] = summary(r, frames, args.warmup)
+            results[f"new+{v}"]["ratio_to_new"] = round(
+                summary(r2, frames, args.warmup)["step_s_median"] / results[f"new+{v}"]["step_s_median"], 3)
             print(f"new+{v}: {results[f'new+{v}']}", flush=True)
         for name in [p for p in args.presets.split(",") if p]:
             small = 2 if name.startswith("vit") else size
@@ -198,11 +234,11 @@ def main() -> None:
             r = train_new(cfg, sub, [{k: v[:small] for k, v in val[0].items()}], 12, preset_name=name)
             results[f"preset:{name}"] = summary(r, small * window, 2)
             print(f"preset {name}: {results[f'preset:{name}']}", flush=True)
-    speedup = results["new"]["frames_per_s"] / results["baseline"]["frames_per_s"]
+    speedup = float(np.median([r["ratio"] for r in rounds]))
     out = {"benchmark": "train_throughput", "config": "cpu_demo", "baseline_revision": args.baseline,
            "steps": args.steps, "batch": [size, window], "screen": [160, 128],
            "episodes_per_task": args.episodes_per_task, "torch_threads": torch.get_num_threads(),
-           "speedup": round(speedup, 2),
+           "speedup": round(speedup, 2), "rounds": rounds,
            "val_nll_new_minus_baseline": round(results["new"]["val_nll"] - results["baseline"]["val_nll"], 4),
            "machine": describe(), "results": results}
     print(f"speedup {speedup:.2f}x; val NLL new {results['new']['val_nll']} vs baseline "

@@ -14,10 +14,10 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" "torch==2.13.0"
 fi
-"${PIP[@]}" -e ".[test,train,web]"
+"${PIP[@]}" -e ".[test,train,web,import]"
 # The browser the web app's end-to-end test drives (Debian's package; Playwright downloads nothing).
 if [ ! -x /usr/bin/chromium ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
-.venv/bin/python -c "import annobc, torch, starlette, uvicorn, playwright" || { echo "setup: annobc failed to import" >&2; exit 1; }
+.venv/bin/python -c "import annobc, torch, starlette, uvicorn, playwright, tifffile, zarr, pandas, tables" || { echo "setup: annobc failed to import" >&2; exit 1; }

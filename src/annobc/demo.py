@@ -11,7 +11,7 @@ from pathlib import Path
 from annobc.data import Plan, generate, parse_task_params, resolve_tasks
 from annobc.eval.evaluate import evaluate, results_table
 from annobc.eval.takeover import add_takeover_episodes, describe
-from annobc.train.checkpoint import load_policy
+from annobc.learning.checkpoint import load_policy
 from annobc.train.config import load_config
 from annobc.train.train import train
 
@@ -29,43 +29,38 @@ def run_demo(args) -> int:
     out = Path(args.out)
     tasks = resolve_tasks(args.tasks)
     takeover = tasks if args.takeover_episodes else []
-    first_minutes = args.minutes - (args.takeover_minutes if takeover else 0)
-    if first_minutes <= 0:
-        raise ValueError(f"--takeover-minutes ({args.takeover_minutes}) must be less than "
-                         f"--minutes ({args.minutes})")
+    first_steps = args.steps - (args.takeover_steps if takeover else 0)
+    if first_steps <= 0:
+        raise ValueError(f"--takeover-steps ({args.takeover_steps}) must be less than --steps "
+                         f"({args.steps})")
     print(f"[1/4] generating {args.episodes_per_task} annotator episodes per task for "
           f"{len(tasks)} tasks -> {out / 'data'}", flush=True)
     generate(out / "data", Plan(tasks=tasks, episodes_per_task=args.episodes_per_task,
                                 seed=args.seed, params=parse_task_params(DEMO_PARAMS + (args.param or []))),
              workers=args.workers)
     cfg_path = args.config
+    # A fixed number of steps, not minutes: the same seed gives the same policy on any machine.
     overrides = [f"data.path={out / 'data'}", f"run.out_dir={out}", "run.name=train",
-                 f"run.seed={args.seed}", *args.overrides]
-    if args.max_steps:
-        overrides.append(f"optim.max_steps={args.max_steps}")
-    cfg = load_config(cfg_path, overrides + [f"optim.max_minutes={first_minutes}"])
-    print(f"[2/4] training the {cfg.model.preset} preset for at most {first_minutes} min "
-          f"({cfg.optim.max_steps} steps) -> {cfg.run_dir}", flush=True)
+                 f"run.seed={args.seed}", "optim.max_minutes=0", *args.overrides]
+    cfg = load_config(cfg_path, overrides + [f"optim.max_steps={first_steps}"])
+    print(f"[2/4] training the {cfg.model.preset} preset for {first_steps} steps -> {cfg.run_dir}",
+          flush=True)
     summary = train(cfg)
     print(f"      trained {summary['step']} steps in {summary['minutes']} min", flush=True)
     if takeover:
         # DAgger-style: the policy rolls in, the annotator finishes; then train on from these
-        # weights with the grown dataset, for as many steps as the time left allows.
-        print(f"[3/4] {args.takeover_episodes} {args.takeover_mode} episodes per task for "
-              f"{', '.join(takeover)}, then {args.takeover_minutes} min more training", flush=True)
+        # weights with the grown dataset.
+        print(f"[3/4] {args.takeover_episodes} {args.takeover_mode} episodes per task, then "
+              f"{args.takeover_steps} more steps", flush=True)
         model, _ = load_policy(str(cfg.run_dir))
         for t in takeover:
             r = add_takeover_episodes(model, out / "data", t, args.takeover_episodes,
                                       args.temperature, args.seed, name=f"step{summary['step']}",
                                       mode=args.takeover_mode)
             print(f"      {describe(r)}", flush=True)
-        rate = summary["step"] / max(summary["minutes"], 1e-6)  # steps per minute on this machine
-        steps = max(1, int(rate * args.takeover_minutes))  # so the cosine schedule ends in time
         cfg = load_config(cfg_path, overrides + [
             "run.name=train_takeover", f"model.init_from={cfg.run_dir}",
-            f"optim.max_minutes={args.takeover_minutes}",
-            f"optim.max_steps={min(steps, args.max_steps) if args.max_steps else steps}",
-            f"optim.warmup_steps={args.takeover_warmup}"])
+            f"optim.max_steps={args.takeover_steps}", f"optim.warmup_steps={args.takeover_warmup}"])
         summary = train(cfg)
         print(f"      trained {summary['step']} more steps in {summary['minutes']} min", flush=True)
     else:

@@ -41,11 +41,11 @@ def test_unknown_persona_is_a_one_line_error(capsys):
 def test_demo_runs_the_whole_loop_at_a_tiny_scale(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--tasks", "colored_dot_tracking,cell_lineage_tracking",
-                 "--episodes-per-task", "6", "--max-steps", "4", "--eval-episodes", "2",
+                 "--episodes-per-task", "6", "--steps", "5", "--takeover-steps", "2", "--eval-episodes", "2",
                  "--eval-max-steps", "10", "--tf-windows", "16", "--recovery-seeds", "3",
                  "--takeover-episodes", "3",
                  "--workers", "1", "data.workers=0", "data.window=2", "optim.batch_size=4",
-                 "model.overrides={cnn_channels: [4, 8, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}"]) == 0
+                 "model.overrides={cnn_channels: [4, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}"]) == 0
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.md'}" in printed
     report = (out / "report.md").read_text()
@@ -54,5 +54,5 @@ def test_demo_runs_the_whole_loop_at_a_tiny_scale(tmp_path, capsys):
     # colored dots can be taken over: 3 takeover episodes, then training on from those weights
     assert "colored_dot_tracking: " in printed and "annotator clicks to imitate" in printed
     assert (out / "train_takeover" / "checkpoints" / "latest").exists()
-    assert sum("takeover" in e for e in EpisodeStore(out / "data").episode_ids("train")) == 3
+    assert sum("takeover" in e for e in EpisodeStore(out / "data").episode_ids("train")) == 6
     assert (out / "data" / "dataset.json").exists()

@@ -15,29 +15,22 @@ from annobc.train.config import load_config
 from annobc.train.train import train
 
 TASKS = ("colored_dot_tracking", "neuron_tracking")
-TINY = dict(cnn_channels=(4, 8, 8, 8), d_model=16, n_layers=1, n_heads=2, window=3)
+TINY = dict(cnn_channels=(4, 8, 8), d_model=16, n_layers=1, n_heads=2, window=3)
 
 
-VARIANTS = {"xy": dict(head="xy"), "heatmap": dict(head="heatmap"),
-            "heatmap+history+coords": dict(head="heatmap", spatial_history=2, spatial_coords=True,
-                                           spatial_summary=True),
-            "heatmap+target_read": dict(head="heatmap", spatial_history=2, spatial_coords=True,
-                                        aux_target=0.5, target_read=True, aux_offset=0.5),
-            "heatmap+peak": dict(head="heatmap", spatial_history=3, spatial_coords=True,
-                                 spatial_summary=True, spatial_peak=True),
-            "heatmap+input_peak": dict(head="heatmap", spatial_history=3, spatial_coords=True,
-                                       spatial_summary=True, spatial_peak=True, input_peak=True)}
+VARIANTS = {"xy": dict(head="xy"), "cells": dict(head="cells"),
+            "cells+history+target": dict(head="cells", cell_history=2, target_head=True)}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_incremental_rollout_equals_full_window_prediction(variant):
     torch.manual_seed(0)
     model = ClickPolicy(PolicyConfig(**VARIANTS[variant], **TINY)).eval()
-    if model.cfg.spatial_history:
+    if model.cfg.cell_history:
         torch.nn.init.normal_(model.history.out.weight)  # zero-initialised: make it matter
-    if model.cfg.target_read:
+    if model.cfg.target_head:
         torch.nn.init.normal_(model.target_read.weight)
-    r = new_rollout(TASKS[0], 5, (160, 128), "dark", max_steps=7, name="t")
+    r = new_rollout(TASKS[0], 5, (160, 128), "dark", max_steps=7, name="t")  # longer than K
     run_rollouts(model, [r], temperature=0.0)
     rec = r.record
     assert len(rec) == 7 or rec.done
@@ -81,7 +74,7 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ev")
     generate(root / "data", Plan(tasks=TASKS, episodes_per_task=6, shard_size=3), progress=False)
     cfg = load_config(None, [f"data.path={root / 'data'}", f"run.out_dir={root}", "run.name=run",
-                             "model.overrides={cnn_channels: [4, 8, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}",
+                             "model.overrides={cnn_channels: [4, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}",
                              "data.window=3", "optim.batch_size=4", "optim.max_steps=3",
                              "run.eval_every=1000", "run.eval_windows=16", "run.device=cpu"])
     train(cfg, progress=False)

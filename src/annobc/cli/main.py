@@ -13,7 +13,8 @@ from annobc.gui import DEFAULT_SCREEN
 
 # The module that each optional extra brings, so that a missing one is named in one line.
 EXTRA_OF_MODULE = {"torch": "train", "safetensors": "train", "matplotlib": "train",
-                   "starlette": "web", "uvicorn": "web", "httpx": "web", "playwright": "web"}
+                   "starlette": "web", "uvicorn": "web", "httpx": "web", "playwright": "web",
+                   "tifffile": "import", "zarr": "import", "pandas": "import", "tables": "import"}
 # annobc.eval.takeover.MODES, spelled out so that building the parser does not import torch.
 MODES = ("takeover", "dagger")
 
@@ -35,6 +36,25 @@ def _task_id(text: str) -> str:
 
     if text not in task_ids():
         raise argparse.ArgumentTypeError(f"unknown task {text!r}; known tasks: {', '.join(task_ids())}")
+    return text
+
+
+def _ui_variant(text: str) -> str:
+    from annobc.gui import get_variant
+
+    try:
+        return get_variant(text).name
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _ui_variants(text: str) -> str:
+    from annobc.gui import resolve_variants
+
+    try:
+        resolve_variants(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
@@ -71,10 +91,12 @@ def cmd_play(args) -> int:
     from annobc.tasks import run_annotator
 
     frames: list = []
-    rec = run_annotator(args.task, args.seed, args.persona, screen_size=args.screen, frames=frames)
+    rec = run_annotator(args.task, args.seed, args.persona, screen_size=args.screen, frames=frames,
+                        ui_variant=args.ui_variant)
     path = save_gif(frames, rec.clicks, args.out, scale=args.scale, max_frames=args.max_frames)
-    summary = {"task": rec.task_id, "seed": rec.seed, "persona": rec.persona, "clicks": len(rec),
-               "score": rec.score, "success": rec.success, "gif": str(path)}
+    summary = {"task": rec.task_id, "seed": rec.seed, "persona": rec.persona,
+               "ui_variant": rec.ui_variant, "clicks": len(rec), "score": rec.score,
+               "success": rec.success, "gif": str(path)}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -162,7 +184,7 @@ def cmd_generate(args) -> int:
             raise CLIError(f"unknown persona {args.persona!r} for {t}")
     plan = Plan(tasks=tasks, episodes_per_task=args.episodes_per_task, seed=args.seed,
                 persona=args.persona, screen=args.screen, shard_size=args.shard_size,
-                params=parse_task_params(args.param))
+                params=parse_task_params(args.param), ui_variant=args.ui_variant)
     card = generate(args.out, plan, workers=args.workers)
     if args.json:
         print(json.dumps({k: card[k] for k in card if k != "features"}, indent=2))
@@ -178,7 +200,8 @@ def cmd_eval(args) -> int:
 
     tasks = "all" if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
     res = evaluate(args.checkpoint, tasks, args.episodes, args.temperature, args.max_steps,
-                   args.out, args.data, args.gifs, args.tf_windows, args.recovery_seeds, args.device)
+                   args.out, args.data, args.gifs, args.tf_windows, args.recovery_seeds, args.device,
+                   ui_variant=args.ui_variant)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -190,7 +213,7 @@ def cmd_eval(args) -> int:
 # -- takeover ------------------------------------------------------------------------------------
 def cmd_takeover(args) -> int:
     from annobc.eval.takeover import add_takeover_episodes, describe
-    from annobc.train.checkpoint import load_policy
+    from annobc.learning.checkpoint import load_policy
 
     model, state = load_policy(args.checkpoint, args.device)
     data = args.data or state["train_config"]["data"]["path"]
@@ -218,6 +241,13 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+# -- import --------------------------------------------------------------------------------------
+def cmd_import(args) -> int:
+    from annobc.importers.command import run
+
+    return run(args)
+
+
 # -- train and check-task ------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from annobc.train.command import run
@@ -241,6 +271,28 @@ def cmd_check_task(args) -> int:
     return 0 if r["passed"] else 1
 
 
+# -- study -------------------------------------------------------------------------------------------
+# annobc.study.STUDIES and SCALES, spelled out so that building the parser does not import torch.
+STUDY_NAMES, STUDY_SCALES = ("emergence", "scaling"), ("micro", "paper")
+
+
+def cmd_study(args) -> int:
+    from annobc.study import plan_study, run_study
+    from annobc.study.common import parse_settings
+
+    settings = parse_settings(args.settings)
+    if args.plan:
+        print(json.dumps(plan_study(args.name, args.scale, args.out, settings), indent=2))
+        return 0
+    res = run_study(args.name, args.scale, args.out, settings)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"study {args.name} ({args.scale}): report {res['out_dir']}/report.md, "
+              f"results {res['out_dir']}/results.json")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from annobc import __version__
@@ -261,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=int, default=2, help="GIF upscaling factor (default: 2)")
     s.add_argument("--max-frames", type=int, default=None, help="subsample long episodes")
     s.add_argument("--screen", type=parse_screen, default=DEFAULT_SCREEN, help="WxH, default 160x128")
+    s.add_argument("--ui-variant", type=_ui_variant, default="default", metavar="NAME",
+                   help="GUI variant (docs/tasks/variants.md; default: default)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_play)
 
@@ -283,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
                    help="a task parameter other than its default, e.g. colored_dot_tracking.n_targets=[4,8]")
     s.add_argument("--screen", type=parse_screen, default=DEFAULT_SCREEN)
+    s.add_argument("--ui-variant", type=_ui_variants, default="default", metavar="NAME|all",
+                   help="GUI variant(s): a name, a comma-separated list, or 'all' (episodes spread "
+                        "over them, recorded per episode; docs/tasks/variants.md)")
     s.add_argument("--json", action="store_true", help="print the dataset card as JSON")
     s.set_defaults(func=cmd_generate)
 
@@ -304,10 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)  # serve, compare
 
+    from annobc.importers.command import add_arguments as add_import_arguments
+
+    s = sub.add_parser("import", help="your own data as task instances: annobc import "
+                                      "neuron|pose|tracks ... --out DIR")
+    add_import_arguments(s)
+    s.set_defaults(func=cmd_import)
+
     s = sub.add_parser("eval", help="teacher-forced + closed-loop evaluation of a checkpoint")
     s.add_argument("checkpoint", help="run folder, checkpoints folder, or one checkpoint folder")
     s.add_argument("--tasks", default="all")
-    s.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per task")
+    s.add_argument("--episodes", type=int, default=100, help="closed-loop test episodes per task (default: 100)")
     s.add_argument("--temperature", type=float, default=0.4)
     s.add_argument("--max-steps", type=int, default=300, help="click cap per closed-loop episode")
     s.add_argument("--data", default=None, help="dataset (default: the one the run trained on)")
@@ -316,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tf-windows", type=int, default=1024, help="teacher-forced windows per task (val)")
     s.add_argument("--recovery-seeds", type=int, default=20)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--ui-variant", type=_ui_variant, default=None, metavar="NAME",
+                   help="GUI variant of the closed-loop episodes (default: the dataset's, where it "
+                        "has one, else default)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
 
@@ -341,15 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole loop on a CPU: generate, train, evaluate, report")
     s.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     s.add_argument("--tasks", default="all")
-    # Episodes cost seconds (frames are rendered from seeds while training); 20 minutes of training
-    # see each colored-dot episode less than once at 1000, and more distinct scenes generalise
-    # better than the same scenes seen again (docs/training.md, sixth session).
+    # Episodes cost seconds (frames are rendered from seeds while training), and more distinct
+    # scenes generalise better than the same scenes seen again.
     s.add_argument("--episodes-per-task", type=int, default=1000,
                    help="annotator episodes per task (default: 1000)")
     s.add_argument("--config", default="cpu_demo", help="a shipped config by name, or a YAML file")
-    s.add_argument("--minutes", type=float, default=20.0, help="training time budget")
-    s.add_argument("--max-steps", type=int, default=0, help="training steps (0: the config's)")
-    s.add_argument("--eval-episodes", type=int, default=20)
+    s.add_argument("--steps", type=int, default=2000,
+                   help="training steps (a fixed number, so the policy does not depend on the "
+                        "machine's speed; default: 2000)")
+    s.add_argument("--eval-episodes", type=int, default=30, help="closed-loop test episodes per task")
     s.add_argument("--eval-max-steps", type=int, default=300)
     s.add_argument("--temperature", type=float, default=0.4)
     s.add_argument("--gifs", type=int, default=1)
@@ -358,19 +425,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--takeover-episodes", type=int, default=0,
-                   help="takeover (or DAgger) episodes per task, "
-                        "after which --takeover-minutes of --minutes train on (0: none, one run "
-                        "of --minutes; see docs/training.md for why that is the default)")
+                   help="takeover (or DAgger) episodes per task, after which --takeover-steps "
+                        "of --steps train on (0: none; docs/experiments.md has what a round "
+                        "measured)")
     s.add_argument("--takeover-mode", choices=MODES, default="takeover",
                    help="takeover or dagger episodes (see annobc takeover --mode)")
-    s.add_argument("--takeover-minutes", type=float, default=6.0,
-                   help="of --minutes, the training after the takeover episodes are added")
+    s.add_argument("--takeover-steps", type=int, default=600,
+                   help="of --steps, the training after the takeover episodes are added")
     s.add_argument("--takeover-warmup", type=int, default=20, help="warm-up steps of that training")
     s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
                    help="a task parameter other than its default (recorded in the dataset card); "
                         "the demo sets colored_dot_tracking.n_targets=[4, 8] unless overridden")
     s.add_argument("overrides", nargs="*", help="training config overrides section.key=value")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("study", help="one finding of the study, end to end: train, evaluate, report "
+                                     "(resumable)")
+    s.add_argument("name", choices=STUDY_NAMES)
+    s.add_argument("--scale", choices=STUDY_SCALES, default="micro",
+                   help="micro: 2 CPU cores, <= 90 min; paper: the published setup (GPUs, torchrun)")
+    s.add_argument("--out", default=None, help="study folder (default: runs/study/NAME-SCALE); "
+                                               "rerun to continue a killed study")
+    s.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE",
+                   help="a setting of the scale's preset, e.g. train_steps=500 (annobc.study.PRESETS)")
+    s.add_argument("--plan", action="store_true",
+                   help="print the runs it would make (configs, models, estimated GPU-hours) and exit")
+    s.add_argument("--json", action="store_true", help="print results.json")
+    s.set_defaults(func=cmd_study)
     return p
 
 

@@ -13,17 +13,19 @@ import multiprocessing as mp
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import yaml
 
 from annobc import __version__
+from annobc.data.frames import save_frames
 from annobc.data.schema import SCHEMA_VERSION, features
 from annobc.data.store import (CARD, DatasetError, EpisodeStore, atomic_write_json, dataset_stats,
-                               shard_complete, write_shard)
-from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
+                               episode_id, shard_complete, write_shard)
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_VARIANT, RENDERER_VERSION, get_variant, resolve_variants
 from annobc.tasks.base import params_from_dict, params_to_dict
 from annobc.tasks.episode import run_annotator
 from annobc.tasks.registry import get_task_class, task_ids
@@ -42,10 +44,24 @@ class Plan:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     persona: str = "default"
     screen: tuple[int, int] = DEFAULT_SCREEN
-    theme: str = DEFAULT_THEME
+    theme: str | None = None  # None: each GUI variant's own theme; a name overrides them all
     shard_size: int = 50
     max_steps: int = 1000
     params: dict = field(default_factory=dict)  # task id -> parameter overrides (else defaults)
+    # GUI variant(s): a name, "a,b,...", or "all"; with several, episode i of each split is shown
+    # in variant i mod k (recorded per episode, in the ui_variant column)
+    ui_variant: str = DEFAULT_VARIANT
+
+    def __post_init__(self):
+        resolve_variants(self.ui_variant)  # an unknown variant fails here, naming the known ones
+
+    def variants(self) -> tuple[str, ...]:
+        return resolve_variants(self.ui_variant)
+
+    def variant_of(self, seed: int) -> str:
+        """The GUI variant of the episode with scene seed ``seed``."""
+        names = self.variants()
+        return names[((seed - self.seed) % SPLIT_STRIDE) % len(names)]
 
     def task_params(self, task: str) -> dict:
         """The full parameters of ``task`` in this dataset (defaults with the overrides applied)."""
@@ -100,9 +116,20 @@ def _make_shard(args: tuple[str, dict, dict]) -> tuple[str, int]:
                    "split_fractions": tuple(plan_json["split_fractions"])})
     seeds = range(*shard["seeds"])
     params = plan.params.get(shard["task"]) or None
-    records = [run_annotator(shard["task"], s, plan.persona, params=params, screen_size=plan.screen,
-                             theme=plan.theme, max_steps=plan.max_steps) for s in seeds]
-    write_shard(Path(root), shard["name"], records, [shard["split"]] * len(records))
+    # Imported instances (annobc import): the frames are materialised too (frames_stored), so the
+    # dataset does not need the import folder; they also replay from it, bit for bit.
+    stored = bool(params and params.get("instance"))
+    records = []
+    for s in seeds:
+        frames: list | None = [] if stored else None
+        records.append(run_annotator(shard["task"], s, plan.persona, params=params,
+                                     screen_size=plan.screen, theme=plan.theme,
+                                     max_steps=plan.max_steps, ui_variant=plan.variant_of(s),
+                                     frames=frames))
+        if stored:
+            save_frames(root, episode_id(shard["task"], shard["split"], s), np.stack(frames))
+    write_shard(Path(root), shard["name"], records, [shard["split"]] * len(records),
+                frames_stored=[stored] * len(records))
     return shard["name"], len(records)
 
 
@@ -119,6 +146,7 @@ def generate(out: str | Path, plan: Plan, workers: int = 1, progress: bool = Tru
     """Generate (or finish generating) the dataset ``plan`` describes in ``out``; returns the card."""
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
+    plan = with_absolute_instances(plan)
     plan_path = root / PLAN
     if plan_path.exists():
         old = json.loads(plan_path.read_text())
@@ -161,6 +189,14 @@ def generate(out: str | Path, plan: Plan, workers: int = 1, progress: bool = Tru
     return card
 
 
+def with_absolute_instances(plan: Plan) -> Plan:
+    """``plan`` with each task's ``instance`` parameter (an imported instance or import folder)
+    as an absolute path, so that the dataset's episodes replay from any working directory."""
+    params = {t: ({**p, "instance": str(Path(p["instance"]).expanduser().resolve())}
+                  if p.get("instance") else p) for t, p in plan.params.items()}
+    return plan if params == plan.params else replace(plan, params=params)
+
+
 def write_card(root: Path, plan: Plan, shard_names: list[str]) -> dict:
     card = {
         "format": "annobc-dataset",
@@ -169,6 +205,8 @@ def write_card(root: Path, plan: Plan, shard_names: list[str]) -> dict:
         "code_version": code_version(),
         "screen": list(plan.screen),
         "theme": plan.theme,
+        "ui_variant": plan.ui_variant,
+        "ui_variants": {v: get_variant(v).as_dict() for v in plan.variants()},
         "persona": plan.persona,
         "seed_ranges": plan.seed_ranges(),
         "tasks": {t: {"version": get_task_class(t).version, "params": plan.task_params(t)}

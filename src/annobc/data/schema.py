@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 4  # 2: the learner column; 3: the label columns; 4: the target geometry
+SCHEMA_VERSION = 5  # 2: the learner column; 3: the label columns; 4: the target geometry;
+# 5: the ui_variant episode column (GUI variants, docs/tasks/variants.md)
 
 # (name, arrow type, meaning)
 STEP_COLUMNS: list[tuple[str, pa.DataType, str]] = [
@@ -62,6 +63,9 @@ EPISODE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("screen_w", pa.int16(), "screen width in pixels"),
     ("screen_h", pa.int16(), "screen height in pixels"),
     ("theme", pa.string(), "GUI theme name"),
+    ("ui_variant", pa.string(), "GUI variant the episode was shown in (annobc.gui.UI_VARIANTS: panel "
+                                "side, button order and size, font scale; 'default' is the layout "
+                                "of schema 4); `theme` is the variant's theme unless one was given"),
     ("length", pa.int32(), "number of clicks"),
     ("score", pa.float32(), "task score of the final annotation state, [0, 1]"),
     ("success", pa.bool_(), "task success of the final annotation state"),

@@ -59,7 +59,8 @@ def records_to_tables(records: Sequence[EpisodeRecord], splits: Sequence[str],
         "persona": [r.persona for r in records],
         "renderer_version": [r.renderer_version for r in records],
         "screen_w": [r.screen[0] for r in records], "screen_h": [r.screen[1] for r in records],
-        "theme": [r.theme for r in records], "length": [len(r) for r in records],
+        "theme": [r.theme for r in records], "ui_variant": [r.ui_variant for r in records],
+        "length": [len(r) for r in records],
         "score": [r.score for r in records], "success": [r.success for r in records],
         "done": [r.done for r in records], "frames_stored": list(frames_stored),
     }
@@ -201,7 +202,8 @@ class EpisodeStore:
             task_id=m["task_id"], task_version=m["task_version"], params=json.loads(m["params"]),
             seed=m["seed"], persona=m["persona"], renderer_version=m["renderer_version"],
             screen=(m["screen_w"], m["screen_h"]), theme=m["theme"], steps=steps,
-            score=float(m["score"]), success=bool(m["success"]), done=bool(m["done"]))
+            score=float(m["score"]), success=bool(m["success"]), done=bool(m["done"]),
+            ui_variant=m["ui_variant"])
 
     def frames_path(self, eid: str) -> Path:
         return self.root / "frames" / f"{eid}.npy"

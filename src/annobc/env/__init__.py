@@ -1,11 +1,14 @@
 """Gymnasium registration: ``annobc/<task_id>-v<version>`` for every registered task, plugins and
-tasks registered later with :func:`annobc.tasks.register` included."""
+tasks registered later with :func:`annobc.tasks.register` included. Each id also has a vector entry
+point: ``gymnasium.make_vec(id, num_envs=n, vectorization_mode="vector_entry_point")`` gives an
+:class:`annobc.env.vector.AnnotationVectorEnv`."""
 
 import warnings
 
 import gymnasium as gym
 
 from annobc.env.annotation_env import AnnotationEnv
+from annobc.env.vector import AnnotationVectorEnv
 from annobc.tasks.registry import get_task_class, on_register, task_ids
 
 
@@ -17,6 +20,7 @@ def register_env(task_id: str) -> str:
     eid = env_id(task_id)
     if eid not in gym.registry:
         gym.register(id=eid, entry_point="annobc.env.annotation_env:AnnotationEnv",
+                     vector_entry_point="annobc.env.vector:AnnotationVectorEnv",
                      kwargs={"task_id": task_id}, disable_env_checker=False)
     return eid
 
@@ -34,4 +38,5 @@ def register_envs() -> list[str]:
 ENV_IDS = register_envs()
 on_register(register_env)
 
-__all__ = ["AnnotationEnv", "ENV_IDS", "env_id", "register_env", "register_envs"]
+__all__ = ["AnnotationEnv", "AnnotationVectorEnv", "ENV_IDS", "env_id", "register_env",
+           "register_envs"]

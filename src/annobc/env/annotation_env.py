@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_VARIANT, get_variant
 from annobc.tasks.registry import get_task_class
 from annobc.tasks.session import Session
 
@@ -43,8 +43,13 @@ class AnnotationEnv(gym.Env):
 
     ## Arguments
     ``task_id``; ``params`` (dict of task parameters, defaults otherwise); ``screen_size``
-    (W, H), default 160x128; ``theme``; ``max_steps`` (default 1000); ``render_mode``
-    (``"rgb_array"`` or None).
+    (W, H), default 160x128; ``theme`` (None: the GUI variant's; a name overrides it);
+    ``max_steps`` (default 1000); ``render_mode`` (``"rgb_array"`` or None); ``ui_variant``, a
+    GUI variant of :data:`annobc.gui.UI_VARIANTS` (default ``"default"``; docs/tasks/variants.md).
+
+    Many envs at once: ``gymnasium.make_vec(env_id, num_envs=n,
+    vectorization_mode="vector_entry_point")`` gives :class:`annobc.env.vector.AnnotationVectorEnv`,
+    n sessions stepped in one process into one (n, H, W, 3) observation array.
 
     ## Version History
     - v0: initial version (the version number is the task's).
@@ -53,13 +58,14 @@ class AnnotationEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
 
     def __init__(self, task_id: str, params: dict | None = None,
-                 screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str = DEFAULT_THEME,
-                 max_steps: int = DEFAULT_MAX_STEPS, render_mode: str | None = None):
+                 screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str | None = None,
+                 max_steps: int = DEFAULT_MAX_STEPS, render_mode: str | None = None,
+                 ui_variant: str = DEFAULT_VARIANT):
         self.task_cls = get_task_class(task_id)
         self.task_id = task_id
         self.params = dict(params or {})
         self.screen_size = (int(screen_size[0]), int(screen_size[1]))
-        self.theme = theme
+        self.ui_variant = get_variant(ui_variant).name
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.max_steps = int(max_steps)
@@ -70,26 +76,61 @@ class AnnotationEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete([w, h])
         self.observation_space = spaces.Box(0, 255, (h, w, 3), np.uint8)
         self.session: Session | None = None
-        # Build the screen once now so a bad size or theme fails at construction, not at reset.
-        Session(task_id, 0, self.params, self.screen_size, theme)
-        self._frame = np.zeros((h, w, 3), np.uint8)
+        # Build the screen once now so a bad size, theme or variant fails at construction, not
+        # at reset.
+        probe = Session(task_id, 0, self.params, self.screen_size, theme, self.ui_variant)
+        self.theme = probe.theme
+        self._frame: np.ndarray | None = None  # the last frame: the session's read-only buffer
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    # -- the parts the vector env shares -----------------------------------------------------------
+    def _new_episode(self, seed: int | None) -> dict:
+        """Reset to a new episode (not rendered); returns its info."""
         super().reset(seed=seed)
         if seed is None:
             # Every episode gets a concrete seed so that it can be replayed.
             seed = int(self.np_random.integers(0, 2**31 - 1))
-        self.session = Session(self.task_id, seed, self.params, self.screen_size, self.theme)
-        obs = self.session.render(out=self._frame).copy()
-        return obs, {"seed": int(seed), "position": self.session.task.position()}
+        self.session = Session(self.task_id, seed, self.params, self.screen_size, self.theme,
+                               self.ui_variant)
+        return {"seed": int(seed), "position": self.session.task.position()}
+
+    def _click(self, x: int, y: int) -> tuple[float, bool, bool, dict]:
+        """One checked click (not rendered): (reward, terminated, truncated, info)."""
+        session = self.session
+        res = session.step(x, y)
+        terminated = session.task.done
+        truncated = not terminated and session.steps >= self.max_steps
+        effect = res.effect
+        info: dict[str, Any] = {
+            "element": res.element, "category": res.category, "position": res.position,
+            "mistake_present": res.mistake_present, "is_mistake": effect.wrong,
+            "annotated": effect.annotated, "removed_mistake": res.removed_mistake,
+        }
+        reward = 0.0
+        if terminated or truncated:
+            score, success = session.task.score()
+            reward = float(score)
+            info["score"], info["success"] = float(score), bool(success)
+        return reward, terminated, truncated, info
+
+    def _render_frame(self) -> np.ndarray:
+        self._frame = frame = self.session.frame()
+        return frame
+
+    # -- the Gymnasium API ---------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        info = self._new_episode(seed)
+        return self._render_frame().copy(), info
 
     def _check_action(self, action) -> tuple[int, int]:
-        a = np.asarray(action)
         w, h = self.screen_size
-        if a.shape != (2,) or not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"action must be 2 integers (x, y) with 0 <= x < {w} and 0 <= y < {h}; "
-                             f"got {action!r}")
-        x, y = int(a[0]), int(a[1])
+        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":
+            x, y = action.tolist()  # the common case, without the general checks below
+        else:
+            a = np.asarray(action)
+            if a.shape != (2,) or not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"action must be 2 integers (x, y) with 0 <= x < {w} and "
+                                 f"0 <= y < {h}; got {action!r}")
+            x, y = int(a[0]), int(a[1])
         if not (0 <= x < w and 0 <= y < h):
             raise ValueError(f"action (x={x}, y={y}) is outside the {w}x{h} screen: "
                              f"expected 0 <= x < {w} and 0 <= y < {h}")
@@ -99,23 +140,10 @@ class AnnotationEnv(gym.Env):
         if self.session is None:
             raise RuntimeError("call reset() before step()")
         x, y = self._check_action(action)
-        res = self.session.step(x, y)
-        terminated = self.session.done
-        truncated = not terminated and self.session.steps >= self.max_steps
-        info: dict[str, Any] = {
-            "element": res.element, "category": res.category, "position": res.position,
-            "mistake_present": res.mistake_present, "is_mistake": res.effect.wrong,
-            "annotated": res.effect.annotated, "removed_mistake": res.removed_mistake,
-        }
-        reward = 0.0
-        if terminated or truncated:
-            score, success = self.session.task.score()
-            reward = float(score)
-            info["score"], info["success"] = float(score), bool(success)
-        obs = self.session.render(out=self._frame).copy()
-        return obs, reward, terminated, truncated, info
+        reward, terminated, truncated, info = self._click(x, y)
+        return self._render_frame().copy(), reward, terminated, truncated, info
 
     def render(self):
-        if self.render_mode == "rgb_array" and self.session is not None:
+        if self.render_mode == "rgb_array" and self._frame is not None:
             return self._frame.copy()
         return None

@@ -16,17 +16,20 @@ import numpy as np
 from annobc.data.generate import code_version
 from annobc.data.store import EpisodeStore
 from annobc.eval.closed_loop import closed_loop, closed_loop_metrics, mistake_recovery
-from annobc.eval.teacher_forced import teacher_forced
+from annobc.learning.teacher_forced import teacher_forced
 from annobc.gui.gif import save_gif
-from annobc.train.checkpoint import load_policy
+from annobc.learning.checkpoint import load_policy
 
 COMPARE_KEYS = ("success_rate", "done_rate", "mean_length", "mistake_rate", "correction_rate")
 
 
-def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20,
+def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 100,
              temperature: float = 0.4, max_steps: int = 300, out: str | None = None,
              data: str | None = None, gifs_per_task: int = 2, tf_windows: int = 1024,
-             recovery_seeds: int = 20, device: str = "cpu", progress: bool = True) -> dict:
+             recovery_seeds: int = 20, device: str = "cpu", progress: bool = True,
+             ui_variant: str | None = None) -> dict:
+    """``ui_variant``: the GUI variant of the closed-loop and recovery episodes (None: the
+    dataset's, where its card names one variant, else "default")."""
     model, state = load_policy(checkpoint, device)
     data = data or state["train_config"]["data"]["path"]
     store = EpisodeStore(data)
@@ -39,7 +42,12 @@ def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20
         out_dir = Path(out or Path(checkpoint) / "eval")
     out_dir.mkdir(parents=True, exist_ok=True)
     screen = tuple(store.card["screen"])
-    theme = store.card.get("theme", "dark")
+    theme = store.card.get("theme")  # None: the variant's own
+    if ui_variant is None:
+        from annobc.gui import resolve_variants
+
+        names = resolve_variants(store.card.get("ui_variant") or "default")
+        ui_variant = names[0] if len(names) == 1 else "default"
     test_start = store.card["seed_ranges"]["test"][0] if store.card["seed_ranges"].get("test") \
         else 20_000_000
     seeds = list(range(test_start, test_start + episodes))
@@ -53,7 +61,8 @@ def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20
                disable=not progress)
     params = {t: v["params"] for t, v in store.card.get("tasks", {}).items()}
     rollouts = closed_loop(model, tasks, seeds, temperature, max_steps, screen, theme, device,
-                           gifs_per_task, name=Path(checkpoint).name, progress=bar, params=params)
+                           gifs_per_task, name=Path(checkpoint).name, progress=bar, params=params,
+                           ui_variant=ui_variant)
     bar.close()
     per_task = {}
     for t in tasks:
@@ -67,7 +76,8 @@ def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20
             save_gif(r.frames, r.clicks, out_dir / f"{t}-{i}.gif", scale=2, max_frames=60)
     # -- mistake recovery ---------------------------------------------------------------------------
     recovery = {t: mistake_recovery(model, t, list(range(test_start, test_start + recovery_seeds)),
-                                    screen, theme, device=device, params=params.get(t)) for t in tasks}
+                                    screen, theme, device=device, params=params.get(t),
+                                    ui_variant=ui_variant) for t in tasks}
     ck_state_step = state["step"]
     results = {
         "provenance": {
@@ -77,6 +87,7 @@ def evaluate(checkpoint: str, tasks: list[str] | str = "all", episodes: int = 20
             "dataset_card_sha256": hashlib.sha256((Path(data) / "dataset.json").read_bytes()).hexdigest(),
             "closed_loop_seeds": [seeds[0], seeds[-1]], "temperature": temperature,
             "max_steps": max_steps, "recovery_seeds": [test_start, test_start + recovery_seeds - 1],
+            "ui_variant": ui_variant,
         },
         "teacher_forced": tf,
         "closed_loop": per_task,
@@ -147,10 +158,10 @@ def write_report(results: dict, out_dir: Path, run_dir: Path | None = None) -> P
         "| metric | value |", "|---|---|",
     ]
     for k in ("n", "accuracy", "validity", "placement@2", "placement@5", "button_accuracy",
-              "decision_accuracy", "loss_x", "loss_y", "loss_pixel"):
+              "decision_accuracy", "nll"):
         if k in tf:
             v = tf[k]
-            parts.append(f"| {k} | {v if k == 'n' else (f'{v:.3f}' if k.startswith('loss') else _pct(v))} |")
+            parts.append(f"| {k} | {v if k == 'n' else (f'{v:.3f}' if k == 'nll' else _pct(v))} |")
     parts += ["", "Accuracy by click category: " + ", ".join(
         f"{c} {_pct(v)} (n={tf['count_by_category'][c]})" for c, v in tf.get("accuracy_by_category", {}).items()),
         "", "## Mistake recovery", "",

@@ -19,13 +19,42 @@ def paint(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: 
 
     Tasks that draw many marks concatenate their offsets (``mark_offsets``) and paint once."""
     h, w = img.shape[:2]
-    keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    ys, xs = ys[keep], xs[keep]
+    ys, xs = np.asarray(ys), np.asarray(xs)
+    if ys.dtype == np.intp and xs.dtype == np.intp:
+        # One unsigned comparison per axis: a negative index wraps to a huge one.
+        keep = (ys.view(np.uintp) < h) & (xs.view(np.uintp) < w)
+    else:
+        keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    if not keep.all():
+        ys, xs = ys[keep], xs[keep]
+    _put(img, ys, xs, color, alpha)
+
+
+def _put(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: float) -> None:
+    """Set or blend pixels (ys, xs), all inside ``img``."""
     if alpha >= 1.0:
         img[ys, xs] = color
-    else:
+        return
+    try:
+        lut = _blend_lut(tuple(color), float(alpha))
+    except TypeError:  # an unhashable colour
         old = img[ys, xs].astype(np.float32)
         img[ys, xs] = (old * (1.0 - alpha) + np.asarray(color, np.float32) * alpha + 0.5).astype(np.uint8)
+        return
+    img[ys, xs] = lut[img[ys, xs], _CHANNELS]
+
+
+_CHANNELS = np.arange(3)
+
+
+@lru_cache(maxsize=1024)
+def _blend_lut(color: Color, alpha: float) -> np.ndarray:
+    """(256, 3): the blend of every old channel value with ``color``, computed by the per-pixel
+    float32 formula itself (so a table look-up gives the same bytes)."""
+    old = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)
+    lut = (old * (1.0 - alpha) + np.asarray(color, np.float32) * alpha + 0.5).astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
 
 
 def _cross(r: int):
@@ -76,19 +105,55 @@ def mark_offsets(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
     return dy, dx
 
 
+@lru_cache(maxsize=8192)
+def _placed(kind: str, r: int, x: int, y: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of a mark at (x, y) inside an h x w image (marks stay put from frame to frame,
+    so their clipped pixel lists are kept)."""
+    dy, dx = mark_offsets(kind, r)
+    ys, xs = dy + y, dx + x
+    keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    if not keep.all():
+        ys, xs = ys[keep], xs[keep]
+    ys.flags.writeable = xs.flags.writeable = False
+    return ys, xs
+
+
 def draw_mark(img: np.ndarray, x: int, y: int, color: Color, kind: str = "cross", r: int = 2,
               alpha: float = 1.0) -> None:
     """Draw a marker of ``kind`` ('cross', 'x', 'ring', 'disc', 'square') centred at (x, y)."""
-    dy, dx = mark_offsets(kind, r)
-    paint(img, dy + y, dx + x, color, alpha)
+    h, w = img.shape[:2]
+    try:
+        ys, xs = _placed(kind, r, x, y, h, w)
+    except TypeError:  # unhashable coordinates (e.g. 0-d arrays): no cache
+        dy, dx = mark_offsets(kind, r)
+        paint(img, dy + y, dx + x, color, alpha)
+        return
+    _put(img, ys, xs, color, alpha)
+
+
+@lru_cache(maxsize=8192)
+def _line(x0: int, y0: int, x1: int, y1: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
+    xs = np.round(np.linspace(x0, x1, n)).astype(int)
+    ys = np.round(np.linspace(y0, y1, n)).astype(int)
+    keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    ys, xs = ys[keep], xs[keep]
+    ys.flags.writeable = xs.flags.writeable = False
+    return ys, xs
 
 
 def draw_line(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color,
               alpha: float = 1.0) -> None:
-    n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-    xs = np.round(np.linspace(x0, x1, n)).astype(int)
-    ys = np.round(np.linspace(y0, y1, n)).astype(int)
-    paint(img, ys, xs, color, alpha)
+    h, w = img.shape[:2]
+    try:
+        ys, xs = _line(x0, y0, x1, y1, h, w)
+    except TypeError:  # unhashable coordinates: no cache
+        n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
+        xs = np.round(np.linspace(x0, x1, n)).astype(int)
+        ys = np.round(np.linspace(y0, y1, n)).astype(int)
+        paint(img, ys, xs, color, alpha)
+        return
+    _put(img, ys, xs, color, alpha)
 
 
 def fill_rect(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Color) -> None:

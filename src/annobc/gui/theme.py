@@ -52,6 +52,21 @@ THEMES: dict[str, Theme] = {
         status_text=(20, 60, 20),
         canvas_border=(120, 122, 130),
     ),
+    # Black and white with one saturated accent, as in accessibility themes: the largest contrast
+    # between every text and its ground, and white borders around the buttons and the canvas.
+    "high-contrast": Theme(
+        name="high-contrast",
+        background=(0, 0, 0),
+        panel=(0, 0, 0),
+        button_face=(0, 0, 0),
+        button_border=(255, 255, 255),
+        button_text=(255, 255, 255),
+        selected_face=(255, 255, 0),
+        selected_text=(0, 0, 0),
+        status_background=(0, 0, 0),
+        status_text=(255, 255, 255),
+        canvas_border=(255, 255, 255),
+    ),
 }
 DEFAULT_THEME = "dark"
 

@@ -46,7 +46,10 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: ClickPolicy, optimizer, scheduler,
-                    train_config: dict, data_state: dict, keep: int = 2) -> Path:
+                    train_config: dict, data_state: dict, keep: int = 2,
+                    pinned=()) -> Path:
+    """Save step ``step``; of the earlier checkpoints the newest ``keep`` (this one included) stay,
+    and so do those of the steps in ``pinned``, whatever their age."""
     ckdir = Path(run_dir) / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:07d}"
@@ -68,7 +71,8 @@ def save_checkpoint(run_dir: Path, step: int, model: ClickPolicy, optimizer, sch
         shutil.rmtree(final)
     os.replace(tmp, final)
     atomic_write_bytes(ckdir / "latest", name.encode())
-    old = sorted(p for p in ckdir.glob("step-*") if p.is_dir())
+    pinned_names = {f"step-{int(s):07d}" for s in pinned}
+    old = sorted(p for p in ckdir.glob("step-*") if p.is_dir() and p.name not in pinned_names)
     for p in old[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
     return final

@@ -85,9 +85,12 @@ def summarise(rows: dict[str, np.ndarray]) -> dict:
 @torch.no_grad()
 def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: int | None = None,
                    batch_size: int = 32, device: str | torch.device = "cpu", seed: int = 0,
-                   tasks: list[str] | None = None, loss: LossConfig | None = None) -> dict:
+                   tasks: list[str] | None = None, loss: LossConfig | None = None,
+                   return_rows: bool = False) -> dict:
     """Teacher-forced metrics over a split: overall, and per task; ``loss``: the objective whose
-    terms are reported (default: :class:`LossConfig`'s).
+    terms are reported (default: :class:`LossConfig`'s); ``return_rows``: also the per-window flags
+    the figures are means of, as out["rows"] (numpy arrays, one entry per scored window: task,
+    category, hit, dist, valid_action, same_element), e.g. for bootstrap intervals.
 
     ``max_windows`` caps the windows of EACH task (so every task's figures rest on the same number
     of windows, however its episodes are weighted in training); None: every window of the split.
@@ -132,4 +135,6 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
         out[k] = float(sum(v * n for v, n in pairs) / max(1, sum(n for _, n in pairs)))
     out["by_task"] = {t: summarise({k: v[rows["task"] == t] for k, v in rows.items() if k != "task"})
                       for t in sorted(set(rows["task"]))}
+    if return_rows:
+        out["rows"] = rows
     return out

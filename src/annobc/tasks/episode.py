@@ -1,7 +1,7 @@
 """Episode records: everything needed to replay an episode bit for bit, plus its latents.
 
 An episode is fully determined by (task id, task version, params, seed, renderer version, screen
-size, theme, clicks), so frames are never stored: :func:`replay` re-renders them.
+size, theme, GUI variant, clicks), so frames are never stored: :func:`replay` re-renders them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_VARIANT, RENDERER_VERSION
 from annobc.tasks.annotator import Intent
 from annobc.tasks.base import params_to_dict
 from annobc.tasks.registry import get_annotator_class, get_task_class
@@ -99,6 +99,8 @@ class EpisodeRecord:
     score: float = 0.0
     success: bool = False
     done: bool = False
+    ui_variant: str = DEFAULT_VARIANT  # the GUI variant (annobc.gui.UI_VARIANTS); `theme` is its
+    # theme unless one was given explicitly
 
     @property
     def clicks(self) -> list[tuple[int, int]]:
@@ -127,13 +129,15 @@ def annotator_rng(seed: int, persona: str) -> np.random.Generator:
 
 
 def run_annotator(task_id: str, seed: int, persona: str = "default", params: Any = None,
-                  screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str = DEFAULT_THEME,
-                  max_steps: int = 1000, frames: list | None = None) -> EpisodeRecord:
+                  screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str | None = None,
+                  max_steps: int = 1000, frames: list | None = None,
+                  ui_variant: str = DEFAULT_VARIANT) -> EpisodeRecord:
     """Play one annotator episode and return its record.
 
     If ``frames`` is a list, the frame before every click and the final frame are appended to it.
+    ``ui_variant`` and ``theme`` are as :class:`Session`'s (None: the variant's theme).
     """
-    session = Session(task_id, seed, params, screen_size, theme)
+    session = Session(task_id, seed, params, screen_size, theme, ui_variant)
     cls = session.task_cls
     if persona not in cls.personas:
         raise ValueError(f"unknown persona {persona!r} for {task_id}; known: {', '.join(cls.personas)}")
@@ -166,7 +170,8 @@ def new_record(session: Session, persona: str) -> EpisodeRecord:
         task_id=session.task_id, task_version=session.task_cls.version,
         params=params_to_dict(session.task.params), seed=session.task.seed, persona=persona,
         renderer_version=RENDERER_VERSION,
-        screen=(session.layout.width, session.layout.height), theme=session.screen.theme.name)
+        screen=(session.layout.width, session.layout.height), theme=session.screen.theme.name,
+        ui_variant=session.ui_variant)
 
 
 def finish_record(record: EpisodeRecord, session: Session) -> None:
@@ -187,7 +192,8 @@ def check_replayable(record: EpisodeRecord) -> None:
 
 def replay_session(record: EpisodeRecord) -> Session:
     check_replayable(record)
-    return Session(record.task_id, record.seed, record.params, record.screen, record.theme)
+    return Session(record.task_id, record.seed, record.params, record.screen, record.theme,
+                   record.ui_variant)
 
 
 def replay(record: EpisodeRecord) -> Iterator[np.ndarray]:

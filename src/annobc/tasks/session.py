@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, CanvasMapper, Layout, Screen, get_theme
+from annobc.gui import (DEFAULT_SCREEN, DEFAULT_VARIANT, CanvasMapper, FrameState, Layout, Screen,
+                        UIVariant, get_theme, get_variant)
 from annobc.tasks.base import NO_EFFECT, Effect, params_from_dict
 from annobc.tasks.registry import get_task_class
 
 
-@lru_cache(maxsize=64)
-def _screen_for(labels: tuple[str, ...], width: int, height: int, theme: str) -> Screen:
+@lru_cache(maxsize=256)
+def _screen_for(labels: tuple[str, ...], width: int, height: int, theme: str,
+                variant: "str | UIVariant" = DEFAULT_VARIANT) -> Screen:
     # Chrome, button faces and the glyph atlas depend only on these, so every episode shares them.
-    return Screen(Layout(width, height, labels), get_theme(theme))
+    return Screen(Layout(width, height, labels, variant), get_theme(theme))
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(NamedTuple):
+    """What one click did (immutable; a named tuple because one is made per step)."""
+
     element: str | None  # button label, "canvas", or None
     category: str  # one of base.CATEGORIES
     effect: Effect
@@ -33,23 +35,40 @@ class Session:
     """One episode of a task rendered on one screen.
 
     ``params`` may be a params dataclass, a dict of overrides, or None for the defaults.
+    ``ui_variant`` names a GUI variant (:data:`annobc.gui.UI_VARIANTS`): the layout, and the theme
+    unless ``theme`` names one; an explicit ``theme`` overrides the variant's (None: the variant's;
+    the default variant's theme is the default theme, "dark").
+
+    The session renders into a frame buffer of its own, redrawing only what changed since its
+    last frame; :meth:`render` hands out a copy (or copies into ``out``).
     """
 
     def __init__(self, task_id: str, seed: int, params: Any = None,
-                 screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str = DEFAULT_THEME):
+                 screen_size: tuple[int, int] = DEFAULT_SCREEN, theme: str | None = None,
+                 ui_variant: "str | UIVariant" = DEFAULT_VARIANT):
         cls = get_task_class(task_id)
         if params is None or isinstance(params, dict):
             params = params_from_dict(cls.Params, params)
+        variant = get_variant(ui_variant)
+        theme = variant.theme if theme is None else theme
+        w, h = int(screen_size[0]), int(screen_size[1])
+        screen = _screen_for(tuple(b.label for b in cls.buttons), w, h, theme, variant)
         self.task_id = task_id
         self.task_cls = cls
+        self.ui_variant = variant.name
         self.task = cls(params, seed)
-        w, h = int(screen_size[0]), int(screen_size[1])
-        self.screen = _screen_for(tuple(b.label for b in cls.buttons), w, h, theme)
+        self.screen = screen
         self.layout = self.screen.layout
         self.mapper = CanvasMapper(self.layout.canvas, *self.task.data_shape)
         self._category = {b.label: b.category for b in cls.buttons}
         self._canvas_cache: dict = {}
+        self._frame: np.ndarray | None = None
+        self._frame_state = FrameState()
         self.steps = 0
+
+    @property
+    def theme(self) -> str:
+        return self.screen.theme.name
 
     @property
     def done(self) -> bool:
@@ -101,8 +120,24 @@ class Session:
         return big
 
     def render(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The current frame: a new array, or copied into ``out`` (H, W, 3) uint8 and returned."""
+        frame = self.frame()
+        if out is None:
+            return frame.copy()
+        np.copyto(out, frame)
+        return out
+
+    def frame(self) -> np.ndarray:
+        """The current frame in the session's own buffer, read-only and valid until the next
+        render: no copy is made (what the vector env copies into its batch)."""
+        buf = self._frame
+        if buf is None:
+            L = self.layout
+            buf = self._frame = np.empty((L.height, L.width, 3), np.uint8)
+        buf.flags.writeable = True
         task = self.task
-        frame = self.screen.render(self.canvas_image(), task.selected(), task.status(), out,
-                                   task.status_colors())
-        task.draw_overlays(self.screen.canvas_view(frame), self.mapper)
-        return frame
+        self.screen.render_into(buf, self._frame_state, self.canvas_image(), task.selected(),
+                                task.status(), task.status_colors())
+        task.draw_overlays(self.screen.canvas_view(buf), self.mapper)
+        buf.flags.writeable = False
+        return buf

@@ -50,7 +50,10 @@ class OptimSection:
     max_steps: int = 2000
     max_minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
     grad_clip: float = 1.0
-    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    amp: bool = True  # bfloat16 autocast on CUDA
+    # bfloat16 autocast on CPU too, where the CPU computes bfloat16 natively (AVX512-BF16, AMX);
+    # elsewhere it would be slower, so it is then ignored.
+    cpu_bf16: bool = False
 
 
 @dataclass
@@ -63,6 +66,9 @@ class RunSection:
     eval_every: int = 250
     eval_windows: int = 64  # per task
     ckpt_every: int = 250
+    # Steps at which a checkpoint is also saved and never rotated away (e.g. a log-spaced schedule
+    # for reading skills over training); the every-ckpt_every ones keep only the last 2.
+    keep_steps: list = field(default_factory=list)
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
 
@@ -104,6 +110,10 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
         if isinstance(value, dict):
             return value
         raise ValueError(f"config {name}: expected a mapping, got {value!r}")
+    if origin is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ValueError(f"config {name}: expected a list, got {value!r}")
     return value
 
 
@@ -144,6 +154,9 @@ def validate(cfg: TrainConfig) -> None:
     for name, v in positive.items():
         if v < 1:
             raise ValueError(f"config {name}: must be >= 1, got {v}")
+    if any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in cfg.run.keep_steps):
+        raise ValueError(f"config run.keep_steps: expected a list of steps >= 1, "
+                         f"got {cfg.run.keep_steps}")
     if cfg.optim.lr <= 0:
         raise ValueError(f"config optim.lr: must be > 0, got {cfg.optim.lr}")
     if cfg.data.workers < 0 or cfg.data.shards < 0:

@@ -160,7 +160,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     elif main_proc and metrics_path.exists():
         metrics_path.unlink()
     ddp = DDP(objective) if world > 1 else objective
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if (want_cuda and cfg.optim.amp) else nullcontext()
+    if want_cuda and cfg.optim.amp:
+        amp = torch.autocast("cuda", dtype=torch.bfloat16)
+    elif not want_cuda and cfg.optim.cpu_bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        amp = torch.autocast("cpu", dtype=torch.bfloat16)
+    else:
+        amp = nullcontext()
 
     def log(row: dict) -> None:
         if main_proc:
@@ -175,10 +180,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             local = {k: v for part in gathered for k, v in part.items()}
         return {"streams": local}
 
+    keep_steps = set(cfg.run.keep_steps)
+
     def checkpoint(step: int) -> None:
         ds = data_state()  # collective: every rank takes part
         if main_proc:
-            save_checkpoint(run_dir, step, model, optimizer, scheduler, cfg.to_dict(), ds)
+            save_checkpoint(run_dir, step, model, optimizer, scheduler, cfg.to_dict(), ds,
+                            pinned=keep_steps)
 
     def validate(step: int) -> dict:
         if not main_proc or not store.episode_ids("val", tasks):
@@ -236,7 +244,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             out_of_time = bool(flag.item() > 0)
         if step % cfg.run.eval_every == 0 and step < cfg.optim.max_steps and not out_of_time:
             validate(step)
-        if step % cfg.run.ckpt_every == 0 and step < cfg.optim.max_steps and not out_of_time:
+        if ((step % cfg.run.ckpt_every == 0 or step in keep_steps) and step < cfg.optim.max_steps
+                and not out_of_time):
             checkpoint(step)
         if out_of_time:
             break

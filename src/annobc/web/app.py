@@ -45,7 +45,7 @@ from starlette.routing import Route
 from annobc.data import EpisodeStore
 from annobc.data.frames import load_frames
 from annobc.data.store import CARD, DatasetError
-from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_VARIANT
 from annobc.tasks.episode import replay_session
 from annobc.tasks.registry import get_task_class, task_ids
 from annobc.web.recorder import (DEFAULT_STEP_CAP, HUMAN_SEED_START, LiveSession, Recorder,
@@ -144,19 +144,25 @@ class WebState:
     """Everything the app holds: the recorder, the live sessions, the replay sources."""
 
     def __init__(self, out: str | Path, tasks: Sequence[str] | None = None,
-                 screen: tuple[int, int] = DEFAULT_SCREEN, theme: str = DEFAULT_THEME,
+                 screen: tuple[int, int] = DEFAULT_SCREEN, theme: str | None = None,
                  scale: int = 4, step_cap: int = DEFAULT_STEP_CAP,
                  seed_start: int = HUMAN_SEED_START, split: str = "train",
-                 replay_dirs: Sequence[str | Path] = (), store_frames: bool = False):
+                 replay_dirs: Sequence[str | Path] = (), store_frames: bool = False,
+                 ui_variant: str = DEFAULT_VARIANT, params: dict[str, dict] | None = None):
         self.tasks = list(tasks) if tasks else task_ids()
         for t in self.tasks:
             get_task_class(t)
+        for t in params or {}:
+            if t not in self.tasks:
+                raise ValueError(f"--param names {t}, which is not served (tasks: "
+                                 f"{', '.join(self.tasks)})")
         if not 1 <= int(scale) <= 16:
             raise ValueError(f"scale must be an integer from 1 to 16, got {scale}")
         self.scale = int(scale)
         for d in replay_dirs:
             EpisodeStore(d)  # fail now, with the dataset's one-line error
-        self.recorder = Recorder(out, screen, theme, step_cap, seed_start, split, store_frames)
+        self.recorder = Recorder(out, screen, theme, step_cap, seed_start, split, store_frames,
+                                 ui_variant, params)
         self._lockfile = open(self.recorder.journals / ".serve.lock", "w")
         try:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -252,6 +258,7 @@ class WebState:
                "height": self.recorder.screen[1], "scale": self.scale, "step": live.steps,
                "step_cap": live.step_cap, "done": live.session.done, "finished": live.finished,
                "end_reason": live.end_reason, "episode_id": live.episode_id,
+               "ui_variant": live.record.ui_variant,
                "last_timestamp_ms": st[-1].timestamp_ms if st else 0.0}
         if live.finished:
             out["score"], out["success"] = live.record.score, live.record.success
@@ -334,14 +341,18 @@ def wants_json(request: Request) -> bool:
 
 
 def create_app(out: str | Path, tasks: Sequence[str] | None = None,
-               screen: tuple[int, int] = DEFAULT_SCREEN, theme: str = DEFAULT_THEME,
+               screen: tuple[int, int] = DEFAULT_SCREEN, theme: str | None = None,
                scale: int = 4, step_cap: int = DEFAULT_STEP_CAP, seed_start: int = HUMAN_SEED_START,
                split: str = "train", replay_dirs: Sequence[str | Path] = (),
-               store_frames: bool = False, allowed_hosts: Sequence[str] | None = None) -> Starlette:
+               store_frames: bool = False, allowed_hosts: Sequence[str] | None = None,
+               ui_variant: str = DEFAULT_VARIANT, params: dict[str, dict] | None = None
+               ) -> Starlette:
     """The app. ``allowed_hosts``: Host headers accepted (default: loopback names only, which also
-    stops DNS-rebinding pages from reaching the server; ``["*"]`` for any)."""
+    stops DNS-rebinding pages from reaching the server; ``["*"]`` for any). ``ui_variant``: the
+    GUI variant every session is shown in; ``theme`` (None: the variant's) overrides its theme.
+    ``params``: {task: {name: value}}, task parameters other than the defaults (``--param``)."""
     web = WebState(out, tasks, screen, theme, scale, step_cap, seed_start, split, replay_dirs,
-                   store_frames)
+                   store_frames, ui_variant, params)
 
     def api(handler):
         async def endpoint(request: Request):

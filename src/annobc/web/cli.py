@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_VARIANT
 
 
 def _screen(text: str) -> tuple[int, int]:
@@ -17,10 +17,19 @@ def _screen(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _ui_variant(text: str) -> str:
+    from annobc.gui import get_variant
+
+    try:
+        return get_variant(text).name
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from annobc.data import resolve_tasks
+    from annobc.data import parse_task_params, resolve_tasks
     from annobc.web.app import create_app, is_loopback
 
     tasks = list(resolve_tasks(args.tasks))
@@ -34,7 +43,8 @@ def cmd_serve(args) -> int:
     app = create_app(args.out, tasks, screen=args.screen, theme=args.theme, scale=args.scale,
                      step_cap=args.step_cap, seed_start=args.seed_start, split=args.split,
                      replay_dirs=args.replay, store_frames=args.store_frames,
-                     allowed_hosts=None if loopback else ["*"])
+                     allowed_hosts=None if loopback else ["*"], ui_variant=args.ui_variant,
+                     params=parse_task_params(args.param))
     web = app.state.web
     if web.recovered:
         print(f"annobc serve: finalised {len(web.recovered)} unfinished session(s) from an earlier "
@@ -72,7 +82,13 @@ def add_commands(sub) -> None:
                    help="dataset folder the sessions are recorded into (default data/human)")
     s.add_argument("--scale", type=int, default=4, help="integer display scale (default 4)")
     s.add_argument("--screen", type=_screen, default=DEFAULT_SCREEN, help="WxH, default 160x128")
-    s.add_argument("--theme", default=DEFAULT_THEME)
+    s.add_argument("--theme", default=None,
+                   help="GUI theme (default: the GUI variant's; a name overrides it)")
+    s.add_argument("--ui-variant", type=_ui_variant, default=DEFAULT_VARIANT, metavar="NAME",
+                   help="GUI variant of every session (docs/tasks/variants.md; default: default)")
+    s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
+                   help="a task parameter other than its default, as annobc generate --param "
+                        "(repeatable), e.g. neuron_tracking.instance=DIR to serve imported data")
     s.add_argument("--step-cap", type=int, default=1000, help="clicks after which a session ends")
     s.add_argument("--seed-start", type=int, default=30_000_000,
                    help="session n uses scene seed SEED_START + n (default 30,000,000)")

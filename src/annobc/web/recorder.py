@@ -3,8 +3,10 @@
 Each session writes ``<out>/sessions/<seq>.jsonl`` (``seq`` is a server-side counter, zero-padded;
 nothing the client sends is part of the name):
 
-- line 1, the header: task, task version, params, seed, persona, renderer version, screen, theme,
-  split, creation time;
+- line 1, the header: task, task version, params (the task's defaults, with the server's
+  ``--param`` overrides for the task), seed, persona, renderer version, screen, theme,
+  GUI variant (``ui_variant``; a journal without one is the default variant's), split, creation
+  time;
 - one ``click`` line per click, written, flushed and fsync'ed *before* the click is applied:
   ``{"kind": "click", "step": k, "x": .., "y": .., "timestamp_ms": ..}``;
 - a last ``final`` line once the episode is in the dataset (or ``discarded`` for a session that
@@ -38,7 +40,7 @@ import numpy as np
 
 from annobc.data import EpisodeStore, append_episodes
 from annobc.data.store import CARD, DatasetError, episode_id
-from annobc.gui import DEFAULT_SCREEN, DEFAULT_THEME, RENDERER_VERSION
+from annobc.gui import DEFAULT_SCREEN, DEFAULT_VARIANT, RENDERER_VERSION, get_variant
 from annobc.tasks.base import PHASES, params_to_dict
 from annobc.tasks.episode import EpisodeRecord, StepRecord
 from annobc.tasks.session import Session, StepResult
@@ -150,9 +152,12 @@ class Recorder:
     """Sessions of one server: creating them, recording clicks, appending finished episodes to ``out``."""
 
     def __init__(self, out: str | Path, screen: tuple[int, int] = DEFAULT_SCREEN,
-                 theme: str = DEFAULT_THEME, step_cap: int = DEFAULT_STEP_CAP,
+                 theme: str | None = None, step_cap: int = DEFAULT_STEP_CAP,
                  seed_start: int = HUMAN_SEED_START, split: str = "train",
-                 store_frames: bool = False):
+                 store_frames: bool = False, ui_variant: str = DEFAULT_VARIANT,
+                 params: dict[str, dict] | None = None):
+        """``params``: {task: {name: value}}, the parameters other than the task's defaults that
+        its sessions use (as ``annobc generate --param``), e.g. an imported ``instance``."""
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test, got {split!r}")
         if step_cap < 1:
@@ -161,11 +166,15 @@ class Recorder:
         self.journals = self.out / SESSIONS_DIR
         self.journals.mkdir(parents=True, exist_ok=True)
         self.screen = (int(screen[0]), int(screen[1]))
-        self.theme = theme
+        self.theme = theme  # None: the variant's
+        self.ui_variant = get_variant(ui_variant).name
         self.step_cap = int(step_cap)
         self.seed_start = int(seed_start)
         self.split = split
         self.store_frames = store_frames
+        self.params = {t: dict(p) for t, p in (params or {}).items()}
+        for t, p in self.params.items():  # a bad value (an instance not there) fails now
+            Session(t, self.seed_start, p, self.screen, self.theme, self.ui_variant)
         self._lock = threading.Lock()  # session creation and dataset writes
         self._next_seq = 1 + max((int(p.stem) for p in self.journals.glob("*.jsonl")
                                   if p.stem.isdigit()), default=-1)
@@ -176,18 +185,20 @@ class Recorder:
             seq = self._next_seq
             self._next_seq += 1
             seed = self.seed_start + seq
-            session = Session(task_id, seed, None, self.screen, self.theme)
+            session = Session(task_id, seed, self.params.get(task_id), self.screen, self.theme,
+                              self.ui_variant)
             persona = f"human:{name}"
             record = EpisodeRecord(
                 task_id=task_id, task_version=session.task_cls.version,
                 params=params_to_dict(session.task.params), seed=seed, persona=persona,
-                renderer_version=RENDERER_VERSION, screen=self.screen, theme=session.screen.theme.name)
+                renderer_version=RENDERER_VERSION, screen=self.screen, theme=session.screen.theme.name,
+                ui_variant=session.ui_variant)
             journal = self.journals / f"{seq:06d}.jsonl"
             header = {"kind": "header", "format": JOURNAL_FORMAT, "version": JOURNAL_VERSION,
                       "seq": seq, "task_id": task_id, "task_version": record.task_version,
                       "params": record.params, "seed": seed, "persona": persona,
                       "renderer_version": RENDERER_VERSION, "screen": list(self.screen),
-                      "theme": record.theme, "split": self.split,
+                      "theme": record.theme, "ui_variant": record.ui_variant, "split": self.split,
                       "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             _write_line(journal, header)
         return LiveSession(sid, seq, task_id, seed, persona, self.split, session, journal,
@@ -279,15 +290,16 @@ def record_from_journal(header: dict, clicks: list[dict]) -> EpisodeRecord:
     if header["renderer_version"] != RENDERER_VERSION:
         raise DatasetError(f"session journal was recorded under renderer {header['renderer_version']}, "
                            f"this is {RENDERER_VERSION}")
+    ui_variant = header.get("ui_variant", DEFAULT_VARIANT)
     session = Session(header["task_id"], header["seed"], header["params"], tuple(header["screen"]),
-                      header["theme"])
+                      header["theme"], ui_variant)
     if session.task_cls.version != header["task_version"]:
         raise DatasetError(f"session journal holds {header['task_id']}-v{header['task_version']}, "
                            f"this is v{session.task_cls.version}")
     record = EpisodeRecord(
         task_id=header["task_id"], task_version=header["task_version"], params=header["params"],
         seed=header["seed"], persona=header["persona"], renderer_version=header["renderer_version"],
-        screen=tuple(header["screen"]), theme=header["theme"])
+        screen=tuple(header["screen"]), theme=header["theme"], ui_variant=session.ui_variant)
     for c in clicks:
         if session.done:
             break

@@ -16,6 +16,7 @@ import numpy as np
 from annobc.gui.raster import mark_offsets
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
+from annobc.tasks.instances import instance_file, load_instance  # noqa: F401
 
 KEYPOINTS = ("NOSE", "TAIL", "FL", "FR", "HL", "HR")
 NOSE, TAIL, FL, FR, HL, HR = range(6)
@@ -113,6 +114,10 @@ class Params:
     stride: tuple[float, float] = (0.07, 0.10)  # paw swing amplitude, fraction of body length
     texture: float = 1.0  # scale of the floor texture and fur noise
     margin: float = 5.0  # keypoints stay this far inside the canvas, pixels
+    # An imported instance (``annobc import pose``): an instance file, or an import folder whose
+    # instance the scene seed picks (see tasks.instances). Set, it replaces the generated
+    # video: its frames and labelled keypoints; the other parameters play no part.
+    instance: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,9 @@ class AnimalLimbTracking(Task):
 
     ## Arguments
     See :class:`Params`: number of frames, body length, walking speed, turn rate, gait phase step,
-    stride, floor texture, margin.
+    stride, floor texture, margin; or ``instance``, imported labelled frames of a real animal
+    (``annobc import pose``, e.g. a DeepLabCut labeled-data folder): its frames are shown instead
+    and its labels, mapped onto the six keypoints, are the ground truth.
 
     ## Version History
     - v0: initial version.
@@ -196,6 +203,7 @@ class AnimalLimbTracking(Task):
     buttons = tuple(Button(k, "select") for k in KEYPOINTS) + (
         Button("PREV", "navigate"), Button("NEXT", "navigate"),
         Button("UNDO", "undo"), Button("DONE", "done"))
+    _images: np.ndarray | None = None  # (T, size, size, 3) uint8 frames of an imported instance
     personas = {
         "default": LimbPersona(),
         # Efficient: no survey, reverses the order each frame so the tab carries over.
@@ -210,6 +218,9 @@ class AnimalLimbTracking(Task):
     # -- scene ---------------------------------------------------------------------------------
     def setup(self, rng: np.random.Generator) -> None:
         p = self.params
+        if p.instance:
+            self._setup_instance(load_instance(p.instance, self.seed, self.task_id))
+            return
         s = p.size
         T = self.n_frames = int(rng.integers(p.n_frames[0], p.n_frames[1] + 1))
         self.body_len = float(rng.uniform(*p.body_length))
@@ -262,6 +273,25 @@ class AnimalLimbTracking(Task):
         self.sel = NOSE
         # Annotations: per frame a tuple of six entries, None or (u, v).
         self.ann: tuple[tuple, ...] = ((None,) * N_KP,) * T
+
+    def _setup_instance(self, data: dict) -> None:
+        """The video of an imported instance: its labelled frames (real image data, cropped
+        around the animal onto the task's grid) and their six keypoints (``gt``, (T, 6, 2) in
+        data coordinates), mapped from the labelled body parts."""
+        images = data["images"]
+        T, h, w, _ = images.shape
+        if (h, w) != (self.params.size, self.params.size):
+            raise ValueError(f"instance {data['name']} is on a {h}x{w} grid; set "
+                             f"{self.task_id}.size={h}")
+        self.n_frames = T
+        self._images = images
+        self.gt = np.asarray(data["gt"], np.float64)
+        self._gt_list = self.gt.tolist()
+        self._marker_cache = {}
+        self._floor_img = None
+        self.frame = 0
+        self.sel = NOSE
+        self.ann = ((None,) * N_KP,) * T
 
     # Body geometry --------------------------------------------------------------------------
     def _paw_ab(self, pose: Pose) -> list[tuple[float, float]]:
@@ -332,6 +362,8 @@ class AnimalLimbTracking(Task):
         return self._floor_img
 
     def _render_frame(self, f: int) -> np.ndarray:
+        if self._images is not None:  # an imported instance: its own frame
+            return np.array(self._images[f])
         pose, bl, s = self.poses[f], self.body_len, self.params.size
         img = self._floor().copy()
         coat, ear_c, tail_c, paw_c = COAT_ARRAYS[self.coat]

@@ -18,6 +18,7 @@ from annobc.gui import draw_mark
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
+from annobc.tasks.instances import instance_file, load_instance  # noqa: F401
 
 BANK = 384  # side of the fixed noise and texture banks, pixels
 # Grey level -> colour of a slightly green-grey nuclear stain.
@@ -71,6 +72,10 @@ class Params:
     speed: tuple[float, float] = (0.8, 1.6)  # per-nucleus random-walk speed, pixels per frame
     persistence: float = 0.8  # velocity correlation from frame to frame
     noise: float = 6.0  # background noise standard deviation, grey levels
+    # An imported instance (``annobc import tracks``): an instance file, or an import folder whose
+    # instance the scene seed picks (see tasks.instances). Set, it replaces the generated
+    # movie: its frames, nuclei (label masks) and lineage; the other parameters play no part.
+    instance: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,9 @@ class CellLineageTracking(Task):
 
     ## Arguments
     See :class:`Params`: frames, nuclei, radius, divisions along the lineage and elsewhere, close
-    encounters, random-walk speed and persistence, noise.
+    encounters, random-walk speed and persistence, noise; or ``instance``, an imported movie with
+    its label masks and tracks (``annobc import tracks``): its frames are shown instead, the
+    outlined nucleus is a lineage's root, and a point is inside a nucleus where its mask is.
 
     ## Version History
     - v0: initial version.
@@ -152,6 +159,8 @@ class CellLineageTracking(Task):
     Params = Params
     buttons = (Button("PREV", "navigate"), Button("NEXT", "navigate"), Button("DIV", "select"),
                Button("UNDO", "undo"), Button("DONE", "done"))
+    _images: np.ndarray | None = None  # (T, size, size) uint8 frames of an imported instance
+    _labels: np.ndarray | None = None  # (T, size, size) its nuclei: k + 1 where nucleus k is
     # The expert re-clicks a wrong point or toggles a wrong DIV off on the frame it is shown on
     # (one click), one frame away in two; the annotator notices its own mistakes one frame on.
     correction_length = 2
@@ -166,6 +175,9 @@ class CellLineageTracking(Task):
     # -- scene ---------------------------------------------------------------------------------
     def setup(self, rng: np.random.Generator) -> None:
         p = self.params
+        if p.instance:
+            self._setup_instance(load_instance(p.instance, self.seed, self.task_id))
+            return
         S = p.size
         T = self.n_frames = int(rng.integers(p.n_frames[0], p.n_frames[1] + 1))
         n_cells = int(rng.integers(p.n_cells[0], p.n_cells[1] + 1))
@@ -299,6 +311,35 @@ class CellLineageTracking(Task):
         # GUI state
         self.t = 0
         self.ann: tuple[tuple, tuple[int, ...]] = ((None,) * T, ())  # (points per frame, divisions)
+
+    def _setup_instance(self, data: dict) -> None:
+        """The movie of an imported instance: its frames (real image data on the task's grid), its
+        nuclei as label masks (``labels``: nucleus k + 1 where k is; a point is inside a nucleus
+        where the mask pixel under it is), each nucleus's lifetime, parent and children from the
+        track file, and the followed lineage (``fol``, ``div_frames``) the importer chose by the
+        task's rule (at a division, the daughter nearer the mother's last position)."""
+        images = data["images"]
+        T, h, w = images.shape
+        if (h, w) != (self.params.size, self.params.size):
+            raise ValueError(f"instance {data['name']} is on a {h}x{w} grid; set "
+                             f"{self.task_id}.size={h}")
+        self.n_frames = T
+        self._images = images
+        self._labels = data["labels"]
+        shape, life, children = data["shape"], data["life"], data["children"]
+        self.cells = [Cell(a=float(a), b=float(b), angle=float(ang), birth=int(bi), death=int(de),
+                           brightness=0.0, tex=(0, 0), divides=bool((ch >= 0).sum() >= 2),
+                           parent=int(pa), children=tuple(int(c) for c in ch if c >= 0))
+                      for (a, b, ang), (bi, de, pa), ch in zip(shape, life, children)]
+        self.pos = np.asarray(data["pos"], np.float64)  # (N, T, 2), NaN where not alive
+        self.alive = ~np.isnan(self.pos[:, :, 0])
+        self.fol = np.asarray(data["fol"], int)
+        self.div_frames = tuple(int(d) for d in data["div_frames"])
+        self.hard = self._close_frames()
+        self._inside_cache = {}
+        self._sprites = {}
+        self.t = 0
+        self.ann = ((None,) * T, ())
 
     def _relax(self, pos, cells, alive, t) -> None:
         """Push overlapping nuclei apart (two passes), so that nuclei touch but never overlap."""
@@ -438,6 +479,10 @@ class CellLineageTracking(Task):
     def _inside(self, k: int, t: int, u: float, v: float) -> bool:
         if not self.alive[k, t]:
             return False
+        if self._labels is not None:  # an imported instance: the mask pixel under the point
+            S = self.params.size
+            i, j = math.floor(v + 0.5), math.floor(u + 0.5)
+            return 0 <= i < S and 0 <= j < S and int(self._labels[t, i, j]) == k + 1
         a, b, ang, _ = self.shape(k, t)
         dx, dy = u - self.pos[k, t, 0], v - self.pos[k, t, 1]
         ca, sa = math.cos(ang), math.sin(ang)
@@ -513,6 +558,8 @@ class CellLineageTracking(Task):
         return spr, R
 
     def _render_frame(self, t: int) -> np.ndarray:
+        if self._images is not None:  # an imported instance: its own frame, in the stain's tint
+            return np.take(TINT_LUT, self._images[t], axis=0)
         p = self.params
         S = p.size
         oy, ox = self._noise_offsets[t]

@@ -52,7 +52,7 @@ class Params:
 class DotPersona(Persona):
     notice_rate: float = 0.995
     order: str = "scan"  # "scan": by depth; "nearest": nearest dot next
-    overshoot_rate: float = 1.0  # steps 1-2 slices past the brightest slice and comes back (TASKS.md)
+    overshoot_rate: float = 1.0  # steps 1-2 slices past the brightest slice and comes back
     # It turns back one slice past the brightest once the dot there is visibly dimmer (by this
     # fraction of its peak), and steps a second slice past where it is not: what it does then
     # is what the screen shows, not a coin flip.
@@ -63,8 +63,7 @@ class DotPersona(Persona):
     mip_check_rate: float = 0.08  # after a placement, toggles MIP on and off to check
     final_check: bool = True  # toggles MIP at the end to verify before DONE
     # Scan order: after the deepest dot, steps on to the last slice to see that no dot is left
-    # before the final check (the "sweeper" persona; tried for the demo and not kept, see
-    # docs/training.md, seventh session).
+    # before the final check (the "sweeper" persona; its measured effect: docs/experiments.md).
     final_sweep: bool = False
     # Walking on through empty slices to a dot 5 or more slices on, looks in MIP on the way for
     # what is left (so that a check after empty slices does not by itself mean "done").
@@ -139,7 +138,7 @@ class ColoredDotTracking(Task):
                                notice_rate=0.9, overshoot_rate=0.3, mip_check_rate=0.0),
         "sweeper": DotPersona(final_sweep=True, gap_check_rate=0.5),
     }
-    # Human study on this task (TASKS.md): fractions of clicks per episode, and clicks per episode.
+    # Human study on this task: fractions of clicks per episode, and clicks per episode.
     reference_ranges = {
         "action_mix.navigate": (0.67, 0.78),
         "action_mix.place": (0.14, 0.23),

@@ -16,6 +16,7 @@ from annobc.gui import draw_line, draw_mark
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
+from annobc.tasks.instances import instance_file, load_instance  # noqa: F401
 
 # -- EM texture bank ---------------------------------------------------------------------------
 # The neuropil texture is a Voronoi-like tiling (an additively weighted Voronoi diagram, so cell
@@ -124,6 +125,10 @@ class Params:
     contact_speed: tuple[float, float] = (1.2, 2.2)  # how fast a contact neurite slides past
     noise: float = 9.0  # standard deviation of the imaging noise, grey levels
     touch_gap: float = 0.4  # membrane gap between target and neighbour at a contact, pixels
+    # An imported instance (``annobc import neuron``): an instance file, or an import folder whose
+    # instance the scene seed picks (see tasks.instances). Set, it replaces the generated
+    # scene: its slices, target and neighbours; the other parameters then play no part.
+    instance: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,9 @@ class NeuronTracking(Task):
     ## Arguments
     See :class:`Params`: stack depth, number of neurites and of contacts with the target, neurite
     radius, lateral drift, how fast a contact neurite slides past, imaging noise, membrane gap at
-    a contact.
+    a contact; or ``instance``, an imported volume and skeleton (``annobc import neuron``): its
+    slices are shown instead, the crosshair marks the skeleton's first cross-section, and the
+    target's cross-sections come from the skeleton's radii.
 
     ## Version History
     - v0: initial version.
@@ -198,6 +205,7 @@ class NeuronTracking(Task):
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("UNDO", "undo"),
                Button("DONE", "done"))
+    _images: np.ndarray | None = None  # (Z, size, size) uint8 slices of an imported instance
     # A wrong turn shows at most 3 slices past the contact: back 3 slices, and UNDO.
     correction_length = 4
     personas = {
@@ -213,6 +221,9 @@ class NeuronTracking(Task):
     # -- scene ---------------------------------------------------------------------------------
     def setup(self, rng: np.random.Generator) -> None:
         p = self.params
+        if p.instance:
+            self._setup_instance(load_instance(p.instance, self.seed, self.task_id))
+            return
         Z = self.n_slices = int(rng.integers(p.n_slices[0], p.n_slices[1] + 1))
         n_total = int(rng.integers(p.n_neurites[0], p.n_neurites[1] + 1))
         n_contacts = int(rng.integers(p.n_contacts[0], p.n_contacts[1] + 1))
@@ -220,6 +231,7 @@ class NeuronTracking(Task):
             raise ValueError(f"size must be within 48..{BANK_SIZE}, got {p.size}")
         zs = np.arange(Z, dtype=np.float64)
         centre = self.centre = float(p.size // 2)  # the target's pixel at z = 0, under the crosshair
+        self.cross = (centre, centre)  # where the crosshair is drawn on slice 0, (u, v)
         lo = 14.0  # the target keeps this far from the border
 
         centres: list[np.ndarray] = []
@@ -297,6 +309,27 @@ class NeuronTracking(Task):
         # when the node is placed.
         self.ann: tuple = (None,) * Z
 
+    def _setup_instance(self, data: dict) -> None:
+        """The scene of an imported instance: its slices (real image data on the task's grid), the
+        target's cross-sections from the skeleton (``centres[0]``, ``radii[0]``), the other traced
+        neurites that pass through these slices (NaN where one is not on a slice) and the slices
+        where one touches the target (``contacts``: slice, neurite)."""
+        images = data["images"]
+        Z, h, w = images.shape
+        if (h, w) != (self.params.size, self.params.size):
+            raise ValueError(f"instance {data['name']} is on a {h}x{w} grid; set "
+                             f"{self.task_id}.size={h}")
+        self.n_slices = Z
+        self._images = images
+        self.centres = np.asarray(data["centres"], np.float64)  # (N, Z, 2)
+        self.radii = np.asarray(data["radii"], np.float64)  # (N, Z)
+        self.shades = np.full(len(self.centres), 176.0)
+        self.contacts = [Contact(int(z), int(k)) for z, k in data["contacts"]]
+        self.cross = (float(self.centres[0, 0, 0]), float(self.centres[0, 0, 1]))
+        self.centre = None  # the generated scene's crosshair pixel; an instance has ``cross``
+        self.z = 0
+        self.ann = (None,) * Z
+
     def _path(self, rng: np.random.Generator, zs: np.ndarray, start: np.ndarray) -> np.ndarray:
         """A smooth curve through ``start`` at z = 0: drift plus two slow sinusoids per axis."""
         out = np.empty((len(zs), 2))
@@ -347,6 +380,8 @@ class NeuronTracking(Task):
         return self._render_slice(key)
 
     def _render_slice(self, z: int) -> np.ndarray:
+        if self._images is not None:  # an imported instance: its own slice
+            return np.repeat(self._images[z][:, :, None], 3, axis=2)
         p, s = self.params, self.params.size
         zb = self._zb0 + (z if self._zdir > 0 else self.n_slices - 1 - z)
         zb = zb % (2 * BANK_DEPTH - 2)  # a stack deeper than the bank runs back through it
@@ -415,7 +450,7 @@ class NeuronTracking(Task):
         if ann[z] is not None:
             _stamp(canvas, *mapper.to_canvas_px(*ann[z][:2]), "cross", r, NODE_COLOR)
         if z == 0:
-            x, y = mapper.to_canvas_px(self.centre, self.centre)
+            x, y = mapper.to_canvas_px(*self.cross)
             a, b = round(6 * mapper.pixel_size), round(10 * mapper.pixel_size)
             draw_line(canvas, x - b, y, x - a, y, CROSS_COLOR)
             draw_line(canvas, x + a, y, x + b, y, CROSS_COLOR)
