@@ -8,12 +8,11 @@ from importlib import import_module
 import numpy as np
 import pytest
 
-from tests.importers.conftest import R_NEIGHBOUR, R_TARGET, neuron_paths, neuron_volume, tifffile, \
-    write_swc
-
 from annobc.data.generate import SPLIT_STRIDE, SPLITS
 from annobc.tasks import instances
 from annobc.tasks.instances import INSTANCE_INDEX, instance_file, load_instance
+from tests.importers.conftest import (R_NEIGHBOUR, R_TARGET, neuron_paths, neuron_volume,
+                                      tifffile, write_swc)
 
 TASK = "neuron_tracking"
 

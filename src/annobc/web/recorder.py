@@ -164,7 +164,6 @@ class Recorder:
             raise ValueError(f"step cap must be >= 1, got {step_cap}")
         self.out = Path(out)
         self.journals = self.out / SESSIONS_DIR
-        self.journals.mkdir(parents=True, exist_ok=True)
         self.screen = (int(screen[0]), int(screen[1]))
         self.theme = theme  # None: the variant's
         self.ui_variant = get_variant(ui_variant).name
@@ -172,9 +171,13 @@ class Recorder:
         self.seed_start = int(seed_start)
         self.split = split
         self.store_frames = store_frames
-        self.params = {t: dict(p) for t, p in (params or {}).items()}
+        # An imported instance's path is recorded absolute (as annobc generate does), so that the
+        # episodes replay from any working directory.
+        self.params = {t: {**p, "instance": str(Path(p["instance"]).expanduser().resolve())}
+                       if p.get("instance") else dict(p) for t, p in (params or {}).items()}
         for t, p in self.params.items():  # a bad value (an instance not there) fails now
             Session(t, self.seed_start, p, self.screen, self.theme, self.ui_variant)
+        self.journals.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # session creation and dataset writes
         self._next_seq = 1 + max((int(p.stem) for p in self.journals.glob("*.jsonl")
                                   if p.stem.isdigit()), default=-1)
