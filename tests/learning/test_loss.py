@@ -75,3 +75,23 @@ def test_the_target_term_points_the_target_query_at_the_item():
     assert (m(batch).target[:, -1].argmax(-1) == cell).all()
     none = dict(batch, target_xy=torch.full_like(batch["target_xy"], -1))
     assert "loss_target" not in obj(none)[1]
+
+
+def test_both_shipped_configs_train_end_to_end_on_tiny_inputs():
+    """The CPU preset and the paper preset (vit-b, x/y head) run through the same code: a forward,
+    the objective and a backward step each, at tiny dimensions."""
+    from annobc.models import PRESETS, preset
+    from annobc.train.config import load_config, shipped_configs
+
+    for name in shipped_configs():
+        cfg = load_config(name)
+        dims = dict(cfg.model.overrides, window=cfg.data.window)
+        if PRESETS[cfg.model.preset]["encoder"] == "vit":
+            dims.update(vit_dim=24, vit_depth=1, vit_heads=2, d_model=16, n_layers=1, n_heads=2)
+        model = ClickPolicy(preset(cfg.model.preset, screen_w=64, screen_h=48, **dims))
+        batch = make_batch(b=2, k=model.cfg.window, w=64, h=48)
+        for key in ("xy", "prev_xy", "target_xy"):  # inside the 64x48 screen
+            batch[key] %= 48
+        loss, info = ClickLoss(model, cfg.loss)(batch)
+        loss.backward()
+        assert torch.isfinite(loss) and info["nll"] > 0, name
