@@ -1,0 +1,87 @@
+"""The study presets: micro spends its budget where the finding needs it; the paper configs parse,
+build (the models on the meta device) and plan their runs."""
+
+import numpy as np
+import pytest
+
+from annobc.study import PRESETS, plan_study
+from annobc.study.common import (Study, log_steps, parse_settings, reach_step, spread,
+                                 study_settings, train_command)
+from annobc.train.config import load_config
+
+
+def test_micro_presets():
+    e = plan_study("emergence", "micro")
+    assert len(e["checkpoint_steps"]) >= 12 and e["checkpoint_steps"][-1] == 3000
+    assert len(e["closed_loop_steps"]) >= 4 and e["closed_loop_steps"][-1] == 3000
+    (run,) = e["train"]
+    cfg = load_config(run["base_config"], run["overrides"])
+    assert cfg.run.keep_steps == e["checkpoint_steps"] and cfg.model.preset == "tiny"
+    assert cfg.model.overrides["head"] == "cells" and cfg.run.device == "cpu"
+    assert 0.7e6 < run["params"] < 1.6e6
+    s = plan_study("scaling", "micro")
+    sizes = s["episodes"]
+    assert len({r["model"] for r in s["train"]}) >= 2 and len(sizes) >= 4
+    ratios = np.diff(np.log(sizes))
+    assert ratios.min() > 0.5 * ratios.max()  # log-spaced
+    assert len({r["steps"] for r in s["train"]}) == 1  # the same steps in every cell
+    params = {r["model"]: r["params"] for r in s["train"]}
+    assert params["micro-s"] < params["tiny"]
+
+
+@pytest.mark.parametrize("name", ["emergence", "scaling"])
+def test_paper_configs_parse_build_and_plan(name):
+    p = plan_study(name, "paper")
+    assert p["settings"]["launcher"].startswith("torchrun") and p["settings"]["device"] == "cuda"
+    for r in p["train"]:
+        cfg = load_config(r["base_config"], r["overrides"])  # parses
+        assert cfg.optim.max_steps == 100_000 and cfg.run.device == "cuda"
+        assert cfg.model.overrides["head"] == "xy"
+        assert r["model_config"]["screen_w"] == 448 and r["estimate"]["gpu_hours"] > 0
+    if name == "emergence":
+        (r,) = p["train"]
+        assert 90e6 < r["params"] < 110e6  # vit-b
+        assert len(p["checkpoint_steps"]) >= 12 and p["checkpoint_steps"][-1] == 100_000
+        assert load_config(r["base_config"], r["overrides"]).run.keep_steps == p["checkpoint_steps"]
+    else:
+        params = {}
+        for r in p["train"]:
+            params[load_config(r["base_config"], r["overrides"]).model.preset] = r["params"]
+        assert set(params) == {"small", "vit-s", "vit-b"}
+        assert params["small"] < params["vit-s"] < params["vit-b"]
+        assert 25e6 < params["vit-s"] < 35e6 and 90e6 < params["vit-b"] < 110e6
+        assert len(p["episodes"]) >= 4
+    assert p["estimated_training_gpu_hours"] > 1 and "estimate" in p["estimate_note"]
+
+
+def test_torchrun_command_of_the_paper_scale(tmp_path):
+    study = Study("emergence", "paper", tmp_path, study_settings("emergence", "paper"))
+    cmd = train_command(study, ["optim.max_steps=5"], resume=True)
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node" in cmd
+    assert cmd[cmd.index("--nproc_per_node") + 1] == "8"
+    assert cmd[-3:] == ["gpu_paper", "optim.max_steps=5", "--resume"]
+    assert not (tmp_path / "study.json").exists()  # planning touches no file
+
+
+def test_every_preset_has_both_scales():
+    for name, scales in PRESETS.items():
+        assert set(scales) == {"micro", "paper"}
+        assert set(scales["micro"]) == set(scales["paper"]), name
+
+
+def test_helpers():
+    assert log_steps(10, 3000, 14)[0] == 10 and log_steps(10, 3000, 14)[-1] == 3000
+    assert len(log_steps(10, 3000, 14)) == 14
+    assert log_steps(1, 3, 12) == [1, 2, 3]
+    assert spread(list(range(10)), 4) == [0, 3, 6, 9]
+    assert parse_settings(["train_steps=8", "tasks=a,b", "models=[1, 2]"]) == {
+        "train_steps": 8, "tasks": "a,b", "models": [1, 2]}
+    # reached at the third checkpoint: interpolated in log(step) between the 2nd and the 3rd
+    t, censored = reach_step(np.array([[0.0, 0.5, 1.0, 1.0]]), [1, 10, 100, 1000], 0.9)
+    assert not censored[0] and t[0] == pytest.approx(10 ** 1.8)
+    t, censored = reach_step(np.array([[0.95, 1.0]]), [5, 50], 0.9)
+    assert censored[0] and t[0] == 5
+    with pytest.raises(ValueError, match="unknown setting"):
+        study_settings("emergence", "micro", {"steps": 3})
+    with pytest.raises(ValueError, match="unknown scale"):
+        study_settings("emergence", "huge")
