@@ -156,3 +156,24 @@ def test_init_from_starts_from_another_runs_weights(data, tmp_path):
     p = subprocess.run([sys.executable, "-m", "annobc.train", *args], capture_output=True, timeout=300)
     err = p.stderr.decode().strip().splitlines()
     assert p.returncode == 2 and "init_from" in err[-1] and "d_model" in err[-1], err[-3:]
+
+
+def test_keep_steps_are_saved_and_never_rotated_away(data, tmp_path):
+    run_train(args_for(data, tmp_path, "keep", "optim.max_steps=9", "run.ckpt_every=4",
+                       "run.keep_steps=[1, 2, 5]"))
+    ck = tmp_path / "keep" / "checkpoints"
+    kept = sorted(int(p.name.split("-")[1]) for p in ck.glob("step-*"))
+    # the pinned steps, and the last two of the every-4 rotation (4 and 8 saved, then the final 9)
+    assert kept == [1, 2, 5, 8, 9]
+    assert (ck / "latest").read_text() == "step-0000009"
+    from annobc.learning.checkpoint import load_policy
+
+    for s in (1, 2, 5):
+        _, state = load_policy(ck / f"step-{s:07d}")
+        assert state["step"] == s
+
+
+def test_keep_steps_must_be_a_list_of_steps():
+    for value, needle in (("3", "expected a list"), ("[0, 2]", "run.keep_steps")):
+        with pytest.raises(ValueError, match=needle):
+            load_config(None, [f"run.keep_steps={value}"])
