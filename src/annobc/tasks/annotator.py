@@ -73,6 +73,9 @@ class Annotator(ABC):
         self.persona = persona
         self.rng = rng
         self._decision_seed = (int(session.task.seed), zlib.crc32(type(self).__name__.encode()))
+        # UNDOs planned to take back a noticed mistake: (annotations before, after, target), in
+        # order. Each runs only while the annotations are the ones it expects (see planned_undo).
+        self.undo_plan: list[tuple[object, object, int]] = []
 
     @classmethod
     def expert(cls, session: "Session", persona: Persona, rng: np.random.Generator) -> "Annotator":
@@ -93,6 +96,18 @@ class Annotator(ABC):
     def resume(self) -> Iterator[Intent]:
         """Finish an episode someone else began (a policy's roll-in, a person's half-done work)."""
         return self.script()
+
+    def planned_undo(self) -> Intent | None:
+        """The next UNDO of :attr:`undo_plan` while the task's annotations are those it expects
+        (``self.task.ann`` is replaced, never mutated, so identity tells); None, and the plan is
+        dropped, once someone else changed them: the expert then fixes from the state."""
+        ann = self.task.ann
+        while self.undo_plan and ann is self.undo_plan[0][1]:
+            self.undo_plan.pop(0)  # that UNDO landed
+        if self.undo_plan and ann is self.undo_plan[0][0]:
+            return self.press("UNDO", "correct", self.undo_plan[0][2], True)
+        self.undo_plan = []
+        return None
 
     # -- decisions ----------------------------------------------------------------------------
     def draw(self, key: Hashable) -> np.random.Generator:

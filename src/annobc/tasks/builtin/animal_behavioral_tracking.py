@@ -574,7 +574,6 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
         self._slip: _Slip | None = None
         # The unit being spoilt and its slips so far: (annotations after, before, slip).
         self._chain: tuple[tuple, list[tuple[tuple, tuple, _Slip]]] = ((), [])
-        self._undo: list[tuple[tuple, tuple, int]] = []  # noticed slips to take back, latest first
         self._left: dict[int, tuple] = {}  # slot -> a wrong point not noticed (yet)
         # identity -> (frame, animal, {slot: point}): after a swap it did not notice, it follows
         # that animal in later frames, as long as those markers stay.
@@ -589,10 +588,10 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
             if fresh and self.decide(("survey",), p.survey_rate):
                 self._tour = _Tour([(t.n_frames - 1, "survey"), (0, "survey")])
         self._see_slip()
-        if self._undo:  # a noticed slip, maybe seen only from the next frame first
+        if self.undo_plan:  # a noticed slip, maybe seen only from the next frame first
             step = self._tour_step() if self._tour is not None else None
             if step is None:
-                step = self._undo_step()
+                step = self.planned_undo()
             if step is not None:
                 return step
         intent = self._act()
@@ -689,7 +688,7 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
             return
         f, k, m = s.aim
         if self.decide(("notice", *unit), p.notice_rate):
-            self._undo = [(a, b, k) for a, b, _ in reversed(chain)]
+            self.undo_plan = [(a, b, k) for a, b, _ in reversed(chain)]
             for _, _, c in chain:
                 self._left.pop(t.slot(*c.spot), None)
                 self._redo.add(t.slot(*c.aim))
@@ -701,16 +700,6 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
             # Carries on with the animal it marked, once its BACK is on that one too.
             kept = {t.slot(*c.spot): a[t.slot(*c.spot)] for a, _, c in chain}
             self._follow[k] = (f, s.marked, kept)
-
-    def _undo_step(self) -> Intent | None:
-        """UNDO the noticed slips while the annotations are the ones they left."""
-        t = self.task
-        while self._undo and t.ann is self._undo[0][1]:
-            self._undo.pop(0)  # that UNDO landed
-        if self._undo and t.ann is self._undo[0][0]:
-            return self.press("UNDO", "correct", self._undo[0][2], True)
-        self._undo = []  # the annotations changed otherwise: fix from the state instead
-        return None
 
     def _animal(self, f: int, k: int) -> int:
         """The animal it takes identity k for in frame f: its own, unless it has been following

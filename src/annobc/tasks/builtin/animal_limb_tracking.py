@@ -624,7 +624,6 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
         self._slipped: set[tuple] = set()  # slip occasions already acted on: each comes once
         self._slip: _Slip | None = None
         # Noticed slips to take back, latest first: (annotations after, before, item).
-        self._undo: list[tuple[tuple, tuple, int]] = []
         # (frame, keypoint) -> the wrong point it slipped to and has not noticed.
         self._left: dict[tuple[int, int], tuple] = {}
         # (frame, pair) -> (first paw, annotations after, before) of a swap not noticed at once:
@@ -640,7 +639,7 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
             if fresh and self.decide(("survey",), p.survey_rate):
                 self._tour = _Tour("survey", [t.n_frames - 1, 0], None)
         self._see_slip()
-        undo = self._undo_step()
+        undo = self.planned_undo()
         if undo is not None:
             return undo
         self._look_over()
@@ -737,20 +736,10 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
             if noticed:
                 self._left.pop((f, first), None)
         if noticed:
-            self._undo = undo
+            self.undo_plan = undo
             self._redo.update(i for _, _, i in undo)
         else:
             self._left[(f, k)] = after[f][k]
-
-    def _undo_step(self) -> Intent | None:
-        """UNDO the noticed slips while the annotations are the ones they left."""
-        t = self.task
-        while self._undo and t.ann is self._undo[0][1]:
-            self._undo.pop(0)  # that UNDO landed
-        if self._undo and t.ann is self._undo[0][0]:
-            return self.press("UNDO", "correct", self._undo[0][2], True)
-        self._undo = []  # the annotations changed otherwise: fix from the state instead
-        return None
 
     def _swap(self, f: int, k: int) -> str | None:
         """Whether keypoint k of frame f goes on its mirror paw: "swap" for the first paw of a
