@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from annobc.data import EpisodeStore, Plan, append_episodes, generate
-from annobc.data.windows import CATEGORY_INDEX, WindowDataset
+from annobc.data.windows import CATEGORY_INDEX, WindowDataset, WindowLoader
 from annobc.tasks import run_annotator
 
 TASK = "colored_dot_tracking"
@@ -77,6 +77,20 @@ def test_dataloader_workers_cover_every_window_once(store, workers):
         steps += batch["step"][:, -1].tolist()
     expected = sorted(s for e in store.episode_ids("train") for s in range(store.meta(e)["length"]))
     assert sorted(steps) == expected
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_window_loader_gives_the_dataloaders_batches_and_kept_batches_stay_valid(store, workers):
+    """The shared-memory ring is an implementation detail: the same batches as a plain DataLoader
+    with the same workers, every field, even when all batches are kept (slots are reused)."""
+    ds = WindowDataset(store, "train", window=K, seed=0)
+    ref = list(DataLoader(ds, batch_size=5, num_workers=workers))
+    got = list(WindowLoader(ds, batch_size=5, workers=workers, prefetch=2))
+    assert len(got) == len(ref) > 2 * workers * (2 + 2)  # more batches than the ring has slots
+    for a, b in zip(ref, got):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
 
 
 def test_distributed_sharding_partitions_episodes(store):

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from annobc.data.frames import load_frames
 from annobc.data.store import EpisodeStore
@@ -236,3 +236,56 @@ class WindowDataset(IterableDataset):
         lengths = {e: int(self.store.meta(e)["length"]) for es in self.by_task.values() for e in es}
         mean = np.mean(list(lengths.values()))
         return int(round(self.episodes_per_epoch * mean))
+
+
+class _RingCollate:
+    """A DataLoader worker's collate: frames into the worker's next slot of a shared ring, the
+    small per-step arrays stacked as numpy (pickled through the worker's pipe).
+
+    Why: the default collate turns every field into its own tensor, and a worker hands each tensor
+    over in a new shared-memory segment (19 segments a batch here, the 7.5 MB frame block's pages
+    faulted in afresh on both sides); that, not rendering, capped one worker at a fifth of the
+    in-process rate (benchmarks/results/loader_throughput.json)."""
+
+    def __init__(self, ring: torch.Tensor):
+        self.ring = ring  # (workers, slots, B, K, H, W, 3) uint8 in shared memory
+        self.count = 0  # batches this worker has collated (each worker process has its own copy)
+
+    def __call__(self, samples: list[dict]) -> dict:
+        info = get_worker_info()
+        slot = self.count % self.ring.shape[1]
+        self.count += 1
+        dst = self.ring[info.id, slot].numpy()  # (B, K, H, W, 3)
+        for i, s in enumerate(samples):
+            if s["frames"].shape != dst.shape[1:]:
+                raise ValueError(f"a window's frames are {s['frames'].shape}, the loader's ring "
+                                 f"{dst.shape[1:]}: one dataset, one screen size")
+            dst[i] = s["frames"]
+        out = {k: np.stack([s[k] for s in samples]) for k in samples[0] if k != "frames"}
+        out["frame_slot"] = np.array([info.id, slot, len(samples)])
+        return out
+
+
+class WindowLoader:
+    """Batches of a :class:`WindowDataset` as dicts of tensors, like ``DataLoader(ds,
+    batch_size)``, with ``workers`` processes rendering. With workers, frames travel through a
+    ring of shared-memory batch slots allocated once (``prefetch + 2`` per worker: a worker is at
+    most ``prefetch`` batches ahead of the one being copied out), and are copied out of their slot
+    before a batch is returned, so a batch stays valid however long it is kept."""
+
+    def __init__(self, ds: WindowDataset, batch_size: int, workers: int = 0, prefetch: int = 4):
+        self.ds, self.batch_size, self.workers, self.prefetch = ds, int(batch_size), int(workers), int(prefetch)
+
+    def __iter__(self) -> Iterator[dict]:
+        if self.workers == 0:
+            yield from DataLoader(self.ds, batch_size=self.batch_size)
+            return
+        screen_w, screen_h = self.ds.store.card["screen"]
+        ring = torch.zeros((self.workers, self.prefetch + 2, self.batch_size) + (self.ds.window, screen_h, screen_w, 3),
+                           dtype=torch.uint8).share_memory_()
+        for b in DataLoader(self.ds, batch_size=self.batch_size, num_workers=self.workers,
+                            prefetch_factor=self.prefetch, collate_fn=_RingCollate(ring)):
+            worker, slot, n = b.pop("frame_slot").tolist()
+            batch = {k: torch.from_numpy(v) for k, v in b.items()}
+            batch["frames"] = ring[worker, slot, :n].clone()  # (n, K, H, W, 3)
+            yield batch

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
 
 from annobc.data.store import EpisodeStore
-from annobc.data.windows import WindowDataset
+from annobc.data.windows import WindowDataset, WindowLoader
 from annobc.learning import ClickLoss, teacher_forced
 from annobc.models import ClickPolicy, preset
 from annobc.tasks.base import CATEGORIES
@@ -51,10 +50,7 @@ class ShardStream:
         while True:
             if self._it is None:
                 self.ds.set_epoch(self.epoch, self.consumed)
-                self._it = iter(DataLoader(self.ds, batch_size=self.batch_size,
-                                           num_workers=self.workers,
-                                           persistent_workers=False,
-                                           prefetch_factor=4 if self.workers else None))
+                self._it = iter(WindowLoader(self.ds, self.batch_size, self.workers))
             batch = next(self._it, None)
             if batch is None:  # epoch over
                 self.epoch, self.consumed, self._it = self.epoch + 1, {}, None
