@@ -32,7 +32,8 @@ def scaling_settings():
                 episodes=[2, 4], val_episodes_per_task=2, train_steps=4, train_overrides=TRAIN)
 
 
-NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%?(?!\w)")
+# A number with its sign where a minus stands before it (a difference, "-6.2%"), else unsigned.
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?%?(?!\w)")
 
 
 def leaves(obj):

@@ -39,3 +39,16 @@ def test_errors_are_one_line():
                             *argv], capture_output=True, text=True, timeout=120)
         err = p.stderr.strip()
         assert p.returncode == 2 and needle in err and len(err.splitlines()) == 1, err
+
+
+def test_held_out_tasks_from_the_command_line(capsys):
+    argv = ["study", "transfer", "--held-out", "neuron_tracking", "--held-out", "road_network_construction",
+            "--plan"]
+    assert main(argv) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["held_out"] == ["neuron_tracking", "road_network_construction"]
+    assert main(["study", "transfer", "--set", "held_out=[neuron_tracking, road_network_construction]",
+                 "--plan"]) == 0
+    assert json.loads(capsys.readouterr().out)["train"] == plan["train"]
+    assert main(["study", "scaling", "--held-out", "neuron_tracking", "--plan"]) == 2
+    assert "transfer study only" in capsys.readouterr().err

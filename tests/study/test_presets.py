@@ -85,3 +85,40 @@ def test_helpers():
         study_settings("emergence", "micro", {"steps": 3})
     with pytest.raises(ValueError, match="unknown scale"):
         study_settings("emergence", "huge")
+
+
+def test_transfer_presets():
+    m = plan_study("transfer", "micro")
+    # a placement, a hierarchical and a decision task held out; one pretraining run serves them,
+    # on the other six tasks (none of them held out)
+    assert {"neuron_tracking", "road_network_construction", "3d_exploration_classification"} <= set(m["held_out"])
+    pre = [r for r in m["train"] if r["role"] == "pretraining"]
+    assert len(pre) == 1 and not set(pre[0]["tasks"]) & set(m["held_out"]) and len(pre[0]["tasks"]) == 6
+    assert len(m["episodes"]) >= 3 and np.ptp(np.diff(np.log(m["episodes"]))) < 0.2  # log-spaced
+    grid = [r for r in m["train"] if r["role"] != "pretraining"]
+    assert len(grid) == len(m["held_out"]) * len(m["episodes"]) * len(m["arms"])
+    assert len({r["steps"] for r in grid}) == 1  # every arm at every N: the same steps
+    by_arm = {r["role"]: load_config(r["base_config"], r["overrides"]) for r in grid}
+    assert by_arm["published"].optim.lr == pytest.approx(3e-5)
+    assert by_arm["published"].optim.backbone_lr_mult == pytest.approx(0.01)
+    base = load_config("cpu_demo").optim
+    for arm in ("full", "scratch"):  # the pretraining run's optimizer
+        assert (by_arm[arm].optim.lr, by_arm[arm].optim.backbone_lr_mult) == (base.lr, base.backbone_lr_mult)
+    assert by_arm["scratch"].model.init_from == "" and by_arm["full"].model.init_from.endswith("/pretrain")
+    assert by_arm["published"].model.preset == "tiny" and by_arm["published"].model.overrides["head"] == "cells"
+    est = m["cpu_estimate"]
+    assert est["total_minutes_at_most"] <= 88  # with a few minutes of generation: within 90
+    p = plan_study("transfer", "paper")
+    assert len(p["held_out"]) == 9
+    pre = {r["run"]: r for r in p["train"] if r["role"] == "pretraining"}
+    assert len(pre) == 9
+    for t, entry in p["pretraining"].items():  # leave one out: the other eight tasks
+        assert t not in entry["tasks"] and len(entry["tasks"]) == 8
+        assert pre[entry["run"]]["steps"] == 100_000
+    for r in p["train"]:
+        cfg = load_config(r["base_config"], r["overrides"])
+        assert cfg.model.preset == "vit-b" and cfg.run.device == "cuda" and 90e6 < r["params"] < 110e6
+        if r["role"] not in ("pretraining", "scratch"):
+            assert cfg.model.init_from.endswith(p["pretraining"][r["task"]]["run"])
+            assert cfg.optim.max_steps == p["settings"]["finetune_steps"]
+    assert p["estimated_training_gpu_hours"] > 100 and "estimate" in p["estimate_note"]

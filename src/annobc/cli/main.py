@@ -273,7 +273,7 @@ def cmd_check_task(args) -> int:
 
 # -- study -------------------------------------------------------------------------------------------
 # annobc.study.STUDIES and SCALES, spelled out so that building the parser does not import torch.
-STUDY_NAMES, STUDY_SCALES = ("emergence", "scaling"), ("micro", "paper")
+STUDY_NAMES, STUDY_SCALES = ("emergence", "scaling", "transfer"), ("micro", "paper")
 
 
 def cmd_study(args) -> int:
@@ -281,6 +281,10 @@ def cmd_study(args) -> int:
     from annobc.study.common import parse_settings
 
     settings = parse_settings(args.settings)
+    if args.held_out:
+        if args.name != "transfer":
+            raise CLIError("--held-out is a setting of the transfer study only")
+        settings["held_out"] = args.held_out
     if args.plan:
         print(json.dumps(plan_study(args.name, args.scale, args.out, settings), indent=2))
         return 0
@@ -448,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "rerun to continue a killed study")
     s.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE",
                    help="a setting of the scale's preset, e.g. train_steps=500 (annobc.study.PRESETS)")
+    s.add_argument("--held-out", dest="held_out", action="append", metavar="TASK",
+                   help="transfer: a task to hold out (repeat for several; a plugin task too); "
+                        "replaces the preset's list, as --set held_out=[A, B] does")
     s.add_argument("--plan", action="store_true",
                    help="print the runs it would make (configs, models, estimated GPU-hours) and exit")
     s.add_argument("--json", action="store_true", help="print results.json")

@@ -7,10 +7,12 @@ here, run elsewhere. Killed and rerun, a study continues from its finished units
 
     run_study("emergence", "micro", out="runs/study/emergence-micro")
     plan_study("scaling", "paper")   # the runs it would make, their models and estimated cost
+    run_study("transfer", "micro", settings={"held_out": ["neuron_tracking"]})
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from annobc.study.common import PRESETS, SCALES, STUDIES, Study, StudyError, UnitLimit, study_settings
@@ -24,6 +26,8 @@ def _module(name: str):
         from annobc.study import emergence as mod
     elif name == "scaling":
         from annobc.study import scaling as mod
+    elif name == "transfer":
+        from annobc.study import transfer as mod
     else:
         raise StudyError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return mod
@@ -64,18 +68,23 @@ def plan_study(name: str, scale: str = "micro", out: str | Path | None = None,
     study = Study(name, scale, out or default_out(name, scale), cfg, progress=False)
     plan = mod.plan_runs(study)
     total = 0.0
+    per_model: dict = {}  # model and batch -> (cost of one step, parameters): many runs share one
     for r in plan["train"]:
         tc = load_config(cfg["base_config"], r["overrides"])
         pcfg = preset(tc.model.preset, screen_w=cfg["screen"][0], screen_h=cfg["screen"][1],
                       window=tc.data.window, **tc.model.overrides)
-        est = gpu_hours(pcfg, tc.optim.batch_size * tc.optim.grad_accum, tc.optim.max_steps,
-                        tc.model.preset if not set(tc.model.overrides) - {"head", "pretrained"} else "",
-                        workers=max(1, tc.data.workers))
-        with torch.device("meta"):
-            n_params = ClickPolicy(pcfg).num_params()
-        r.update(params=n_params, steps=tc.optim.max_steps,
-                 batch=tc.optim.batch_size * tc.optim.grad_accum, model_config=pcfg.to_dict(),
-                 estimate=est)
+        batch = tc.optim.batch_size * tc.optim.grad_accum
+        preset_name = tc.model.preset if not set(tc.model.overrides) - {"head", "pretrained"} else ""
+        workers = max(1, tc.data.workers)
+        key = (json.dumps(pcfg.to_dict(), sort_keys=True), batch, preset_name, workers)
+        if key not in per_model:
+            with torch.device("meta"):
+                n_params = ClickPolicy(pcfg).num_params()
+            per_model[key] = (gpu_hours(pcfg, batch, 1, preset_name, workers=workers), n_params)
+        one_step, n_params = per_model[key]
+        est = {**one_step, "gpu_hours": one_step["seconds_per_step"] * tc.optim.max_steps / 3600}
+        r.update(params=n_params, steps=tc.optim.max_steps, batch=batch,
+                 model_config=pcfg.to_dict(), estimate=est)
         total += est["gpu_hours"]
     # Evaluation: teacher-forced windows and closed-loop frames (one frame encoded per click, at
     # most the click cap per episode) at the forward pass's FLOPs; the renderer runs beside it.
