@@ -33,7 +33,7 @@ import yaml
 from annobc.data.store import atomic_write_bytes, atomic_write_json
 
 SCALES = ("micro", "paper")
-STUDIES = ("emergence", "scaling")
+STUDIES = ("emergence", "scaling", "probes")
 
 # -- presets -----------------------------------------------------------------------------------------
 # The CPU preset's model options (the shipped cpu_demo config) and the GPU one's (gpu_paper).
@@ -95,6 +95,25 @@ PRESETS: dict[str, dict[str, dict]] = {
                     {"name": "vit-b", "preset": "vit-b", "overrides": GPU_MODEL}],
             episodes=[300, 1000, 3000, 10000], val_episodes_per_task=200, train_steps=100000,
             tf_windows=1024, threshold="auto", placement_tolerance=0.05),
+    },
+    "probes": {
+        # Reads the emergence micro run (its data and 14 kept checkpoints; trains nothing): 7 of the
+        # checkpoints and a random init, each on 3,240 val windows (all 60 val episodes per task x 6
+        # random steps) and up to 4 more per episode with a mistake present (they are rare); about
+        # 20-25 min on 2 dedicated cores (docs/study.md).
+        "micro": dict(
+            emergence_dir="runs/study/emergence-micro", probe_checkpoints=7,
+            probe_episodes_per_task=60, steps_per_episode=6, mistake_steps_per_episode=4, batch=32,
+            device="cpu", threads=0, seed=0, folds=5, probe_c=0.1, ridge_alpha=10.0,
+            probe_max_iter=1000, bootstrap=500, reach_fraction=0.9, verdict_layer="ln_f",
+            shared_margin=0.05, min_class=5),
+        # The emergence paper run's 16 checkpoints (vit-b), 200 val episodes per task x 8 steps.
+        "paper": dict(
+            emergence_dir="runs/study/emergence-paper", probe_checkpoints=16,
+            probe_episodes_per_task=200, steps_per_episode=8, mistake_steps_per_episode=4, batch=64,
+            device="cuda", threads=0, seed=0, folds=5, probe_c=0.1, ridge_alpha=10.0,
+            probe_max_iter=1000, bootstrap=1000, reach_fraction=0.9, verdict_layer="ln_f",
+            shared_margin=0.05, min_class=10),
     },
 }
 
