@@ -20,4 +20,4 @@ if [ ! -x /usr/bin/chromium ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
-.venv/bin/python -c "import annobc, torch, starlette, uvicorn, playwright, tifffile, zarr, pandas, tables" || { echo "setup: annobc failed to import" >&2; exit 1; }
+.venv/bin/python -c "import annobc, torch, sklearn, starlette, uvicorn, playwright, tifffile, zarr, pandas, tables" || { echo "setup: annobc failed to import" >&2; exit 1; }

@@ -14,13 +14,16 @@ TRAIN = ["data.window=2", "optim.batch_size=4", "optim.warmup_steps=2", "data.wo
          "run.eval_windows=4", "run.log_every=1", "run.threads=1"]
 
 
+EMERGENCE = dict(tasks=TASKS, episodes_per_task=5, data_workers=1, model_overrides=TINY,
+                 train_steps=8, first_step=1, checkpoints=5, tf_windows=16, tf_batch=8,
+                 closed_loop_checkpoints=2, closed_loop_episodes=2, final_closed_loop_episodes=3,
+                 closed_loop_max_steps=12, recovery_seeds=2, bootstrap=50, min_windows=1, threads=1,
+                 train_overrides=TRAIN)
+
+
 @pytest.fixture
 def emergence_settings():
-    return dict(tasks=TASKS, episodes_per_task=5, data_workers=1, model_overrides=TINY,
-                train_steps=8, first_step=1, checkpoints=5, tf_windows=16, tf_batch=8,
-                closed_loop_checkpoints=2, closed_loop_episodes=2, final_closed_loop_episodes=3,
-                closed_loop_max_steps=12, recovery_seeds=2, bootstrap=50, min_windows=1, threads=1,
-                train_overrides=TRAIN)
+    return dict(EMERGENCE)
 
 
 @pytest.fixture
@@ -32,8 +35,7 @@ def scaling_settings():
                 episodes=[2, 4], val_episodes_per_task=2, train_steps=4, train_overrides=TRAIN)
 
 
-# A number with its sign where a minus stands before it (a difference, "-6.2%"), else unsigned.
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?%?(?!\w)")
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?%?(?!\w)")  # with its sign: -0.12 is not 0.12
 
 
 def leaves(obj):

@@ -15,6 +15,17 @@ def test_plan_prints_the_paper_runs(capsys):
     assert len(plan["train"]) == 12 and plan["estimated_training_gpu_hours"] > 0
 
 
+def test_plan_of_the_probes_reads_the_emergence_run(capsys):
+    from annobc.cli.main import STUDY_NAMES
+    from annobc.study import STUDIES
+
+    assert STUDY_NAMES == STUDIES  # the parser's choices, spelled out, are the studies
+    assert main(["study", "probes", "--scale", "micro", "--plan"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["train"] == [] and plan["reads"][0]["study"] == "emergence"
+    assert len(plan["probed_steps"]) == 7
+
+
 def test_a_tiny_run_from_the_command_line(tmp_path, capsys):
     sets = ["tasks=colored_dot_tracking,neuron_tracking", "episodes_per_task=5", "data_workers=1",
             f"model_overrides={json.dumps(TINY)}", "train_steps=6", "first_step=1", "checkpoints=4",

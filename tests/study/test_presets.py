@@ -54,6 +54,24 @@ def test_paper_configs_parse_build_and_plan(name):
     assert p["estimated_training_gpu_hours"] > 1 and "estimate" in p["estimate_note"]
 
 
+@pytest.mark.parametrize("scale", ["micro", "paper"])
+def test_probes_plan_reads_the_emergence_run(scale):
+    p = plan_study("probes", scale)
+    e = plan_study("emergence", scale)
+    assert p["train"] == [] and p["estimated_training_gpu_hours"] == 0
+    (read,) = p["reads"]
+    assert read["emergence_dir"] == f"runs/study/emergence-{scale}"
+    assert read["overrides"] == e["train"][0]["overrides"] and read["params"] == e["train"][0]["params"]
+    assert p["checkpoint_steps"] == e["checkpoint_steps"]
+    assert p["probed_steps"][0] == e["checkpoint_steps"][0] and p["probed_steps"][-1] == e["checkpoint_steps"][-1]
+    if scale == "paper":
+        assert 90e6 < read["params"] < 110e6 and len(p["probed_steps"]) == 16  # vit-b, every checkpoint
+        assert p["estimated_evaluation_gpu_hours"] > 0
+    else:
+        assert len(p["probed_steps"]) == 7 and len(p["tasks"]) == 9
+    assert p["evaluations"][-2:] == [f"cross-task-step-{p['probed_steps'][-1]:07d}", "cross-task-random"]
+
+
 def test_torchrun_command_of_the_paper_scale(tmp_path):
     study = Study("emergence", "paper", tmp_path, study_settings("emergence", "paper"))
     cmd = train_command(study, ["optim.max_steps=5"], resume=True)

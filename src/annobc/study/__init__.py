@@ -28,6 +28,8 @@ def _module(name: str):
         from annobc.study import scaling as mod
     elif name == "transfer":
         from annobc.study import transfer as mod
+    elif name == "probes":
+        from annobc.study import probes as mod
     else:
         raise StudyError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return mod
@@ -56,7 +58,8 @@ def plan_study(name: str, scale: str = "micro", out: str | Path | None = None,
                settings: dict | None = None) -> dict:
     """The runs study ``name`` would make at ``scale``, without making them: its datasets, each
     training run's config (parsed) and model (built on the meta device: parameter count, estimated
-    training FLOPs and GPU-hours), and its evaluation units. Touches no file."""
+    training FLOPs and GPU-hours), and its evaluation units. A study that reads another study's run
+    (``reads``: probes) gets the same for that run, its training not counted. Touches no file."""
     import torch
 
     from annobc.models import ClickPolicy, preset
@@ -69,9 +72,11 @@ def plan_study(name: str, scale: str = "micro", out: str | Path | None = None,
     plan = mod.plan_runs(study)
     total = 0.0
     per_model: dict = {}  # model and batch -> (cost of one step, parameters): many runs share one
-    for r in plan["train"]:
-        tc = load_config(cfg["base_config"], r["overrides"])
-        pcfg = preset(tc.model.preset, screen_w=cfg["screen"][0], screen_h=cfg["screen"][1],
+    runs = [(x, True) for x in plan["train"]] + [(x, False) for x in plan.get("reads", [])]
+    for r, trained_here in runs:
+        tc = load_config(r.get("base_config", cfg.get("base_config")), r["overrides"])
+        screen = r.get("screen", cfg.get("screen"))
+        pcfg = preset(tc.model.preset, screen_w=screen[0], screen_h=screen[1],
                       window=tc.data.window, **tc.model.overrides)
         batch = tc.optim.batch_size * tc.optim.grad_accum
         preset_name = tc.model.preset if not set(tc.model.overrides) - {"head", "pretrained"} else ""
@@ -85,7 +90,8 @@ def plan_study(name: str, scale: str = "micro", out: str | Path | None = None,
         est = {**one_step, "gpu_hours": one_step["seconds_per_step"] * tc.optim.max_steps / 3600}
         r.update(params=n_params, steps=tc.optim.max_steps, batch=batch,
                  model_config=pcfg.to_dict(), estimate=est)
-        total += est["gpu_hours"]
+        if trained_here:
+            total += est["gpu_hours"]
     # Evaluation: teacher-forced windows and closed-loop frames (one frame encoded per click, at
     # most the click cap per episode) at the forward pass's FLOPs; the renderer runs beside it.
     fwd = r["estimate"]["flops_per_step"] / 3 / r["batch"]  # one window, forward

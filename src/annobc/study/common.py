@@ -34,7 +34,7 @@ from annobc.data.store import atomic_write_bytes, atomic_write_json
 from annobc.tasks.registry import BUILTIN
 
 SCALES = ("micro", "paper")
-STUDIES = ("emergence", "scaling", "transfer")
+STUDIES = ("emergence", "scaling", "transfer", "probes")
 
 # -- presets -----------------------------------------------------------------------------------------
 # The CPU preset's model options (the shipped cpu_demo config) and the GPU one's (gpu_paper).
@@ -130,6 +130,25 @@ PRESETS: dict[str, dict[str, dict]] = {
             finetune=[{"name": "published", "lr": 3e-5, "backbone_lr_mult": 0.01},
                       {"name": "full", "lr": None, "backbone_lr_mult": None}],
             tf_windows=1024, closed_loop_episodes=100, closed_loop_max_steps=600, bootstrap=1000),
+    },
+    "probes": {
+        # Reads the emergence micro run (its data and 14 kept checkpoints; trains nothing): 7 of the
+        # checkpoints and a random init, each on 3,240 val windows (all 60 val episodes per task x 6
+        # random steps) and up to 4 more per episode with a mistake present (they are rare); about
+        # 20-25 min on 2 dedicated cores (docs/study.md).
+        "micro": dict(
+            emergence_dir="runs/study/emergence-micro", probe_checkpoints=7,
+            probe_episodes_per_task=60, steps_per_episode=6, mistake_steps_per_episode=4, batch=32,
+            device="cpu", threads=0, seed=0, folds=5, probe_c=0.1, ridge_alpha=10.0,
+            probe_max_iter=1000, bootstrap=500, reach_fraction=0.9, verdict_layer="ln_f",
+            shared_margin=0.05, min_class=5),
+        # The emergence paper run's 16 checkpoints (vit-b), 200 val episodes per task x 8 steps.
+        "paper": dict(
+            emergence_dir="runs/study/emergence-paper", probe_checkpoints=16,
+            probe_episodes_per_task=200, steps_per_episode=8, mistake_steps_per_episode=4, batch=64,
+            device="cuda", threads=0, seed=0, folds=5, probe_c=0.1, ridge_alpha=10.0,
+            probe_max_iter=1000, bootstrap=1000, reach_fraction=0.9, verdict_layer="ln_f",
+            shared_margin=0.05, min_class=10),
     },
 }
 
