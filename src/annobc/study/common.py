@@ -221,6 +221,9 @@ class Study:
                                  f"same settings to continue it")
         else:
             atomic_write_json(path, want)
+        # The code this process runs is the code at its start (modules are imported then), so a
+        # unit records that, not the checkout's state when the report is written.
+        self.code = git_state()
         if self.cfg.get("threads"):
             import torch
 
@@ -243,7 +246,8 @@ class Study:
             raise UnitLimit(f"stopped before unit {unit} ({self.max_new_units} units computed)")
         t0 = time.perf_counter()
         result = fn()
-        result = {**result, "unit": unit, "seconds": round(time.perf_counter() - t0, 2)}
+        result = {**result, "unit": unit, "seconds": round(time.perf_counter() - t0, 2),
+                  "code": getattr(self, "code", None)}
         atomic_write_json(path, json.loads(json.dumps(result, default=_jsonable)))
         self.computed.append(unit)
         return json.loads(path.read_text())
@@ -375,9 +379,8 @@ def test_seeds(store, n: int) -> list[int]:
 
 
 # -- provenance ----------------------------------------------------------------------------------------
-def provenance(study: Study, **extra) -> dict:
-    from annobc.data.generate import code_version
-
+def git_state() -> dict:
+    """{"commit", "dirty"} of the checkout this package runs from ("" and None outside git)."""
     try:
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                     capture_output=True, text=True, timeout=10,
@@ -386,8 +389,41 @@ def provenance(study: Study, **extra) -> dict:
                                 timeout=10, cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         dirty, commit = None, ""
+    return {"commit": commit, "dirty": dirty}
+
+
+def unit_code(study: Study) -> list[dict]:
+    """The code the study's finished units were computed with: one entry per (commit, dirty), with
+    how many units; units from before units recorded it count under commit null."""
+    counts: dict = {}
+    for path in sorted((study.out / "units").glob("*.json")):
+        code = json.loads(path.read_text()).get("code") or {}
+        key = (code.get("commit"), code.get("dirty"))
+        counts[key] = counts.get(key, 0) + 1
+    return [{"commit": c, "dirty": d, "units": n} for (c, d), n in counts.items()]
+
+
+def provenance(study: Study, **extra) -> dict:
+    from annobc.data.generate import code_version
+
+    now = git_state()
     return {"study": study.name, "scale": study.scale, "code_version": code_version(),
-            "git_commit": commit, "git_dirty": dirty, "settings": study.cfg, **extra}
+            "git_commit": now["commit"], "git_dirty": now["dirty"], "unit_code": unit_code(study),
+            "settings": study.cfg, **extra}
+
+
+def code_text(prov: dict) -> str:
+    """The report's code line: the version, and the commit(s) its units were computed at."""
+    def one(commit, dirty) -> str:
+        return f"{(commit or '?')[:12]}{', uncommitted changes' if dirty else ''}"
+
+    units = prov.get("unit_code") or []
+    if not units:
+        return f"Code {prov['code_version']} (commit {one(prov['git_commit'], prov['git_dirty'])})"
+    parts = [f"{u['units']} at {one(u['commit'], u['dirty']) if u['commit'] else 'a commit not recorded'}"
+             for u in units]
+    return (f"Code {prov['code_version']}; units computed: {'; '.join(parts)}; report written at "
+            f"commit {one(prov['git_commit'], prov['git_dirty'])}")
 
 
 # -- statistics ----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annobc.study.common import (Study, StudyError, atomic_save_npz, checkpoint_dir, ci_int, ci_pct,
+from annobc.study.common import (code_text, Study, StudyError, atomic_save_npz, checkpoint_dir, ci_int, ci_pct,
                                  dataset_unit, intf, log_steps, num, pct, percentile_ci, proportion,
                                  provenance, pyplot, reach_step, screen_and_variant, spread, table,
                                  tasks_of, test_seeds, train_overrides, train_unit, write_outputs)
@@ -437,8 +437,7 @@ def report(results: dict, out: Path) -> list[str]:
     tasks = [t for t in results["skills"] if t != OVERALL]
     fracp = int(round(100 * prov["settings"]["reach_fraction"]))
     L = ["# Study: skill emergence, mistakes and corrections (finding 1)", "",
-         f"Scale `{results['scale']}`. Code {prov['code_version']} (commit {prov['git_commit'][:12] or '?'}"
-         f"{', uncommitted changes' if prov['git_dirty'] else ''}); dataset `{prov['dataset']}` "
+         f"Scale `{results['scale']}`. {code_text(prov)}; dataset `{prov['dataset']}` "
          f"(card sha256 `{prov['dataset_card_sha256'][:16]}...`); one run of "
          f"{prov['train_steps']} steps ({prov['model_params']} parameters, seed "
          f"{prov['seeds']['train_seed']}), checkpoints at steps {', '.join(map(str, steps))}.",

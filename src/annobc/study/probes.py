@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annobc.study.common import (Study, StudyError, atomic_save_npz, bootstrap_weights, card_sha256,
+from annobc.study.common import (code_text, Study, StudyError, atomic_save_npz, bootstrap_weights, card_sha256,
                                  checkpoint_dir, ci_int, num, percentile_ci, provenance,
                                  pyplot, reach_step, spread, table, tasks_of, write_outputs)
 
@@ -821,8 +821,7 @@ def report(results: dict, out: Path) -> list[str]:
     vl = s["verdict_layer"]
     keys = [model_key(x) for x in steps] + [RANDOM]
     L = ["# Study: what the hidden states encode (finding 4)", "",
-         f"Scale `{results['scale']}`. Code {prov['code_version']} (commit {prov['git_commit'][:12] or '?'}"
-         f"{', uncommitted changes' if prov['git_dirty'] else ''}), scikit-learn {prov['sklearn_version']}. "
+         f"Scale `{results['scale']}`. {code_text(prov)}, scikit-learn {prov['sklearn_version']}. "
          f"It reads the emergence study in `{prov['emergence_dir']}` (scale {prov['emergence_scale']}): "
          f"dataset `{prov['dataset']}` (card sha256 `{prov['dataset_card_sha256'][:16]}...`), run "
          f"`{prov['run_dir']}` ({prov['model_params']} parameters, {prov['train_steps']} steps), probed "

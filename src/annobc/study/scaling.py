@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annobc.study.common import (Study, StudyError, ci_pct, dataset_unit, num, pct,
+from annobc.study.common import (code_text, Study, StudyError, ci_pct, dataset_unit, num, pct,
                                  proportion, provenance, pyplot, table, tasks_of, train_overrides,
                                  train_unit, write_outputs)
 
@@ -238,8 +238,7 @@ def report(results: dict, out: Path) -> list[str]:
     c1 = results["claims"]["larger_more_data_efficient"]
     c2 = results["claims"]["similar_placement_worse_decisions"]
     L = ["# Study: scaling (finding 2)", "",
-         f"Scale `{results['scale']}`. Code {prov['code_version']} (commit {prov['git_commit'][:12] or '?'}"
-         f"{', uncommitted changes' if prov['git_dirty'] else ''}). A grid of "
+         f"Scale `{results['scale']}`. {code_text(prov)}. A grid of "
          f"{len(models)} models by {len(episodes)} dataset sizes (train episodes per task: "
          f"{', '.join(map(str, episodes))}; nested); **every cell is trained for the same "
          f"{prov['train_steps']} steps** (seed {prov['seeds']['train_seed']}), so small datasets are "

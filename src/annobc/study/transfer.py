@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annobc.study.common import (Study, StudyError, atomic_save_npz, bootstrap_weights, ci_pct,
+from annobc.study.common import (code_text, Study, StudyError, atomic_save_npz, bootstrap_weights, ci_pct,
                                  dataset_unit, flow, num, pct, percentile_ci, proportion,
                                  provenance, pyplot, screen_and_variant, table, tasks_of,
                                  test_seeds, train_overrides, train_unit, write_outputs)
@@ -497,8 +497,7 @@ def report(results: dict, out: Path) -> list[str]:
     s = prov["settings"]
     eps, names = results["episodes"], results["arms"]
     L = ["# Study: transfer (finding 3)", "",
-         f"Scale `{results['scale']}`. Code {prov['code_version']} (commit {prov['git_commit'][:12] or '?'}"
-         f"{', uncommitted changes' if prov['git_dirty'] else ''}). Held out: "
+         f"Scale `{results['scale']}`. {code_text(prov)}. Held out: "
          f"{', '.join(results['held_out'])}; pool: {', '.join(prov['pool'])}; pretraining "
          f"`{prov['pretraining_mode']}`:"]
     for name, p in prov["pretraining_runs"].items():
