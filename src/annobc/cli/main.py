@@ -273,7 +273,7 @@ def cmd_check_task(args) -> int:
 
 # -- study -------------------------------------------------------------------------------------------
 # annobc.study.STUDIES and SCALES, spelled out so that building the parser does not import torch.
-STUDY_NAMES, STUDY_SCALES = ("emergence", "scaling", "transfer", "probes"), ("micro", "paper")
+STUDY_NAMES, STUDY_SCALES = ("emergence", "scaling", "transfer", "probes", "real"), ("micro", "paper")
 
 
 def cmd_study(args) -> int:
@@ -285,6 +285,10 @@ def cmd_study(args) -> int:
         if args.name != "transfer":
             raise CLIError("--held-out is a setting of the transfer study only")
         settings["held_out"] = args.held_out
+    if args.source:
+        if args.name != "real":
+            raise CLIError("--source is a setting of the real study only")
+        settings["source"] = args.source
     if args.plan:
         print(json.dumps(plan_study(args.name, args.scale, args.out, settings), indent=2))
         return 0
@@ -455,6 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--held-out", dest="held_out", action="append", metavar="TASK",
                    help="transfer: a task to hold out (repeat for several; a plugin task too); "
                         "replaces the preset's list, as --set held_out=[A, B] does")
+    s.add_argument("--source", choices=("neuron", "tracks", "pose"), default=None,
+                   help="real: the real-format input (synthesised, then imported): neuron (TIFF "
+                        "stack + SWC), tracks (Cell Tracking Challenge), pose (DeepLabCut); "
+                        "as --set source=NAME")
     s.add_argument("--plan", action="store_true",
                    help="print the runs it would make (configs, models, estimated GPU-hours) and exit")
     s.add_argument("--json", action="store_true", help="print results.json")

@@ -8,6 +8,7 @@ here, run elsewhere. Killed and rerun, a study continues from its finished units
     run_study("emergence", "micro", out="runs/study/emergence-micro")
     plan_study("scaling", "paper")   # the runs it would make, their models and estimated cost
     run_study("transfer", "micro", settings={"held_out": ["neuron_tracking"]})
+    run_study("real", "micro", settings={"source": "tracks"})   # imported real-format data
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ def _module(name: str):
         from annobc.study import transfer as mod
     elif name == "probes":
         from annobc.study import probes as mod
+    elif name == "real":
+        from annobc.study import real as mod
     else:
         raise StudyError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return mod
 
 
-def default_out(name: str, scale: str) -> Path:
-    return Path("runs") / "study" / f"{name}-{scale}"
+def default_out(name: str, scale: str, settings: dict | None = None) -> Path:
+    """runs/study/NAME-SCALE; a study of one data source names it (runs/study/real-neuron-micro)."""
+    source = (settings or {}).get("source")
+    return Path("runs") / "study" / (f"{name}-{source}-{scale}" if source else f"{name}-{scale}")
 
 
 def run_study(name: str, scale: str = "micro", out: str | Path | None = None,
@@ -47,7 +52,7 @@ def run_study(name: str, scale: str = "micro", out: str | Path | None = None,
     many units, as a kill would."""
     mod = _module(name)
     cfg = study_settings(name, scale, settings)
-    study = Study(name, scale, out or default_out(name, scale), cfg, progress, max_new_units).open()
+    study = Study(name, scale, out or default_out(name, scale, cfg), cfg, progress, max_new_units).open()
     results = mod.run(study)
     results["out_dir"] = str(study.out)
     results["units"] = {"computed": study.computed, "reused": study.reused, "trained": study.trained}
@@ -68,7 +73,7 @@ def plan_study(name: str, scale: str = "micro", out: str | Path | None = None,
 
     mod = _module(name)
     cfg = study_settings(name, scale, settings)
-    study = Study(name, scale, out or default_out(name, scale), cfg, progress=False)
+    study = Study(name, scale, out or default_out(name, scale, cfg), cfg, progress=False)
     plan = mod.plan_runs(study)
     total = 0.0
     per_model: dict = {}  # model and batch -> (cost of one step, parameters): many runs share one

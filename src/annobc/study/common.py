@@ -34,7 +34,7 @@ from annobc.data.store import atomic_write_bytes, atomic_write_json
 from annobc.tasks.registry import BUILTIN
 
 SCALES = ("micro", "paper")
-STUDIES = ("emergence", "scaling", "transfer", "probes")
+STUDIES = ("emergence", "scaling", "transfer", "probes", "real")
 
 # -- presets -----------------------------------------------------------------------------------------
 # The CPU preset's model options (the shipped cpu_demo config) and the GPU one's (gpu_paper).
@@ -149,6 +149,41 @@ PRESETS: dict[str, dict[str, dict]] = {
             device="cuda", threads=0, seed=0, folds=5, probe_c=0.1, ridge_alpha=10.0,
             probe_max_iter=1000, bootstrap=1000, reach_fraction=0.9, verdict_layer="ln_f",
             shared_margin=0.05, min_class=10),
+    },
+    "real": {
+        # One source (neuron: an EM-like TIFF stack and SWC skeletons, synthesised and imported; 60
+        # instances, 48 train / 6 val / 6 test), one pretraining run on the nine synthetic tasks (the
+        # emergence study's: 600 episodes per task, 3,000 steps), N = 6 and 24 train instances with 4
+        # annotator episodes each, three arms (two fine-tuning recipes and scratch) of 800 steps.
+        # At 0.35 s a step (the CPU preset on 2 cores): pretraining 3,000 steps = 17.5 min; 2 N x
+        # 3 arms = 6 runs x 800 steps = 4,800 steps = 28 min; teacher-forced 7 models (6 + zero-shot)
+        # x 256 windows x 0.03 s = 0.9 min; closed loop 7 x 24 episodes x at most 300 clicks x 6 ms =
+        # at most 5 min (about 1 where episodes end near the annotator's 40 clicks); synthesis, import
+        # and generation about 3 min: about 50 min, at most 55 (`--plan`: cpu_estimate). With
+        # pretrained_run (e.g. the emergence run) the 17.5 min of pretraining go.
+        "micro": dict(
+            _COMMON_MICRO, tasks=list(BUILTIN), source="neuron",
+            input={"neuron": {"instances": 60, "length": 16}, "tracks": {"instances": 60, "length": 16},
+                   "pose": {"instances": 60, "length": 8}},
+            split_seed=0, pretrained_run="", pretrain_episodes_per_task=600, pretrain_steps=3000,
+            model_preset="tiny", model_overrides=CPU_MODEL,
+            instances=[6, 24], episodes_per_instance=4, val_episodes=24, finetune_steps=800,
+            finetune=[{"name": "published", "lr": 3e-5, "backbone_lr_mult": 0.01},
+                      {"name": "full", "lr": None, "backbone_lr_mult": None}],
+            tf_windows=256, closed_loop_episodes=24, closed_loop_max_steps=300, bootstrap=1000),
+        # The published model (vit-b, 100K steps of pretraining on the nine tasks at 10,000 episodes
+        # per task), 300 imported instances (240 train / 30 val / 30 test) of the task's default
+        # length, N = 30 and 100 with 10 episodes each, arms of 10K steps (transfer's choice).
+        "paper": dict(
+            _COMMON_PAPER, tasks=list(BUILTIN), source="neuron",
+            input={"neuron": {"instances": 300, "length": 32}, "tracks": {"instances": 300, "length": 30},
+                   "pose": {"instances": 300, "length": 8}},
+            split_seed=0, pretrained_run="", pretrain_episodes_per_task=10000, pretrain_steps=100000,
+            model_preset="vit-b", model_overrides=GPU_MODEL,
+            instances=[30, 100], episodes_per_instance=10, val_episodes=200, finetune_steps=10000,
+            finetune=[{"name": "published", "lr": 3e-5, "backbone_lr_mult": 0.01},
+                      {"name": "full", "lr": None, "backbone_lr_mult": None}],
+            tf_windows=1024, closed_loop_episodes=100, closed_loop_max_steps=600, bootstrap=1000),
     },
 }
 
