@@ -15,6 +15,20 @@ def test_plan_prints_the_paper_runs(capsys):
     assert len(plan["train"]) == 12 and plan["estimated_training_gpu_hours"] > 0
 
 
+def test_the_command_line_knows_every_study():
+    from annobc.cli.main import STUDY_NAMES, STUDY_SCALES
+    from annobc.study import PRESETS, SCALES, STUDIES
+
+    assert STUDY_NAMES == STUDIES == tuple(PRESETS) and STUDY_SCALES == SCALES
+
+
+def test_variants_plan_from_the_command_line(capsys):
+    assert main(["study", "variants", "--plan", "--set", "held_out_variants=[bottom]"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["variant_sets"]["held-out"] == ["bottom"]
+    assert [r["run"] for r in plan["train"]] == ["variants", "default", "default-finetuned"]
+
+
 def test_a_tiny_run_from_the_command_line(tmp_path, capsys):
     sets = ["tasks=colored_dot_tracking,neuron_tracking", "episodes_per_task=5", "data_workers=1",
             f"model_overrides={json.dumps(TINY)}", "train_steps=6", "first_step=1", "checkpoints=4",

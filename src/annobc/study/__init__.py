@@ -8,6 +8,7 @@ here, run elsewhere. Killed and rerun, a study continues from its finished units
     run_study("emergence", "micro", out="runs/study/emergence-micro")
     plan_study("scaling", "paper")   # the runs it would make, their models and estimated cost
     run_study("transfer", "micro", settings={"held_out": ["neuron_tracking"]})
+    run_study("variants", "micro", settings={"held_out_variants": ["bottom"]})
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def _module(name: str):
         from annobc.study import scaling as mod
     elif name == "transfer":
         from annobc.study import transfer as mod
+    elif name == "variants":
+        from annobc.study import variants as mod
     else:
         raise StudyError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return mod
