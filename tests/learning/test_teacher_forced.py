@@ -24,3 +24,24 @@ def test_hits_by_element_and_distance():
     assert m["placement@5"] == 0.5 and m["placement@2"] == 0.0
     assert m["button_accuracy"] == 0.5 and m["validity"] == 0.75
     assert m["accuracy_by_category"] == {"navigate": 1.0, "place": 0.5, "undo": 0.0}
+
+
+def test_hits_are_tested_in_the_windows_variant():
+    # In `left` the canvas sits where the default layout has its buttons: a placement 1 px off a
+    # target on the right of that canvas is a hit there, and would be a miss in the default layout.
+    labels = [b.label for b in get_task_class(TASK).buttons]
+    c = Layout(160, 128, labels, "left").canvas
+    assert c.x1 > Layout(160, 128, labels).canvas.x1
+    target = np.array([[c.x1 - 3, c.y0 + 20]])
+    pred = target + [[1, 0]]
+    cat = np.array([CATEGORIES.index("place")])
+    left = score_predictions([TASK], pred, target, cat, (160, 128), ["left"])
+    default = score_predictions([TASK], pred, target, cat, (160, 128))
+    assert left["hit"].tolist() == [True] and default["hit"].tolist() == [False]
+    # a click left of the mirrored canvas hits a button in `left`, and the canvas by default
+    z = Layout(160, 128, labels, "left").buttons["+Z"]
+    assert z.x1 < c.x0
+    point = np.array([[z.x0 + 2, z.y0 + 2]])
+    nav = np.array([CATEGORIES.index("navigate")])
+    assert score_predictions([TASK], point + [[1, 1]], point, nav, (160, 128), ["left"])["hit"].all()
+    assert Layout(160, 128, labels).hit_map[point[0, 1], point[0, 0]] == 0

@@ -35,7 +35,22 @@ def scaling_settings():
                 episodes=[2, 4], val_episodes_per_task=2, train_steps=4, train_overrides=TRAIN)
 
 
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?%?(?!\w)")  # with its sign: -0.12 is not 0.12
+def killed_then_rerun(name: str, out: Path, settings: dict, units: int) -> tuple:
+    """Run study ``name`` until it stops after ``units`` new units (as a kill would), then again to
+    the end: the folder, the units finished at the kill, the modification times then of its trained
+    weights and of its done-markers, and the rerun's results."""
+    from annobc.study import UnitLimit, run_study
+
+    with pytest.raises(UnitLimit):
+        run_study(name, "micro", out, settings, progress=False, max_new_units=units)
+    first = {p.stem for p in (out / "units").glob("*.json")}
+    weights = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("model.safetensors")}
+    marks = {p: p.stat().st_mtime_ns for p in (out / "units").glob("*.json")}
+    return out, first, weights, marks, run_study(name, "micro", out, settings, progress=False)
+
+
+# A number with its sign where a minus stands before it (a difference, "-6.2%"), else unsigned.
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?%?(?!\w)")
 
 
 def leaves(obj):

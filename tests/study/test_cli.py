@@ -24,6 +24,18 @@ def test_plan_of_the_probes_reads_the_emergence_run(capsys):
     plan = json.loads(capsys.readouterr().out)
     assert plan["train"] == [] and plan["reads"][0]["study"] == "emergence"
     assert len(plan["probed_steps"]) == 7
+def test_the_command_line_knows_every_study():
+    from annobc.cli.main import STUDY_NAMES, STUDY_SCALES
+    from annobc.study import PRESETS, SCALES, STUDIES
+
+    assert STUDY_NAMES == STUDIES == tuple(PRESETS) and STUDY_SCALES == SCALES
+
+
+def test_variants_plan_from_the_command_line(capsys):
+    assert main(["study", "variants", "--plan", "--set", "held_out_variants=[bottom]"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["variant_sets"]["held-out"] == ["bottom"]
+    assert [r["run"] for r in plan["train"]] == ["variants", "default", "default-finetuned"]
 
 
 def test_a_tiny_run_from_the_command_line(tmp_path, capsys):

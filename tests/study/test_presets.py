@@ -140,3 +140,47 @@ def test_transfer_presets():
             assert cfg.model.init_from.endswith(p["pretraining"][r["task"]]["run"])
             assert cfg.optim.max_steps == p["settings"]["finetune_steps"]
     assert p["estimated_training_gpu_hours"] > 100 and "estimate" in p["estimate_note"]
+
+
+def test_variants_presets():
+    from annobc.gui import UI_VARIANTS, Layout
+    from annobc.tasks import get_task_class
+
+    m = plan_study("variants", "micro")
+    sets = m["variant_sets"]
+    # 8 training variants and 3 held out, disjoint, the default in neither; nine tasks
+    assert len(sets["training"]) == 8 and len(sets["held-out"]) == 3 and sets["default"] == ["default"]
+    assert not set(sets["training"]) & set(sets["held-out"]) and "default" not in sets["training"]
+    assert len(m["tasks"]) == 9
+    # the held-out ones differ on three axes: a panel side, a theme, a font scale
+    held = [UI_VARIANTS[v] for v in sets["held-out"]]
+    assert {v.panel for v in held} > {"right"} and {v.theme for v in held} > {"dark"}
+    assert {v.font_scale for v in held} > {1.0}
+    runs = {r["run"]: load_config(r["base_config"], r["overrides"]) for r in m["train"]}
+    # the two runs trained from scratch: the same steps, the same number of episodes (the same scenes)
+    assert runs["variants"].optim.max_steps == runs["default"].optim.max_steps == 2000
+    eps = {d["unit"]: d for d in m["datasets"]}
+    assert eps["data-train-variants"]["episodes_per_task"] == eps["data-train-default"]["episodes_per_task"]
+    assert eps["data-train-variants"]["variants"] == sets["training"]
+    assert eps["data-train-default"]["variants"] == ["default"]
+    assert eps["data-finetune"]["variants"] == sets["held-out"]
+    assert eps["data-finetune"]["episodes_per_task"] <= 30  # a few
+    ft = runs["default-finetuned"]
+    assert ft.model.init_from.endswith("/runs/default") and runs["default"].model.init_from == ""
+    assert ft.optim.lr == pytest.approx(3e-5) and ft.optim.backbone_lr_mult == pytest.approx(0.01)
+    assert ft.model.preset == "tiny" and ft.model.overrides["head"] == "cells"
+    assert m["cpu_estimate"]["total_minutes_at_most"] <= 80  # with generation (about 5 min): within 90
+    p = plan_study("variants", "paper")
+    for r in p["train"]:
+        cfg = load_config(r["base_config"], r["overrides"])
+        assert cfg.model.preset == "vit-b" and cfg.run.device == "cuda" and 90e6 < r["params"] < 110e6
+        assert cfg.model.overrides["head"] == "xy" and r["estimate"]["gpu_hours"] > 0
+        steps = p["settings"]["finetune_steps"] if r["run"] == "default-finetuned" else 100_000
+        assert cfg.optim.max_steps == steps
+    assert p["estimated_training_gpu_hours"] > 10 and "estimate" in p["estimate_note"]
+    # every task lays out in every variant of the study at both scales' screens
+    for screen in (m["settings"]["screen"], p["settings"]["screen"]):
+        for task in m["tasks"]:
+            labels = [b.label for b in get_task_class(task).buttons]
+            for v in sets["training"] + sets["held-out"]:
+                Layout(*screen, labels, v)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annobc.study import UnitLimit, run_study
+from annobc.study import run_study
 from annobc.study.transfer import (compare, episodes_to_reach, gain, pretrain_run_names,
                                    pretraining_sets)
 
-from .conftest import TINY, TRAIN, check_report_figures
+from .conftest import TINY, TRAIN, check_report_figures, killed_then_rerun
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "examples" / "annobc-example-task"
@@ -35,14 +35,7 @@ FIRST_UNITS = {"data-pretrain", "train-pretrain", "data-neuron_tracking-train-n2
 
 @pytest.fixture(scope="module")
 def killed_then_finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("transfer")
-    with pytest.raises(UnitLimit):
-        run_study("transfer", "micro", out, SETTINGS, progress=False, max_new_units=len(FIRST_UNITS))
-    first = {p.stem for p in (out / "units").glob("*.json")}
-    weights = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("model.safetensors")}
-    marks = {p: p.stat().st_mtime_ns for p in (out / "units").glob("*.json")}
-    res = run_study("transfer", "micro", out, SETTINGS, progress=False)
-    return out, first, weights, marks, res
+    return killed_then_rerun("transfer", tmp_path_factory.mktemp("transfer"), SETTINGS, len(FIRST_UNITS))
 
 
 def test_runs_end_to_end_and_writes_its_report(killed_then_finished):

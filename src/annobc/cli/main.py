@@ -273,7 +273,7 @@ def cmd_check_task(args) -> int:
 
 # -- study -------------------------------------------------------------------------------------------
 # annobc.study.STUDIES and SCALES, spelled out so that building the parser does not import torch.
-STUDY_NAMES, STUDY_SCALES = ("emergence", "scaling", "transfer", "probes", "real"), ("micro", "paper")
+STUDY_NAMES, STUDY_SCALES = ("emergence", "scaling", "transfer", "probes", "real", "variants"), ("micro", "paper")
 
 
 def cmd_study(args) -> int:

@@ -179,11 +179,21 @@ class EpisodeStore:
             self._tasks = sorted(set(self.episodes["task_id"]))
         return self._tasks
 
-    def episode_ids(self, split: str | None = None, tasks: Iterable[str] | None = None) -> list[str]:
+    def episode_ids(self, split: str | None = None, tasks: Iterable[str] | None = None,
+                    variants: Iterable[str] | None = None) -> list[str]:
+        """The episodes of ``split``, of ``tasks`` and shown in GUI ``variants`` (None: any)."""
         tasks = set(tasks) if tasks is not None else None
-        return [e for e, s, t in zip(self.episodes["episode_id"], self.episodes["split"],
-                                     self.episodes["task_id"])
-                if (split is None or s == split) and (tasks is None or t in tasks)]
+        variants = set(variants) if variants is not None else None
+        return [e for e, s, t, v in zip(self.episodes["episode_id"], self.episodes["split"],
+                                        self.episodes["task_id"], self.episodes["ui_variant"])
+                if (split is None or s == split) and (tasks is None or t in tasks)
+                and (variants is None or v in variants)]
+
+    def variants(self, split: str | None = None, tasks: Iterable[str] | None = None) -> list[str]:
+        """The GUI variants the episodes of ``split`` and ``tasks`` were shown in, sorted."""
+        ids = set(self.episode_ids(split, tasks))
+        return sorted({v for e, v in zip(self.episodes["episode_id"], self.episodes["ui_variant"])
+                       if e in ids})
 
     def meta(self, eid: str) -> dict:
         i = self.index[eid]

@@ -127,6 +127,7 @@ class WindowDataset(IterableDataset):
         split: "train", "val" or "test".
         window: K, the number of steps per sample.
         tasks: restrict to these task ids (default: all in the dataset).
+        variants: restrict to episodes shown in these GUI variants (default: any).
         task_weights: task id -> sampling weight (default: equal per task). An epoch draws
             ``episodes_per_epoch`` episodes (default: all of the split), picking a task by weight,
             then the next episode of that task in a per-epoch shuffled order.
@@ -149,11 +150,12 @@ class WindowDataset(IterableDataset):
     def __init__(self, store: EpisodeStore | str, split: str = "train", window: int = 8,
                  tasks: Sequence[str] | None = None, task_weights: dict[str, float] | None = None,
                  seed: int = 0, episodes_per_epoch: int | None = None, interleave: int = 8,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None,
+                 variants: Sequence[str] | None = None):
         self.store = store if isinstance(store, EpisodeStore) else EpisodeStore(store)
         self.split, self.window, self.seed = split, int(window), int(seed)
         self.tasks = list(tasks) if tasks is not None else self.store.tasks
-        self.by_task = {t: self.store.episode_ids(split, [t]) for t in self.tasks}
+        self.by_task = {t: self.store.episode_ids(split, [t], variants) for t in self.tasks}
         self.by_task = {t: e for t, e in self.by_task.items() if e}
         if not self.by_task:
             raise ValueError(f"no {split} episodes for tasks {self.tasks} in {self.store.root}")

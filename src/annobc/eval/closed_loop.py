@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -161,13 +162,16 @@ def closed_loop(model, tasks: list[str], seeds: list[int], temperature: float, m
                 screen, theme: str = "dark", device="cpu", gifs_per_task: int = 0, name: str = "policy",
                 batch_size: int = 64, progress=None,
                 params: dict[str, dict] | None = None,
-                ui_variant: str = "default") -> dict[str, list[Rollout]]:
+                ui_variant: str | Sequence[str] = "default") -> dict[str, list[Rollout]]:
     """Closed-loop episodes; ``params`` (task -> parameters) should be the training data's;
-    ``ui_variant``: the GUI variant they are shown in."""
+    ``ui_variant``: the GUI variant they are shown in, or one per seed (all run in one batch)."""
     params = params or {}
+    variants = [ui_variant] * len(seeds) if isinstance(ui_variant, str) else list(ui_variant)
+    if len(variants) != len(seeds):
+        raise ValueError(f"{len(variants)} GUI variants for {len(seeds)} seeds")
     rollouts = {t: [new_rollout(t, s, screen, theme, max_steps, name, i < gifs_per_task, params.get(t),
-                                ui_variant)
-                    for i, s in enumerate(seeds)] for t in tasks}
+                                v)
+                    for i, (s, v) in enumerate(zip(seeds, variants))] for t in tasks}
     run_rollouts(model, [r for rs in rollouts.values() for r in rs], temperature, device,
                  batch_size, progress=progress)
     return rollouts

@@ -1,7 +1,9 @@
 """Teacher-forced metrics: the policy predicts each recorded click from the recorded history.
 
 Every window's LAST step is scored (each step once, with its full history). A prediction is the
-argmax click. Categories are those of the target click.
+argmax click. Categories are those of the target click. Elements are hit-tested in the GUI variant
+the window's episode was shown in (its layout: a click left of the canvas is a button in one variant
+and canvas in another).
 
 - ``accuracy`` (overall, and per category): a canvas target counts as hit within 5 px; a button
   target when the prediction hits the same button; an invalid target when the prediction hits
@@ -26,7 +28,7 @@ from torch.utils.data import DataLoader
 from annobc.data.store import EpisodeStore
 from annobc.data.windows import WindowDataset
 from annobc.learning.loss import ClickLoss, LossConfig
-from annobc.gui import Layout
+from annobc.gui import DEFAULT_VARIANT, Layout
 from annobc.tasks.base import CATEGORIES
 from annobc.tasks.registry import get_task_class
 
@@ -35,21 +37,23 @@ SELECT = CATEGORIES.index("select")
 INVALID = CATEGORIES.index("invalid")
 
 
-@lru_cache(maxsize=64)
-def hit_map(task_id: str, width: int, height: int) -> np.ndarray:
-    return Layout(width, height, [b.label for b in get_task_class(task_id).buttons]).hit_map
+@lru_cache(maxsize=256)
+def hit_map(task_id: str, width: int, height: int, variant: str = DEFAULT_VARIANT) -> np.ndarray:
+    return Layout(width, height, [b.label for b in get_task_class(task_id).buttons], variant).hit_map
 
 
 def score_predictions(task_ids_: list[str], pred: np.ndarray, target: np.ndarray,
-                      category: np.ndarray, screen: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Per-step hit flags for predictions vs targets (arrays of shape (n, 2), (n, 2), (n,))."""
+                      category: np.ndarray, screen: tuple[int, int],
+                      variants: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-step hit flags for predictions vs targets (arrays of shape (n, 2), (n, 2), (n,)),
+    hit-tested in each step's GUI variant (``variants``, one per step; None: the default)."""
     w, h = screen
     n = len(pred)
     px, py = np.clip(pred[:, 0], 0, w - 1), np.clip(pred[:, 1], 0, h - 1)
     pred_el = np.empty(n, np.int64)
     tgt_el = np.empty(n, np.int64)
     for i, t in enumerate(task_ids_):
-        hm = hit_map(t, w, h)
+        hm = hit_map(t, w, h, variants[i] if variants is not None else DEFAULT_VARIANT)
         pred_el[i] = hm[py[i], px[i]]
         tgt_el[i] = hm[target[i, 1], target[i, 0]]
     dist = np.hypot(pred[:, 0] - target[:, 0], pred[:, 1] - target[:, 1])
@@ -82,6 +86,12 @@ def summarise(rows: dict[str, np.ndarray]) -> dict:
     return out
 
 
+def split_cap(cap: int | None, variants: list[str]) -> list[tuple[str, int | None]]:
+    """A task's window cap shared evenly by the variants its episodes were shown in."""
+    k = len(variants)
+    return [(v, None if cap is None else cap // k + (i < cap % k)) for i, v in enumerate(variants)]
+
+
 @torch.no_grad()
 def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: int | None = None,
                    batch_size: int = 32, device: str | torch.device = "cpu", seed: int = 0,
@@ -90,10 +100,12 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
     """Teacher-forced metrics over a split: overall, and per task; ``loss``: the objective whose
     terms are reported (default: :class:`LossConfig`'s); ``return_rows``: also the per-window flags
     the figures are means of, as out["rows"] (numpy arrays, one entry per scored window: task,
-    category, hit, dist, valid_action, same_element), e.g. for bootstrap intervals.
+    variant, category, hit, dist, valid_action, same_element), e.g. for bootstrap intervals.
 
     ``max_windows`` caps the windows of EACH task (so every task's figures rest on the same number
     of windows, however its episodes are weighted in training); None: every window of the split.
+    A task shown in several GUI variants has its cap split evenly over them (windows are drawn per
+    variant, so each is hit-tested in its own layout); ``by_variant``: the figures per variant.
     """
     cfg = model.cfg
     objective = ClickLoss(model, loss).to(device)
@@ -103,12 +115,14 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
     screen = (cfg.screen_w, cfg.screen_h)
     cols = defaultdict(list)
     losses = defaultdict(list)
-    for task in (tasks if tasks is not None else store.tasks):
-        if not store.episode_ids(split, [task]):
-            continue
-        ds = WindowDataset(store, split, window=cfg.window, seed=seed, tasks=[task])
+    groups = [(task, variant, cap) for task in (tasks if tasks is not None else store.tasks)
+              for variant, cap in split_cap(max_windows, store.variants(split, [task])) if cap != 0]
+    for task, variant, cap in groups:
+        ds = WindowDataset(store, split, window=cfg.window, seed=seed, tasks=[task], variants=[variant])
         seen = 0
         for batch in DataLoader(ds, batch_size=batch_size):
+            if cap is not None and len(batch["task"]) > cap - seen:  # exactly the cap
+                batch = {k: v[:cap - seen] for k, v in batch.items()}
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.no_grad():
                 _, info = objective(batch, predict=True)
@@ -120,13 +134,14 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
             target = batch["xy"][:, -1].cpu().numpy()
             category = batch["category"][:, -1].cpu().numpy()
             task_list = [names[int(t)] for t in batch["task"].cpu()]
-            flags = score_predictions(task_list, pred, target, category, screen)
+            flags = score_predictions(task_list, pred, target, category, screen, [variant] * len(pred))
             for k, v in flags.items():
                 cols[k].append(v)
             cols["category"].append(category)
             cols["task"].append(np.array(task_list))
+            cols["variant"].append(np.array([variant] * len(pred)))
             seen += len(pred)
-            if max_windows is not None and seen >= max_windows:
+            if cap is not None and seen >= cap:
                 break
     model.train(was_training)
     rows = {k: np.concatenate(v) for k, v in cols.items()}
@@ -135,6 +150,8 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
         out[k] = float(sum(v * n for v, n in pairs) / max(1, sum(n for _, n in pairs)))
     out["by_task"] = {t: summarise({k: v[rows["task"] == t] for k, v in rows.items() if k != "task"})
                       for t in sorted(set(rows["task"]))}
+    out["by_variant"] = {v: summarise({k: c[rows["variant"] == v] for k, c in rows.items()
+                                       if k != "task"}) for v in sorted(set(rows["variant"]))}
     if return_rows:
         out["rows"] = rows
     return out

@@ -9,6 +9,7 @@ here, run elsewhere. Killed and rerun, a study continues from its finished units
     plan_study("scaling", "paper")   # the runs it would make, their models and estimated cost
     run_study("transfer", "micro", settings={"held_out": ["neuron_tracking"]})
     run_study("real", "micro", settings={"source": "tracks"})   # imported real-format data
+    run_study("variants", "micro", settings={"held_out_variants": ["bottom"]})
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def _module(name: str):
         from annobc.study import probes as mod
     elif name == "real":
         from annobc.study import real as mod
+    elif name == "variants":
+        from annobc.study import variants as mod
     else:
         raise StudyError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
     return mod

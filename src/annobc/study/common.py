@@ -34,7 +34,7 @@ from annobc.data.store import atomic_write_bytes, atomic_write_json
 from annobc.tasks.registry import BUILTIN
 
 SCALES = ("micro", "paper")
-STUDIES = ("emergence", "scaling", "transfer", "probes", "real")
+STUDIES = ("emergence", "scaling", "transfer", "probes", "real", "variants")
 
 # -- presets -----------------------------------------------------------------------------------------
 # The CPU preset's model options (the shipped cpu_demo config) and the GPU one's (gpu_paper).
@@ -185,6 +185,47 @@ PRESETS: dict[str, dict[str, dict]] = {
                       {"name": "full", "lr": None, "backbone_lr_mult": None}],
             tf_windows=1024, closed_loop_episodes=100, closed_loop_max_steps=600, bootstrap=1000),
     },
+    "variants": {
+        # Held out: three variants, each the layout of a training variant changed along one axis of
+        # its own, so that each tests one kind of novelty: `bottom` the panel side (the buttons in
+        # rows under the canvas; training `left` differs from it in the side only), `high-contrast`
+        # the theme (training `light` differs in the theme only), `large-font` the font scale (4x7
+        # glyphs on the right-panel layouts, whose 1.4 font training shows only in the mirrored,
+        # high-contrast `left-large-font`). Trained on 8 (the published count) of the 9 others
+        # besides the default: `spaced` is left out, as its one distinctive property (18/4
+        # buttons) is in no other variant and varies no axis the held-out ones test (an otherwise
+        # arbitrary pick). Nine tasks; two runs of 2,000 steps (600 episodes per task, the same
+        # scenes, in the training variants or the default one) and a fine-tune of 300 steps on 12
+        # new episodes per task in the held-out variants. At 0.35 s a step (the CPU preset `tiny`
+        # + cells head, batch 16 x window 8, 2 cores): training 4,000 steps = 23.3 min, fine-tune
+        # 1.8 min; teacher-forced 3 arms x 3 sets x 9 tasks x 128 windows = 10,368 x 0.03 s =
+        # 5.2 min; closed loop 3 x 3 x 9 tasks x 12 episodes = 972 x at most 300 clicks x 6 ms = at
+        # most 29.2 min (about 10 where episodes end near the annotator's 75-100 clicks);
+        # generation about 12,300 episodes, about 5 min: about 45 min, at most 65 (`--plan`:
+        # cpu_estimate).
+        "micro": dict(
+            _COMMON_MICRO, tasks=list(BUILTIN),
+            training_variants=["light", "reversed", "left", "left-light", "bottom-light", "compact",
+                               "left-large-font", "bottom-compact"],
+            held_out_variants=["bottom", "high-contrast", "large-font"],
+            train_episodes_per_task=600, train_steps=2000, model_preset="tiny", model_overrides=CPU_MODEL,
+            # as published: LR 3e-5 for the head and the temporal model, the backbone at 0.01x
+            finetune={"lr": 3e-5, "backbone_lr_mult": 0.01}, finetune_episodes_per_task=12,
+            finetune_steps=300, val_episodes_per_task=25, tf_windows=128, closed_loop_episodes=12,
+            closed_loop_max_steps=300, bootstrap=1000),
+        # The published model (vit-b, gpu_paper, 100K steps) for both runs at 10,000 episodes per
+        # task; a fine-tune of 10K steps (the transfer study's length, this project's choice) on
+        # 30 episodes per task of the held-out variants.
+        "paper": dict(
+            _COMMON_PAPER, tasks=list(BUILTIN),
+            training_variants=["light", "reversed", "left", "left-light", "bottom-light", "compact",
+                               "left-large-font", "bottom-compact"],
+            held_out_variants=["bottom", "high-contrast", "large-font"],
+            train_episodes_per_task=10000, train_steps=100000, model_preset="vit-b",
+            model_overrides=GPU_MODEL, finetune={"lr": 3e-5, "backbone_lr_mult": 0.01},
+            finetune_episodes_per_task=30, finetune_steps=10000, val_episodes_per_task=200,
+            tf_windows=1024, closed_loop_episodes=100, closed_loop_max_steps=600, bootstrap=1000),
+    },
 }
 
 
@@ -321,6 +362,26 @@ def dataset_unit(study: Study, unit: str, root: Path, plan) -> dict:
         return {"path": str(root), "episodes": card["episodes"], "steps": card["steps"],
                 "card_sha256": card_sha256(root)}
     return study.unit(unit, fn)
+
+
+def recipe_overrides(recipe: dict | None, init_from: Path | None) -> list[str]:
+    """A fine-tuning recipe's overrides (None: scratch, the base config's optimizer, random init).
+    A recipe value of None keeps the base config's (the pretraining run's) setting."""
+    out = [f"model.init_from={init_from}"] if init_from is not None else []
+    for key in ("lr", "backbone_lr_mult"):
+        if recipe is not None and recipe.get(key) is not None:
+            out.append(f"optim.{key}={flow(float(recipe[key]))}")  # YAML reads 3e-05 as a string
+    return out
+
+
+def trained_optim(c: dict, overrides: list[str], pretrained: bool) -> dict:
+    """A run's optimizer as trained (a recipe's values resolved against the base config)."""
+    from annobc.train.config import load_config
+
+    o = load_config(c["base_config"], overrides).optim
+    return {"init": "pretrained" if pretrained else "random", "lr": o.lr,
+            "backbone_lr_mult": o.backbone_lr_mult, "backbone_lr": o.lr * o.backbone_lr_mult,
+            "steps": o.max_steps, "warmup_steps": o.warmup_steps, "batch": o.batch_size}
 
 
 def card_sha256(root: Path) -> str:
@@ -595,6 +656,29 @@ def gpu_hours(pcfg, batch: int, steps: int, preset_name: str = "", workers: int 
             basis += f"; bound by the loader ({LOADER.name}, {workers} workers, scaled by pixels)"
     return {"flops_per_step": flops, "seconds_per_step": seconds, "loader_seconds_per_step": loader,
             "gpu_hours": seconds * steps / 3600, "basis": basis}
+
+
+# Costs of the CPU preset (tiny + cells head, 16 windows of 8 frames, 2 cores) for the micro plans'
+# wall-time estimates: a training step (benchmarks/results/train_throughput.json: 0.348 s median), a
+# teacher-forced window and a closed-loop click (the emergence study's timings, docs/study.md).
+CPU_STEP_SECONDS = 0.35
+CPU_TF_WINDOW_SECONDS = 0.03
+CPU_CLOSED_LOOP_CLICK_SECONDS = 0.006
+
+
+def cpu_estimate(steps: dict[str, int], load: dict, scored: int) -> dict:
+    """The micro budget's arithmetic: minutes on 2 cores at the CPU preset's costs, per group of
+    training ``steps`` and for the evaluation ``load`` (meaningful for that preset only; the
+    closed-loop figure assumes every episode runs to its click cap)."""
+    minutes = {k: n * CPU_STEP_SECONDS / 60 for k, n in steps.items()}
+    minutes["teacher-forced"] = load["tf_windows"] * CPU_TF_WINDOW_SECONDS / 60
+    minutes["closed loop, at most"] = load["closed_loop_frames"] * CPU_CLOSED_LOOP_CLICK_SECONDS / 60
+    return {"minutes": minutes, "total_minutes_at_most": sum(minutes.values()),
+            "models_scored": scored,
+            "basis": f"{CPU_STEP_SECONDS} s a training step (tiny + cells head, 16 windows of 8 "
+                     f"frames), {CPU_TF_WINDOW_SECONDS} s a teacher-forced window, "
+                     f"{CPU_CLOSED_LOOP_CLICK_SECONDS} s a closed-loop click, on 2 cores; "
+                     "dataset generation (a minute or two) not included"}
 
 
 # -- report writing ------------------------------------------------------------------------------------

@@ -836,7 +836,6 @@ def report(results: dict, out: Path) -> list[str]:
          f"not refit). Every figure below is in `results.json`.", "",
          "## Verdicts", "",
          f"At layer `{vl}` (declared before the numbers), the last checkpoint:", ""]
-    v = results["verdicts"]
     for latent in LATENTS:
         e = results["final"][vl][latent]
         L.append(f"- {latent} linearly decodable ({METRIC[latent]}): **{e['verdict']}** "

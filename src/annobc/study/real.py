@@ -51,13 +51,13 @@ from pathlib import Path
 
 import numpy as np
 
-from annobc.study.common import (Study, StudyError, bootstrap_weights, ci_pct, dataset_unit, num,
+from annobc.study.common import (code_text, Study, StudyError, bootstrap_weights, ci_pct, dataset_unit, num,
                                  pct, percentile_ci, proportion, provenance, pyplot,
-                                 screen_and_variant, table, tasks_of, test_seeds, train_overrides,
-                                 train_unit, write_outputs)
+                                 cpu_estimate, screen_and_variant, table, tasks_of, test_seeds,
+                                 train_overrides, train_unit, write_outputs)
 from annobc.study.real_input import SOURCES, TASK_OF, import_input, subset_view, write_input
 from annobc.study.scaling import CATEGORY_COLUMNS
-from annobc.study.transfer import (SCRATCH, ZERO_SHOT, analyse_task, arms, cell, cpu_estimate, gain,
+from annobc.study.transfer import (SCRATCH, ZERO_SHOT, analyse_task, arms, cell, gain,
                                    gain_cells, lr_text, pretrain_plan, recipe_overrides, run_name,
                                    tf_unit)
 
@@ -181,7 +181,7 @@ def plan_runs(study: Study) -> dict:
     return {"source": source, "task": task, "instances": grid, "arms": names, "pool": list(pool),
             "pretraining": pre, "datasets": datasets, "train": train, "evaluation_load": load,
             "evaluations": evaluations, "training_steps": steps,
-            "cpu_estimate": cpu_estimate(steps, load, scored, c)}
+            "cpu_estimate": cpu_estimate(steps, load, scored)}
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -339,7 +339,7 @@ def run(study: Study) -> dict:
 def score(study: Study, held, task: str, name: str, tr: dict) -> dict:
     """A model's teacher-forced (val instances) and closed-loop (test instances) units."""
     return {"train": tr,
-            "tf": study.unit(f"tf-{name}", lambda: tf_unit(study, held, task, name, tr)),
+            "tf": study.unit(f"tf-{name}", lambda: tf_unit(study, held, [task], name, tr)),
             "cl": study.unit(f"cl-{name}", lambda: cl_unit(study, held, task, name, tr))}
 
 
@@ -502,8 +502,7 @@ def report(results: dict, out: Path) -> list[str]:
     cl, tf = results["closed_loop"], results["teacher_forced"]
     task, parts = results["task"], cl["parts"]
     L = [f"# Study: your own data (`real`, source `{results['source']}`, task {task})", "",
-         f"Scale `{results['scale']}`. Code {prov['code_version']} (commit {prov['git_commit'][:12] or '?'}"
-         f"{', uncommitted changes' if prov['git_dirty'] else ''}).", "",
+         f"Scale `{results['scale']}`. {code_text(prov)}.", "",
          "## Input", "",
          f"**Synthesised, not real data**: no real dataset is available where this ran, so the study "
          f"wrote one in the real format ({inp['writer']}, seed {inp['seed']}): {inp['describe']}; "

@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from annobc.study.common import (code_text, Study, StudyError, atomic_save_npz, bootstrap_weights, ci_pct,
-                                 dataset_unit, flow, num, pct, percentile_ci, proportion,
-                                 provenance, pyplot, screen_and_variant, table, tasks_of,
-                                 test_seeds, train_overrides, train_unit, write_outputs)
+from annobc.study.common import (Study, StudyError, atomic_save_npz, bootstrap_weights, ci_pct,
+                                 code_text, cpu_estimate, dataset_unit, num, pct,
+                                 percentile_ci, proportion, provenance, pyplot, recipe_overrides,
+                                 screen_and_variant, table, tasks_of, test_seeds, train_overrides,
+                                 train_unit, trained_optim, write_outputs)
 from annobc.study.emergence import skill_mask
 from annobc.study.scaling import CATEGORY_COLUMNS, train_plan, val_plan
 from annobc.tasks.base import BUTTON_CATEGORIES
@@ -53,12 +54,6 @@ TF_METRICS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "buttons": (BUTTON_CATEGORIES, "same_element"),
     **{c: ((c,), "hit") for c in CATEGORY_COLUMNS},
 }
-# Costs of the CPU preset (tiny + cells head, 16 windows of 8 frames, 2 cores) for the plan's
-# wall-time estimate: a training step (benchmarks/results/train_throughput.json: 0.348 s median), a
-# teacher-forced window and a closed-loop click (the emergence study's timings, docs/study.md).
-CPU_STEP_SECONDS = 0.35
-CPU_TF_WINDOW_SECONDS = 0.03
-CPU_CLOSED_LOOP_CLICK_SECONDS = 0.006
 
 
 # -- the plan ---------------------------------------------------------------------------------------
@@ -120,16 +115,6 @@ def task_data(study: Study, task: str) -> Path:
     return study.out / "data" / task
 
 
-def recipe_overrides(recipe: dict | None, init_from: Path | None) -> list[str]:
-    """A fine-tuning recipe's overrides (None: scratch, the base config's optimizer, random init).
-    A recipe value of None keeps the base config's (the pretraining run's) setting."""
-    out = [f"model.init_from={init_from}"] if init_from is not None else []
-    for key in ("lr", "backbone_lr_mult"):
-        if recipe is not None and recipe.get(key) is not None:
-            out.append(f"optim.{key}={flow(float(recipe[key]))}")  # YAML reads 3e-05 as a string
-    return out
-
-
 def plan_runs(study: Study) -> dict:
     """The study's units without running them: datasets, the pretraining and grid runs, evaluations."""
     c = study.cfg
@@ -179,22 +164,7 @@ def plan_runs(study: Study) -> dict:
     return {"held_out": held_out, "pool": list(pool), "episodes": episodes, "arms": names,
             "pretraining": {t: {"run": pre_names[sets[t]], "tasks": list(sets[t])} for t in held_out},
             "datasets": datasets, "train": train, "evaluation_load": load, "evaluations": evaluations,
-            "training_steps": steps, "cpu_estimate": cpu_estimate(steps, load, scored, c)}
-
-
-def cpu_estimate(steps: dict, load: dict, scored: int, c: dict) -> dict:
-    """The micro budget's arithmetic: minutes on 2 cores at the CPU preset's costs (meaningful for
-    that preset only; the closed-loop figure assumes every episode runs to its click cap)."""
-    minutes = {"pretraining": steps["pretraining"] * CPU_STEP_SECONDS / 60,
-               "fine-tuning and scratch": steps["fine-tuning and scratch"] * CPU_STEP_SECONDS / 60,
-               "teacher-forced": load["tf_windows"] * CPU_TF_WINDOW_SECONDS / 60,
-               "closed loop, at most": load["closed_loop_frames"] * CPU_CLOSED_LOOP_CLICK_SECONDS / 60}
-    return {"minutes": minutes, "total_minutes_at_most": sum(minutes.values()),
-            "models_scored": scored,
-            "basis": f"{CPU_STEP_SECONDS} s a training step (tiny + cells head, 16 windows of 8 "
-                     f"frames), {CPU_TF_WINDOW_SECONDS} s a teacher-forced window, "
-                     f"{CPU_CLOSED_LOOP_CLICK_SECONDS} s a closed-loop click, on 2 cores; "
-                     "dataset generation (a minute or two) not included"}
+            "training_steps": steps, "cpu_estimate": cpu_estimate(steps, load, scored)}
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -207,7 +177,6 @@ def pretrain_plan(tasks, c: dict):
 
 def run(study: Study) -> dict:
     from annobc.data import EpisodeStore
-    from annobc.train.config import load_config
 
     c = study.cfg
     plan = plan_runs(study)
@@ -241,13 +210,9 @@ def run(study: Study) -> dict:
                 bar.update(1)
     bar.close()
     # -- analysis -------------------------------------------------------------------------------------
-    optim = {}
-    for arm in names:  # every arm's optimizer as trained (the recipes' values resolved)
-        r = runs[run_name(held_out[0], arm, episodes[0])]
-        o = load_config(c["base_config"], r["overrides"]).optim
-        optim[arm] = {"init": "random" if arm == SCRATCH else "pretrained", "lr": o.lr,
-                      "backbone_lr_mult": o.backbone_lr_mult, "backbone_lr": o.lr * o.backbone_lr_mult,
-                      "steps": o.max_steps, "warmup_steps": o.warmup_steps, "batch": o.batch_size}
+    # every arm's optimizer as trained (the recipes' values resolved)
+    optim = {arm: trained_optim(c, runs[run_name(held_out[0], arm, episodes[0])]["overrides"],
+                                pretrained=arm != SCRATCH) for arm in names}
     by_task = {t: analyse_task(study, t, scored[t], episodes, names) for t in held_out}
     results = {
         "study": "transfer", "scale": study.scale,
@@ -279,11 +244,13 @@ def run(study: Study) -> dict:
 def score(study: Study, val, task: str, name: str, tr: dict) -> dict:
     """A trained model's teacher-forced and closed-loop units on the held-out task."""
     return {"train": tr,
-            "tf": study.unit(f"tf-{name}", lambda: tf_unit(study, val, task, name, tr)),
-            "cl": study.unit(f"cl-{name}", lambda: cl_unit(study, val, task, name, tr))}
+            "tf": study.unit(f"tf-{name}", lambda: tf_unit(study, val, [task], name, tr)),
+            "cl": study.unit(f"cl-{name}", lambda: cl_unit(study, val, [task], name, tr))}
 
 
-def tf_unit(study: Study, val, task: str, name: str, tr: dict) -> dict:
+def tf_unit(study: Study, val, tasks: list[str], name: str, tr: dict) -> dict:
+    """A trained model teacher-forced on ``val``'s val windows of ``tasks``; the per-window flags
+    (with each window's task and GUI variant) in units/tf-NAME.npz, for the bootstrap."""
     from annobc.learning.checkpoint import load_policy
     from annobc.learning.loss import LossConfig
     from annobc.learning.teacher_forced import teacher_forced
@@ -293,18 +260,23 @@ def tf_unit(study: Study, val, task: str, name: str, tr: dict) -> dict:
     if tuple(val.card["screen"]) != (model.cfg.screen_w, model.cfg.screen_h):
         raise StudyError(f"the val set's screen {val.card['screen']} is not the model's")
     m = teacher_forced(model, val, "val", max_windows=c["tf_windows"], batch_size=c["tf_batch"],
-                       device=c["device"], tasks=[task], return_rows=True,
+                       device=c["device"], tasks=list(tasks), return_rows=True,
                        loss=LossConfig(**state["train_config"]["loss"]))
     rows = m.pop("rows")
     path = f"tf-{name}.npz"
-    atomic_save_npz(study.out / "units" / path, category=rows["category"].astype(np.int8),
+    atomic_save_npz(study.out / "units" / path, task=rows["task"], variant=rows["variant"],
+                    category=rows["category"].astype(np.int8),
                     hit=rows["hit"], valid_action=rows["valid_action"],
                     same_element=rows["same_element"], dist=rows["dist"].astype(np.float32))
     return {"run": tr["run"], "step": int(state["step"]), "rows": path, "nll": m.get("nll"),
             "teacher_forced": {k: v for k, v in m.items() if k != "by_task"}}
 
 
-def cl_unit(study: Study, val, task: str, name: str, tr: dict) -> dict:
+def cl_unit(study: Study, val, tasks: list[str], name: str, tr: dict,
+            variants: list[str] | None = None) -> dict:
+    """A trained model closed loop on ``val``'s test seeds of each of ``tasks``, shown in the val
+    set's GUI variant or, with ``variants``, seed i in variants[i]: the figures pooled over the
+    episodes, and each episode's task, seed, variant and outcome (in task, then seed order)."""
     from annobc.eval.closed_loop import closed_loop, closed_loop_metrics
     from annobc.learning.checkpoint import load_policy
 
@@ -313,17 +285,23 @@ def cl_unit(study: Study, val, task: str, name: str, tr: dict) -> dict:
     screen, theme, variant = screen_and_variant(val)
     seeds = test_seeds(val, c["closed_loop_episodes"])
     params = {t: v["params"] for t, v in val.card.get("tasks", {}).items()}
-    bar = study.bar(len(seeds), f"closed loop {name}", "ep")
-    rollouts = closed_loop(model, [task], seeds, c["temperature"], c["closed_loop_max_steps"], screen,
-                           theme, c["device"], name=name, batch_size=c["closed_loop_batch"],
-                           progress=bar, params=params, ui_variant=variant)
+    bar = study.bar(len(seeds) * len(tasks), f"closed loop {name}", "ep")
+    rollouts = closed_loop(model, list(tasks), seeds, c["temperature"], c["closed_loop_max_steps"],
+                           screen, theme, c["device"], name=name, batch_size=c["closed_loop_batch"],
+                           progress=bar, params=params, ui_variant=variants or variant)
     bar.close()
-    recs = [r.record for r in rollouts[task]]
-    m = closed_loop_metrics(recs)
+    recs = [r.record for t in tasks for r in rollouts[t]]
+    # per task, then the mean over tasks (the same episodes each: the mean over episodes)
+    m = [closed_loop_metrics([r.record for r in rollouts[t]]) for t in tasks]
     return {"run": tr["run"], "step": int(state["step"]), "seeds": seeds,
             "temperature": c["temperature"], "max_steps": c["closed_loop_max_steps"],
             "success": proportion(sum(r.success for r in recs), len(recs)),
-            **{k: m[k] for k in ("done_rate", "mean_length", "action_validity", "score")}}
+            **{k: float(np.mean([x[k] for x in m])) for k in ("done_rate", "mean_length",
+                                                               "action_validity", "score")},
+            "episodes": {"task": [r.task_id for r in recs], "seed": [r.seed for r in recs],
+                         "variant": [r.ui_variant for r in recs],
+                         "success": [bool(r.success) for r in recs], "done": [bool(r.done) for r in recs],
+                         "length": [len(r.steps) for r in recs]}}
 
 
 # -- analysis -------------------------------------------------------------------------------------------
