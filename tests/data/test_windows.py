@@ -1,5 +1,7 @@
 """The windowed PyTorch dataset: frames by replay equal the frames of the generating run."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -85,7 +87,10 @@ def test_window_loader_gives_the_dataloaders_batches_and_kept_batches_stay_valid
     with the same workers, every field, even when all batches are kept (slots are reused)."""
     ds = WindowDataset(store, "train", window=K, seed=0)
     ref = list(DataLoader(ds, batch_size=5, num_workers=workers))
-    got = list(WindowLoader(ds, batch_size=5, workers=workers, prefetch=2))
+    got = []
+    for b in WindowLoader(ds, batch_size=5, workers=workers, prefetch=2):
+        time.sleep(0.02)  # a slow consumer: the workers run ahead and reuse slots
+        got.append(b)
     assert len(got) == len(ref) > 2 * workers * (2 + 2)  # more batches than the ring has slots
     for a, b in zip(ref, got):
         assert a.keys() == b.keys()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+import multiprocessing as mp
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -249,14 +251,18 @@ class _RingCollate:
     faulted in afresh on both sides); that, not rendering, capped one worker at a fifth of the
     in-process rate (benchmarks/results/loader_throughput.json)."""
 
-    def __init__(self, ring: torch.Tensor):
+    def __init__(self, ring: torch.Tensor, free: list):
         self.ring = ring  # (workers, slots, B, K, H, W, 3) uint8 in shared memory
+        self.free = free  # per worker, a semaphore counting its slots the main process has copied out
         self.count = 0  # batches this worker has collated (each worker process has its own copy)
 
     def __call__(self, samples: list[dict]) -> dict:
         info = get_worker_info()
         slot = self.count % self.ring.shape[1]
         self.count += 1
+        # Wait for the slot to be copied out: a worker can run further ahead than its prefetch
+        # (once another worker's shard is exhausted, every request goes to the ones left).
+        self.free[info.id].acquire()
         dst = self.ring[info.id, slot].numpy()  # (B, K, H, W, 3)
         for i, s in enumerate(samples):
             if s["frames"].shape != dst.shape[1:]:
@@ -271,8 +277,8 @@ class _RingCollate:
 class WindowLoader:
     """Batches of a :class:`WindowDataset` as dicts of tensors, like ``DataLoader(ds,
     batch_size)``, with ``workers`` processes rendering. With workers, frames travel through a
-    ring of shared-memory batch slots allocated once (``prefetch + 2`` per worker: a worker is at
-    most ``prefetch`` batches ahead of the one being copied out), and are copied out of their slot
+    ring of shared-memory batch slots allocated once (``prefetch + 2`` per worker; a worker waits
+    for its next slot to be copied out before it writes there), and are copied out of their slot
     before a batch is returned, so a batch stays valid however long it is kept."""
 
     def __init__(self, ds: WindowDataset, batch_size: int, workers: int = 0, prefetch: int = 4):
@@ -285,9 +291,11 @@ class WindowLoader:
         screen_w, screen_h = self.ds.store.card["screen"]
         ring = torch.zeros((self.workers, self.prefetch + 2, self.batch_size) + (self.ds.window, screen_h, screen_w, 3),
                            dtype=torch.uint8).share_memory_()
+        free = [mp.get_context().Semaphore(ring.shape[1]) for _ in range(self.workers)]
         for b in DataLoader(self.ds, batch_size=self.batch_size, num_workers=self.workers,
-                            prefetch_factor=self.prefetch, collate_fn=_RingCollate(ring)):
+                            prefetch_factor=self.prefetch, collate_fn=_RingCollate(ring, free)):
             worker, slot, n = b.pop("frame_slot").tolist()
             batch = {k: torch.from_numpy(v) for k, v in b.items()}
             batch["frames"] = ring[worker, slot, :n].clone()  # (n, K, H, W, 3)
+            free[worker].release()  # a worker's batches arrive in its order: its oldest slot
             yield batch
