@@ -58,8 +58,8 @@ from annobc.study.common import (code_text, Study, StudyError, bootstrap_weights
 from annobc.study.real_input import SOURCES, TASK_OF, import_input, subset_view, write_input
 from annobc.study.scaling import CATEGORY_COLUMNS
 from annobc.study.transfer import (SCRATCH, ZERO_SHOT, analyse_task, arms, cell, gain,
-                                   gain_cells, lr_text, pretrain_plan, recipe_overrides, run_name,
-                                   tf_unit)
+                                   gain_cells, lr_text, pretrain_plan, recipe_overrides, run_name)
+from annobc.study.transfer import score as transfer_score
 
 # The parts of each task's score, read from the task's state at the end of an episode.
 SCORE_PARTS = {
@@ -337,10 +337,9 @@ def run(study: Study) -> dict:
 
 # -- units ----------------------------------------------------------------------------------------------
 def score(study: Study, held, task: str, name: str, tr: dict) -> dict:
-    """A model's teacher-forced (val instances) and closed-loop (test instances) units."""
-    return {"train": tr,
-            "tf": study.unit(f"tf-{name}", lambda: tf_unit(study, held, [task], name, tr)),
-            "cl": study.unit(f"cl-{name}", lambda: cl_unit(study, held, task, name, tr))}
+    """A model's teacher-forced (val instances) and closed-loop (test instances) units: transfer's,
+    with this study's closed loop (the task's score parts)."""
+    return transfer_score(study, held, task, name, tr, closed_loop=cl_unit)
 
 
 def score_parts(task: str, t) -> dict:

@@ -241,11 +241,13 @@ def run(study: Study) -> dict:
 
 
 # -- units ----------------------------------------------------------------------------------------------
-def score(study: Study, val, task: str, name: str, tr: dict) -> dict:
-    """A trained model's teacher-forced and closed-loop units on the held-out task."""
+def score(study: Study, val, task: str, name: str, tr: dict, closed_loop=None) -> dict:
+    """A trained model's teacher-forced and closed-loop units on the held-out task;
+    ``closed_loop(study, val, task, name, tr)`` replaces the closed-loop unit (default: cl_unit)."""
+    cl = closed_loop or (lambda st, v, t, n, r: cl_unit(st, v, [t], n, r))
     return {"train": tr,
             "tf": study.unit(f"tf-{name}", lambda: tf_unit(study, val, [task], name, tr)),
-            "cl": study.unit(f"cl-{name}", lambda: cl_unit(study, val, [task], name, tr))}
+            "cl": study.unit(f"cl-{name}", lambda: cl(study, val, task, name, tr))}
 
 
 def tf_unit(study: Study, val, tasks: list[str], name: str, tr: dict) -> dict:
