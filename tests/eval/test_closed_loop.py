@@ -10,7 +10,7 @@ from annobc.data import Plan, generate
 from annobc.eval.closed_loop import mistake_recovery, new_rollout, run_rollouts, wilson_interval
 from annobc.eval.evaluate import evaluate
 from annobc.models import ClickPolicy, PolicyConfig
-from annobc.tasks import replay
+from annobc.tasks import get_task_class, replay
 from annobc.train.config import load_config
 from annobc.train.train import train
 
@@ -94,11 +94,18 @@ def test_eval_of_a_tiny_checkpoint_on_two_tasks(tiny_run):
         assert m["success_ci95"][0] <= m["success_rate"] <= m["success_ci95"][1]
         assert m["mean_length"] <= 12
         assert set(m["training_data"]) >= {"success_rate", "correction_rate", "mistake_rate"}
+        assert m["chance_level"] == get_task_class(t).chance_level
+        assert m["above_chance"] == (m["success_ci95"][0] > m["chance_level"])
+        wins = round(m["success_rate"] * 2)
+        assert (m["done_when_successful"] is None) == (wins == 0)
         assert (tiny_run / "eval" / f"{t}-0.gif").exists()
         assert t in res["mistake_recovery"]
     tf = res["teacher_forced"]
     # Every task gets the same number of teacher-forced windows (the cap applies per task).
     assert {t: v["n"] for t, v in tf["by_task"].items()} == {t: 32 for t in TASKS}
+    for t, v in tf["by_task"].items():
+        assert sum(b["n"] for b in v["accuracy_by_button"].values()) == sum(
+            n for k, n in v["count_by_category"].items() if k not in ("place", "invalid"))
     report = (tiny_run / "eval" / "report.md").read_text()
     assert "closed-loop success" in report and "Mistake recovery" in report
     assert (tiny_run / "eval" / "closed_loop_success.png").exists()

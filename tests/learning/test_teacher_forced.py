@@ -45,3 +45,22 @@ def test_hits_are_tested_in_the_windows_variant():
     nav = np.array([CATEGORIES.index("navigate")])
     assert score_predictions([TASK], point + [[1, 1]], point, nav, (160, 128), ["left"])["hit"].all()
     assert Layout(160, 128, labels).hit_map[point[0, 1], point[0, 0]] == 0
+
+
+def test_button_accuracy_names_the_decision_that_goes_wrong():
+    from annobc.learning.teacher_forced import button_accuracy
+
+    L = Layout(160, 128, [b.label for b in get_task_class(TASK).buttons])
+    z, undo, done = (L.buttons[k] for k in ("+Z", "UNDO", "DONE"))
+    c = L.canvas
+    target = np.array([[done.x0 + 2, done.y0 + 2]] * 3 + [[undo.x0 + 2, undo.y0 + 2], [c.x0 + 9, c.y0 + 9]])
+    # DONE once right, once predicted as +Z, once on the canvas; UNDO right; a placement (not a button)
+    pred = np.array([[done.x0 + 3, done.y0 + 3], [z.x0 + 2, z.y0 + 2], [c.x0 + 30, c.y0 + 30],
+                     [undo.x0 + 1, undo.y0 + 1], [c.x0 + 9, c.y0 + 9]])
+    cat = np.array([CATEGORIES.index(k) for k in ("done", "done", "done", "undo", "place")])
+    flags = score_predictions([TASK] * 5, pred, target, cat, (160, 128))
+    acc = button_accuracy(TASK, {**flags, "category": cat})
+    assert set(acc) == {"DONE", "UNDO"}
+    assert acc["DONE"]["n"] == 3 and abs(acc["DONE"]["accuracy"] - 1 / 3) < 1e-9
+    assert acc["DONE"]["predicted_instead"] == {"+Z": 1, "canvas": 1}
+    assert acc["UNDO"] == {"n": 1, "accuracy": 1.0, "predicted_instead": {}}

@@ -432,15 +432,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recovery-seeds", type=int, default=20)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--takeover-episodes", type=int, default=0,
-                   help="takeover (or DAgger) episodes per task, after which --takeover-steps "
-                        "of --steps train on (0: none; docs/experiments.md has what a round "
+    s.add_argument("--rounds", type=int, default=0,
+                   help="DAgger rounds after --steps: the policy plays, the annotator labels its "
+                        "states, training goes on (0: none; docs/experiments.md has what rounds "
                         "measured)")
-    s.add_argument("--takeover-mode", choices=MODES, default="takeover",
-                   help="takeover or dagger episodes (see annobc takeover --mode)")
-    s.add_argument("--takeover-steps", type=int, default=600,
-                   help="of --steps, the training after the takeover episodes are added")
-    s.add_argument("--takeover-warmup", type=int, default=20, help="warm-up steps of that training")
+    s.add_argument("--round-episodes", type=int, default=100, help="DAgger episodes per task per round")
+    s.add_argument("--round-steps", type=int, default=500, help="training steps per round")
+    s.add_argument("--round-warmup", type=int, default=20, help="warm-up steps of each round's training")
+    s.add_argument("--round-mode", choices=MODES, default="dagger",
+                   help="dagger (default) or takeover episodes (see annobc takeover --mode)")
+    s.add_argument("--check-episodes", type=int, default=20,
+                   help="with rounds: closed-loop test seeds per task after each round")
     s.add_argument("--param", action="append", metavar="TASK.NAME=VALUE",
                    help="a task parameter other than its default (recorded in the dataset card); "
                         "the demo sets colored_dot_tracking.n_targets=[4, 8] unless overridden")

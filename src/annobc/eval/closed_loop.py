@@ -21,7 +21,7 @@ import torch
 
 from annobc.tasks.episode import (NO_TARGET, EpisodeRecord, StepRecord, TargetGeometry, finish_record,
                                   annotator_rng, new_record, run_annotator)
-from annobc.tasks.registry import get_annotator_class
+from annobc.tasks.registry import get_annotator_class, get_task_class
 from annobc.tasks.session import Session
 from annobc.tasks.stats import episode_stats
 
@@ -182,9 +182,16 @@ def closed_loop_metrics(records: list[EpisodeRecord]) -> dict:
     n, wins = len(records), sum(r.success for r in records)
     lo, hi = wilson_interval(wins, n)
     invalid = s["action_mix"]["invalid"]
+    # A success is "above chance" only when its interval clears what a lucky guess scores (0 for
+    # placement tasks, 1/k for a k-way decision).
+    chance = get_task_class(records[0].task_id).chance_level
     return {
         "episodes": n, "score": s["mean_score"], "success_rate": s["success_rate"],
-        "success_ci95": [round(lo, 4), round(hi, 4)], "done_rate": s["done_rate"],
+        "success_ci95": [round(lo, 4), round(hi, 4)], "chance_level": chance,
+        "above_chance": bool(lo > chance),
+        "done_rate": s["done_rate"],
+        # Of the successful episodes, those the policy ended itself (DONE) rather than at the cap.
+        "done_when_successful": (sum(r.done for r in records if r.success) / wins) if wins else None,
         "mean_length": s["mean_length"], "action_validity": 1.0 - invalid,
         "action_mix": s["action_mix"], "mistake_rate": s["mistake_rate"],
         "correction_rate": s["correction_rate"],

@@ -118,21 +118,26 @@ def _pct(v) -> str:
 
 
 def results_table(results: dict) -> str:
+    """One row per task: closed-loop figures against the training data's, and teacher-forced
+    placement, buttons and the rare clicks (DONE, UNDO)."""
     tf = results["teacher_forced"]["by_task"]
-    lines = ["| task | closed-loop success (95% CI) | score | done | length | validity | "
-             "mistakes | corrections | TF placement@5 | TF buttons | TF accuracy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | closed-loop success (95% CI) | above chance | score | done | length | "
+             "validity | mistakes | corrections | TF placement@5 | TF buttons | TF DONE | TF UNDO |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for t, m in results["closed_loop"].items():
         d = m["training_data"]
         tt = tf.get(t, {})
+        by_cat = tt.get("accuracy_by_category", {})
         lo, hi = m["success_ci95"]
         lines.append(
-            f"| {t} | {_pct(m['success_rate'])} ({100 * lo:.0f}-{100 * hi:.0f}) | {m['score']:.3f} | "
+            f"| {t} | {_pct(m['success_rate'])} ({100 * lo:.0f}-{100 * hi:.0f}) | "
+            f"{'yes' if m['above_chance'] else 'no'} (chance {100 * m['chance_level']:.0f}%) | "
+            f"{m['score']:.3f} | "
             f"{_pct(m['done_rate'])} | {m['mean_length']:.0f} (data {d['mean_length'] or 0:.0f}) | "
             f"{_pct(m['action_validity'])} | {_pct(m['mistake_rate'])} (data {_pct(d['mistake_rate'])}) | "
             f"{_pct(m['correction_rate'])} (data {_pct(d['correction_rate'])}) | "
             f"{_pct(tt.get('placement@5'))} | {_pct(tt.get('button_accuracy'))} | "
-            f"{_pct(tt.get('accuracy'))} |")
+            f"{_pct(by_cat.get('done'))} | {_pct(by_cat.get('undo'))} |")
     return "\n".join(lines)
 
 

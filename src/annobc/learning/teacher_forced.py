@@ -59,7 +59,8 @@ def score_predictions(task_ids_: list[str], pred: np.ndarray, target: np.ndarray
     dist = np.hypot(pred[:, 0] - target[:, 0], pred[:, 1] - target[:, 1])
     is_place = category == PLACE
     hit = np.where(is_place, (dist <= 5) & (pred_el == 0), pred_el == tgt_el)
-    return {"hit": hit, "dist": dist, "valid_action": pred_el != -1, "same_element": pred_el == tgt_el}
+    return {"hit": hit, "dist": dist, "valid_action": pred_el != -1, "same_element": pred_el == tgt_el,
+            "target_element": tgt_el, "predicted_element": pred_el}
 
 
 def summarise(rows: dict[str, np.ndarray]) -> dict:
@@ -83,6 +84,24 @@ def summarise(rows: dict[str, np.ndarray]) -> dict:
                                    for i, c in enumerate(CATEGORIES) if (cat == i).any()}
     out["count_by_category"] = {c: int((cat == i).sum()) for i, c in enumerate(CATEGORIES)
                                 if (cat == i).any()}
+    return out
+
+
+def button_accuracy(task_id: str, rows: dict[str, np.ndarray]) -> dict:
+    """Per button of the task, over the steps whose target is that button: how often the
+    prediction hits it, and how often it lands on each other element instead (the decision that
+    goes wrong, e.g. DONE predicted as another navigation click)."""
+    labels = [b.label for b in get_task_class(task_id).buttons]
+    name = {-1: "nothing", 0: "canvas"} | {i + 1: lab for i, lab in enumerate(labels)}
+    cat = rows["category"]
+    is_button = (cat != PLACE) & (cat != INVALID)
+    out = {}
+    for code in sorted(set(rows["target_element"][is_button].tolist())):
+        sel = is_button & (rows["target_element"] == code)
+        wrong = rows["predicted_element"][sel][~rows["same_element"][sel]]
+        confused = {name[int(c)]: int(n) for c, n in zip(*np.unique(wrong, return_counts=True))}
+        out[name[code]] = {"n": int(sel.sum()), "accuracy": float(rows["same_element"][sel].mean()),
+                           "predicted_instead": dict(sorted(confused.items(), key=lambda kv: -kv[1]))}
     return out
 
 
@@ -150,6 +169,8 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
         out[k] = float(sum(v * n for v, n in pairs) / max(1, sum(n for _, n in pairs)))
     out["by_task"] = {t: summarise({k: v[rows["task"] == t] for k, v in rows.items() if k != "task"})
                       for t in sorted(set(rows["task"]))}
+    for t, m in out["by_task"].items():
+        m["accuracy_by_button"] = button_accuracy(t, {k: v[rows["task"] == t] for k, v in rows.items()})
     out["by_variant"] = {v: summarise({k: c[rows["variant"] == v] for k, c in rows.items()
                                        if k != "task"}) for v in sorted(set(rows["variant"]))}
     if return_rows:
