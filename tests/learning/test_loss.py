@@ -56,6 +56,21 @@ def test_change_weight_scales_the_loss_of_steps_whose_action_changes():
     assert torch.allclose(tripled, 3 * base)
 
 
+def test_mistakes_weight_keeps_wrong_clicks_as_history_only():
+    m = ClickPolicy(PolicyConfig(head="xy", **TINY))
+    batch = make_batch()
+    batch["is_mistake"][:, 2] = True
+    objective = ClickLoss(m, LossConfig(category=0.0, target=0.0, mistakes=0.0))
+    a, _ = objective(batch)
+    other = dict(batch, xy=batch["xy"].clone())
+    other["xy"][:, 2] = 0  # another target at the mistake steps: no effect
+    assert torch.allclose(a, objective(other)[0])
+    other["xy"][:, 3] = 0  # at the other steps: an effect
+    assert not torch.allclose(a, objective(other)[0])
+    imitated, _ = ClickLoss(m, LossConfig(category=0.0, target=0.0))(batch)
+    assert imitated > a
+
+
 def test_the_target_term_points_the_target_query_at_the_item():
     torch.manual_seed(0)
     m = ClickPolicy(PolicyConfig(head="cells", target_head=True, **TINY))

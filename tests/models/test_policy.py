@@ -27,6 +27,7 @@ def make_batch(b=3, k=4, w=160, h=128, seed=0):
         "valid": torch.ones(b, k, dtype=torch.bool),
         "category": torch.randint(0, 7, (b, k), generator=g),
         "changed": torch.zeros(b, k, dtype=torch.bool),
+        "is_mistake": torch.zeros(b, k, dtype=torch.bool),
         "target_xy": torch.randint(0, 100, (b, k, 2), generator=g),
     }
     batch["valid"][0, : k // 2] = False  # the episode starts halfway through window 0

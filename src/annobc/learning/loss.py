@@ -31,6 +31,11 @@ class LossConfig:
     change_weight: float = 1.0
     # Loss weight per click category = frequency ** -this (0: unweighted), from the dataset card.
     category_weighting: float = 0.0
+    # Weight of the clicks that made a wrong annotation (a persona's deliberate slips and
+    # off-target clicks): 1 imitates them like any other click; 0 keeps them as history only, so
+    # the policy learns the correction that follows a mistake but not the mistake (the screen
+    # never shows when a slip is coming).
+    mistakes: float = 1.0
 
 
 class ClickLoss(nn.Module):
@@ -55,6 +60,8 @@ class ClickLoss(nn.Module):
         weights = self.category_weights[batch["category"][sel]]
         if cfg.change_weight != 1.0:
             weights = weights * torch.where(batch["changed"][sel], cfg.change_weight, 1.0)
+        if cfg.mistakes != 1.0:
+            weights = weights * torch.where(batch["is_mistake"][sel], cfg.mistakes, 1.0)
         # Normalised by the number of window positions, not of selected ones, so that the loss of a
         # batch split across processes (DDP averages gradients) equals that of the whole batch.
         denom = sel.numel()
