@@ -10,7 +10,8 @@ val batches from it, and trains two models on exactly those batches for the same
 
 Speed is timed in alternating rounds (baseline, new, baseline, new, ...: ``--rounds`` of
 ``--round-steps`` steps each, after warm-up), so that other load on the machine falls on both
-alike; ``speedup`` is the median over rounds of new / baseline frames/s (forward + backward + AdamW
+alike; ``speedup`` is the median over rounds of new / baseline frames/s (``cpu_speedup``: the same
+in this process's CPU time per step, which other load inflates much less; forward + backward + AdamW
 step; the loader is not timed: benchmarks/loader_throughput.py does that). Then each model trains
 ``--steps`` steps on the same batch sequence and reports its val click NLL (nats per click, no
 label smoothing: the negative log-likelihood of the demonstrated pixel, comparable across heads)
@@ -59,27 +60,32 @@ from annobc.train.config import load_config
 torch.manual_seed(0)
 cfg = load_config(sys.argv[2])
 data = torch.load(sys.argv[1])
-train, val, steps = data["train"], data["val"], int(sys.argv[3])
+train, val = data["train"], data["val"]
+evals = [int(s) for s in sys.argv[3].split(",")]
 timing_only = sys.argv[4] == "time"
 m = ClickPolicy(preset(cfg.model.preset, window=cfg.data.window, **cfg.model.overrides))
 opt = torch.optim.AdamW(m.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95), weight_decay=0.05)
-times = []
-for i in range(steps):
+times, cpu, nlls = [], [], {}
+
+def val_nll():
+    m.eval(); smoothing = m.cfg.label_smoothing; m.cfg.label_smoothing = 0.0
+    nll = []
+    with torch.no_grad():
+        for b in val:
+            _, info = m(b)
+            nll.append(info.get("loss_pixel", info["loss_x"] + info["loss_y"]))
+    m.train(); m.cfg.label_smoothing = smoothing
+    return float(np.mean(nll))
+
+for i in range(evals[-1]):
     b = train[i % len(train)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     loss, _ = m(b)
     loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-    times.append(time.perf_counter() - t0)
-if timing_only:
-    print(json.dumps({"params": m.num_params(), "step_s": times, "val_nll": float("nan")}))
-    sys.exit(0)
-m.eval(); m.cfg.label_smoothing = 0.0
-nll = []
-with torch.no_grad():
-    for b in val:
-        _, info = m(b)
-        nll.append(info.get("loss_pixel", info["loss_x"] + info["loss_y"]))
-print(json.dumps({"params": m.num_params(), "step_s": times, "val_nll": float(np.mean(nll))}))
+    times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+    if not timing_only and i + 1 in evals:
+        nlls[str(i + 1)] = val_nll()
+print(json.dumps({"params": m.num_params(), "step_s": times, "cpu_s": cpu, "val_nll": nlls}))
 """
 
 
@@ -95,9 +101,12 @@ def batches(store: EpisodeStore, split: str, n: int, size: int, window: int, see
     return out
 
 
-def train_new(cfg, train: list[dict], val: list[dict], steps: int, bf16: bool | None = None,
-              channels_last: bool = False, profile: bool = False, preset_name: str | None = None,
-              timing_only: bool = False) -> dict:
+def train_new(cfg, train: list[dict], val: list[dict], steps: int | list[int],
+              bf16: bool | None = None, channels_last: bool = False, profile: bool = False,
+              preset_name: str | None = None, timing_only: bool = False) -> dict:
+    """Train on ``train`` (batch i at step i); the val NLL after each of ``steps`` (a list: the
+    run is as long as its last)."""
+    evals = [steps] if isinstance(steps, int) else list(steps)
     torch.manual_seed(0)
     name = preset_name or cfg.model.preset
     overrides = cfg.model.overrides if preset_name is None else {}
@@ -110,7 +119,7 @@ def train_new(cfg, train: list[dict], val: list[dict], steps: int, bf16: bool | 
     if bf16 is None:  # as training does: the config's setting, where the CPU supports it
         bf16 = cfg.optim.cpu_bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
-    times = []
+    times, cpu, nlls = [], [], {}
 
     def step(b):
         with amp:
@@ -119,18 +128,23 @@ def train_new(cfg, train: list[dict], val: list[dict], steps: int, bf16: bool | 
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for i in range(steps):
-        t0 = time.perf_counter()
+    def val_nll():
+        model.eval()
+        with torch.no_grad(), amp:
+            nll = float(np.mean([objective(b)[1]["nll"] for b in val]))
+        model.train()
+        return nll
+
+    for i in range(evals[-1]):
+        t0, c0 = time.perf_counter(), time.process_time()
         step(train[i % len(train)])
         times.append(time.perf_counter() - t0)
-    out = {"params": model.num_params(), "step_s": times}
+        cpu.append(time.process_time() - c0)
+        if not timing_only and i + 1 in evals:
+            nlls[str(i + 1)] = val_nll()
+    out = {"params": model.num_params(), "step_s": times, "cpu_s": cpu, "val_nll": nlls}
     if profile:
         out["profile"] = top_operators(lambda: step(train[0]))
-    if timing_only:
-        return out
-    model.eval()
-    with torch.no_grad(), amp:
-        out["val_nll"] = float(np.mean([objective(b)[1]["nll"] for b in val]))
     return out
 
 
@@ -146,10 +160,14 @@ def top_operators(fn, n: int = 12) -> list[dict]:
 
 
 def summary(r: dict, frames_per_step: int, warmup: int) -> dict:
+    """Median step time (wall and this process's CPU time, which other load on the machine
+    inflates much less) and frames/s from it; the val NLL after each evaluated step count."""
     med = float(np.median(r["step_s"][warmup:]))
-    return {"params": r["params"], "step_s_median": round(med, 4),
+    cpu = float(np.median(r["cpu_s"][warmup:]))
+    return {"params": r["params"], "step_s_median": round(med, 4), "cpu_s_median": round(cpu, 4),
             "frames_per_s": round(frames_per_step / med, 1),
-            **({"val_nll": round(r["val_nll"], 4)} if np.isfinite(r.get("val_nll", np.nan)) else {}),
+            "frames_per_cpu_s": round(frames_per_step / cpu, 1),
+            **({"val_nll": {k: round(v, 4) for k, v in r["val_nll"].items()}} if r["val_nll"] else {}),
             **({"profile": r["profile"]} if "profile" in r else {})}
 
 
@@ -164,10 +182,11 @@ class Baseline:
         if not self.config.exists():
             self.config = self.wt / "src" / "annobc" / "configs" / "cpu_demo.yaml"
 
-    def run(self, data_path: Path, steps: int, mode: str) -> dict:
+    def run(self, data_path: Path, steps: int | list[int], mode: str) -> dict:
         env = dict(os.environ, PYTHONPATH=str(self.wt / "src"))
+        evals = ",".join(map(str, [steps] if isinstance(steps, int) else steps))
         p = subprocess.run([sys.executable, "-c", BASELINE, str(data_path), str(self.config),
-                            str(steps), mode], env=env, capture_output=True, text=True, check=True)
+                            evals, mode], env=env, capture_output=True, text=True, check=True)
         return json.loads(p.stdout.strip().splitlines()[-1])
 
     def close(self) -> None:
@@ -178,7 +197,8 @@ class Baseline:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--baseline", default="ff2b9eb", help="git revision of the baseline preset")
-    ap.add_argument("--steps", type=int, default=300, help="training steps before the val NLL")
+    ap.add_argument("--steps", default="300,1000",
+                    help="the val NLL after these numbers of steps (comma-separated; one run each)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--round-steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
@@ -189,6 +209,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_throughput.json"))
     args = ap.parse_args()
+    evals = sorted(int(x) for x in args.steps.split(","))
     cfg = load_config("cpu_demo")
     size, window = cfg.optim.batch_size, cfg.data.window
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +217,7 @@ def main() -> None:
                  workers=2, progress=False)
         store = EpisodeStore(Path(tmp) / "ds")
         # As many distinct batches as steps: repeating a few would measure memorisation.
-        train = batches(store, "train", args.steps, size, window, seed=0)
+        train = batches(store, "train", evals[-1], size, window, seed=0)
         val = batches(store, "val", 16, size, window, seed=1)
         data_path = Path(tmp) / "batches.pt"
         torch.save({"train": train, "val": val}, data_path)
@@ -210,14 +231,15 @@ def main() -> None:
                 new = summary(train_new(cfg, train, val, steps, timing_only=True), frames, args.warmup)
                 rounds.append({"baseline_frames_per_s": old["frames_per_s"],
                                "new_frames_per_s": new["frames_per_s"],
-                               "ratio": round(new["frames_per_s"] / old["frames_per_s"], 3)})
+                               "ratio": round(new["frames_per_s"] / old["frames_per_s"], 3),
+                               "cpu_ratio": round(new["frames_per_cpu_s"] / old["frames_per_cpu_s"], 3)})
                 print(f"round {i + 1}: {rounds[-1]}", flush=True)
             print(f"val NLL after {args.steps} steps each ...", flush=True)
-            results["baseline"] = summary(baseline.run(data_path, args.steps, "train"), frames,
+            results["baseline"] = summary(baseline.run(data_path, evals, "train"), frames,
                                           args.warmup)
         finally:
             baseline.close()
-        results["new"] = summary(train_new(cfg, train, val, args.steps, profile=args.profile),
+        results["new"] = summary(train_new(cfg, train, val, evals, profile=args.profile),
                                  frames, args.warmup)
         print(f"baseline: {results['baseline']}\nnew: {results['new']}", flush=True)
         for v in [v for v in args.variants.split(",") if v]:
@@ -235,14 +257,16 @@ def main() -> None:
             results[f"preset:{name}"] = summary(r, small * window, 2)
             print(f"preset {name}: {results[f'preset:{name}']}", flush=True)
     speedup = float(np.median([r["ratio"] for r in rounds]))
+    cpu_speedup = float(np.median([r["cpu_ratio"] for r in rounds]))
+    nll_new, nll_old = results["new"]["val_nll"], results["baseline"]["val_nll"]
     out = {"benchmark": "train_throughput", "config": "cpu_demo", "baseline_revision": args.baseline,
-           "steps": args.steps, "batch": [size, window], "screen": [160, 128],
+           "steps": evals, "batch": [size, window], "screen": [160, 128],
            "episodes_per_task": args.episodes_per_task, "torch_threads": torch.get_num_threads(),
-           "speedup": round(speedup, 2), "rounds": rounds,
-           "val_nll_new_minus_baseline": round(results["new"]["val_nll"] - results["baseline"]["val_nll"], 4),
+           "speedup": round(speedup, 2), "cpu_speedup": round(cpu_speedup, 2), "rounds": rounds,
+           "val_nll_new_minus_baseline": {k: round(nll_new[k] - nll_old[k], 4) for k in nll_new},
            "machine": describe(), "results": results}
-    print(f"speedup {speedup:.2f}x; val NLL new {results['new']['val_nll']} vs baseline "
-          f"{results['baseline']['val_nll']}")
+    print(f"speedup {speedup:.2f}x (CPU time {cpu_speedup:.2f}x); val NLL new {nll_new} vs "
+          f"baseline {nll_old}")
     save_results(args.out, out)
 
 
