@@ -554,7 +554,7 @@ class MultichannelImageAlignment(Task):
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
         # Markers change only when the landmarks do: compose once per (landmarks, view, size).
-        key = f"ovl{self.view_key()}{canvas.shape}"
+        key = ("overlay", self.view_key(), canvas.shape)
         composed = self.memo(key, lambda: self._compose(canvas.copy(), mapper))
         canvas[...] = composed
 
@@ -593,7 +593,7 @@ class MultichannelImageAlignment(Task):
         return canvas
 
     def status(self) -> tuple[str, ...]:
-        return self.memo(f"status{self.view}", self._status)
+        return self.memo(("status", self.view), self._status)
 
     def _status(self) -> tuple[str, ...]:
         a, b = self.ann

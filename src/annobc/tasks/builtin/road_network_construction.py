@@ -13,7 +13,8 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from annobc.gui import draw_line, draw_mark
+from annobc.gui import draw_mark
+from annobc.gui.raster import line_pixels, mark_pixels
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
@@ -511,30 +512,44 @@ class RoadNetworkConstruction(Task):
         return allpx[:, 0], allpx[:, 1], colors
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
-        if mapper.identity:
-            ys, xs, colors = self.memo("overlay", self._overlay_pixels)
-            if len(ys):
-                ys, xs = ys - self.oy, xs - self.ox
-                keep = (ys >= 0) & (ys < self.view) & (xs >= 0) & (xs < self.view)
-                canvas[ys[keep], xs[keep]] = colors[keep]
-            if self.pick is not None:
+        # The graph's pixels on this window, gathered once per window while the graph stands.
+        ys, xs, colors = self.memo(("overlay", self.ox, self.oy, mapper, canvas.shape),
+                                   lambda: self._window_pixels(mapper, *canvas.shape[:2]))
+        canvas[ys, xs] = colors
+        if self.pick is not None:
+            if mapper.identity:
                 x, y = self.ann.nodes[self.pick]
                 draw_mark(canvas, int(math.floor(x + 0.5)) - self.ox, int(math.floor(y + 0.5)) - self.oy,
                           PICK_COLOR, "ring", 4)
-            return
+            else:
+                s = mapper.pixel_size
+                draw_mark(canvas, *self._canvas_px(*self.ann.nodes[self.pick], s), PICK_COLOR, "ring",
+                          max(4, round(4 * s)))
+
+    def _canvas_px(self, x: float, y: float, s: float) -> tuple[int, int]:
+        return (int(math.floor((x - self.ox + 0.5) * s)), int(math.floor((y - self.oy + 0.5) * s)))
+
+    def _window_pixels(self, mapper, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The window's overlay pixels (rows, columns, colours), edges first, then nodes."""
+        if mapper.identity:
+            ys, xs, colors = self.memo("overlay", self._overlay_pixels)
+            ys, xs = ys - self.oy, xs - self.ox
+            keep = (ys >= 0) & (ys < self.view) & (xs >= 0) & (xs < self.view)
+            return ys[keep], xs[keep], colors[keep]
         s = mapper.pixel_size
-
-        def cpx(x, y):
-            return (int(math.floor((x - self.ox + 0.5) * s)), int(math.floor((y - self.oy + 0.5) * s)))
-
-        pts = [cpx(x, y) for x, y in self.ann.nodes]
-        for i, j in self.ann.edges:
-            draw_line(canvas, *pts[i], *pts[j], EDGE_COLOR)
+        pts = [self._canvas_px(x, y, s) for x, y in self.ann.nodes]
+        edges = [line_pixels(*pts[i], *pts[j], h, w) for i, j in self.ann.edges]
         r = max(2, round(2 * s))
-        for x, y in pts:
-            draw_mark(canvas, x, y, NODE_COLOR, "square", r)
-        if self.pick is not None:
-            draw_mark(canvas, *pts[self.pick], PICK_COLOR, "ring", max(4, round(4 * s)))
+        nodes = [mark_pixels("square", r, x, y, h, w) for x, y in pts]
+        parts = edges + nodes
+        if not parts:
+            e = np.zeros(0, np.intp)
+            return e, e, np.zeros((0, 3), np.uint8)
+        n_edge = sum(len(q[0]) for q in edges)
+        colors = np.empty((n_edge + sum(len(q[0]) for q in nodes), 3), np.uint8)
+        colors[:n_edge] = EDGE_COLOR
+        colors[n_edge:] = NODE_COLOR
+        return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]), colors)
 
     def status(self) -> tuple[str, ...]:
         line2 = f"NODES {len(self.ann.nodes)}  EDGES {len(self.ann.edges)}"
