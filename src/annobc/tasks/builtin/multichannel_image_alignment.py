@@ -452,10 +452,11 @@ class MultichannelImageAlignment(Task):
         return self.view
 
     def render_view(self, key) -> np.ndarray:
+        # np.take along the table's first axis: the pixels LUT[intensity] gives, several times faster.
         if key == "A":
-            return LUT_A[self._intensity("A")]
+            return np.take(LUT_A, self._intensity("A"), axis=0)
         if key == "B":
-            return LUT_B[self._intensity("B")]
+            return np.take(LUT_B, self._intensity("B"), axis=0)
         return self._render_overlay(key[1:])
 
     def _tissue(self, layer: int) -> np.ndarray:

@@ -605,10 +605,13 @@ class RoadNetworkConstruction(Task):
             p = np.array(self.ann.nodes, float)
             d = np.hypot(p[:, None, 0] - self.nodes[None, :, 0], p[:, None, 1] - self.nodes[None, :, 1])
             used: set[int] = set()
-            for i, j in sorted(zip(*np.nonzero(d <= MATCH_PX)), key=lambda ij: d[ij]):
-                if int(i) not in match and int(j) not in used:
-                    match[int(i)] = int(j)
-                    used.add(int(j))
+            ii, jj = np.nonzero(d <= MATCH_PX)
+            # Closest pairs first; a stable sort keeps equal distances in row-major order.
+            order = np.argsort(d[ii, jj], kind="stable")
+            for i, j in zip(ii[order].tolist(), jj[order].tolist()):
+                if i not in match and j not in used:
+                    match[i] = j
+                    used.add(j)
         right = 0
         for i, j in self.ann.edges:
             if i in match and j in match:
