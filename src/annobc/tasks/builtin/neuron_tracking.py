@@ -513,20 +513,12 @@ NODE_COLOR = (255, 230, 40)  # this slice's node, bright
 PREV_COLOR = (190, 95, 95)  # the previous slice's node, faint (muted red)
 NEXT_COLOR = (95, 130, 190)  # the next slice's node, faint (muted blue)
 CROSS_COLOR = (60, 255, 90)
-_OFFSETS: dict = {}
 
 
 def _stamp_pixels(x: int, y: int, kind: str, r: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels of a small mark ('x' or 'cross') in an h x w canvas."""
-    if not (r <= x < w - r and r <= y < h - r):
-        return mark_pixels(kind, r, x, y, h, w)
-    off = _OFFSETS.get((kind, r))
-    if off is None:
-        k = np.arange(-r, r + 1)
-        z = np.zeros_like(k)
-        off = _OFFSETS[(kind, r)] = ((np.concatenate([k, k]), np.concatenate([k, -k])) if kind == "x"
-                                     else (np.concatenate([k, z]), np.concatenate([z, k])))
-    return off[0] + y, off[1] + x
+    """The pixels of a small mark ('x' or 'cross') in an h x w canvas (the mark's pixel list, kept
+    per place: the same pixels as the mark's offsets added to (x, y))."""
+    return mark_pixels(kind, r, x, y, h, w)
 
 
 class NeuronAnnotator(Annotator, task=NeuronTracking):

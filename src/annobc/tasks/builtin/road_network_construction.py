@@ -290,6 +290,7 @@ class RoadNetworkConstruction(Task):
         self._houses = self._sample_houses(rng, int(rng.integers(p.n_houses[0], p.n_houses[1] + 1)))
         self._map: np.ndarray | None = None
         self._lines: dict = {}
+        self._squares: dict = {}
         # GUI state
         self.ox, self.oy = 0, 0
         self.tool = "NODE"
@@ -495,13 +496,19 @@ class RoadNetworkConstruction(Task):
                                               np.round(np.linspace(p0[0], p1[0], n))], 1).astype(np.intp)
         return px
 
+    def _square(self, x: int, y: int) -> np.ndarray:
+        """A node's square at map pixel (x, y), (n, 2) rows and columns; kept, as nodes stay put."""
+        px = self._squares.get((x, y))
+        if px is None:
+            px = self._squares[(x, y)] = _square_offsets() + (y, x)
+        return px
+
     def _overlay_pixels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every overlay pixel (map row, map column, colour): edges first, then node squares."""
         px = [(int(math.floor(x + 0.5)), int(math.floor(y + 0.5))) for x, y in self.ann.nodes]
         parts = [self._line(px[i], px[j]) for i, j in self.ann.edges]
         n_edge = sum(len(q) for q in parts)
-        sq = _square_offsets()
-        parts += [sq + (y, x) for x, y in px]
+        parts += [self._square(x, y) for x, y in px]
         if not parts:
             e = np.zeros(0, np.intp)
             return e, e, np.zeros((0, 3), np.uint8)
