@@ -451,11 +451,11 @@ class NeuronTracking(Task):
         z, ann = self.z, self.ann
         out = []
         if z > 0 and ann[z - 1] is not None:
-            out.append((*_stamp_pixels(*mapper.to_canvas_px(*ann[z - 1][:2]), "x", r, h, w), PREV_COLOR))
+            out.append((*mark_pixels("x", r, *mapper.to_canvas_px(*ann[z - 1][:2]), h, w), PREV_COLOR))
         if z + 1 < self.n_slices and ann[z + 1] is not None:
-            out.append((*_stamp_pixels(*mapper.to_canvas_px(*ann[z + 1][:2]), "x", r, h, w), NEXT_COLOR))
+            out.append((*mark_pixels("x", r, *mapper.to_canvas_px(*ann[z + 1][:2]), h, w), NEXT_COLOR))
         if ann[z] is not None:
-            out.append((*_stamp_pixels(*mapper.to_canvas_px(*ann[z][:2]), "cross", r, h, w), NODE_COLOR))
+            out.append((*mark_pixels("cross", r, *mapper.to_canvas_px(*ann[z][:2]), h, w), NODE_COLOR))
         if z == 0:
             x, y = mapper.to_canvas_px(*self.cross)
             a, b = round(6 * mapper.pixel_size), round(10 * mapper.pixel_size)
@@ -513,12 +513,6 @@ NODE_COLOR = (255, 230, 40)  # this slice's node, bright
 PREV_COLOR = (190, 95, 95)  # the previous slice's node, faint (muted red)
 NEXT_COLOR = (95, 130, 190)  # the next slice's node, faint (muted blue)
 CROSS_COLOR = (60, 255, 90)
-
-
-def _stamp_pixels(x: int, y: int, kind: str, r: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels of a small mark ('x' or 'cross') in an h x w canvas (the mark's pixel list, kept
-    per place: the same pixels as the mark's offsets added to (x, y))."""
-    return mark_pixels(kind, r, x, y, h, w)
 
 
 class NeuronAnnotator(Annotator, task=NeuronTracking):

@@ -541,7 +541,8 @@ class RoadNetworkConstruction(Task):
         if mapper.identity:
             ys, xs, colors = self.memo("overlay", self._overlay_pixels)
             ys, xs = ys - self.oy, xs - self.ox
-            keep = (ys >= 0) & (ys < self.view) & (xs >= 0) & (xs < self.view)
+            # One unsigned comparison per axis: a negative index wraps to a huge one.
+            keep = (ys.view(np.uintp) < self.view) & (xs.view(np.uintp) < self.view)
             return ys[keep], xs[keep], colors[keep]
         s = mapper.pixel_size
         pts = [self._canvas_px(x, y, s) for x, y in self.ann.nodes]
