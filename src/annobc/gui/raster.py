@@ -30,6 +30,32 @@ def paint(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: 
     _put(img, ys, xs, color, alpha)
 
 
+def grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    """(h, w) -> (h, w, 3) with the grey in every channel: what ``np.repeat(grey[:, :, None], 3,
+    axis=2)`` gives, in half its time (numpy copies over a last axis 3 long slowly)."""
+    out = np.empty(grey.shape + (3,), grey.dtype)
+    out[..., 0] = grey
+    out[..., 1] = grey
+    out[..., 2] = grey
+    return out
+
+
+def interleave(planes: np.ndarray) -> np.ndarray:
+    """(3, h, w) -> (h, w, 3), the same values: for images drawn channel by channel."""
+    out = np.empty(planes.shape[1:] + (3,), planes.dtype)
+    out[..., 0] = planes[0]
+    out[..., 1] = planes[1]
+    out[..., 2] = planes[2]
+    return out
+
+
+def put_pixels(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color,
+               alpha: float = 1.0) -> None:
+    """Set (or blend by ``alpha``) pixels (ys, xs), all inside ``img``: as :func:`paint` sets them,
+    for pixel lists already clipped (:func:`mark_pixels`, :func:`line_pixels`)."""
+    _put(img, ys, xs, color, alpha)
+
+
 def _put(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: float) -> None:
     """Set or blend pixels (ys, xs), all inside ``img``."""
     if alpha >= 1.0:
@@ -45,6 +71,13 @@ def _put(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: f
 
 
 _CHANNELS = np.arange(3)
+
+
+def blend_pixels(old: np.ndarray, color: Color, alpha: float) -> np.ndarray:
+    """(n, 3) uint8 pixels blended with ``color`` by ``alpha``: the bytes of
+    ``(old.astype(np.float32) * (1 - alpha) + np.float32(color) * alpha + 0.5).astype(np.uint8)``,
+    by a table look-up."""
+    return _blend_lut(tuple(color), float(alpha))[old, _CHANNELS]
 
 
 @lru_cache(maxsize=1024)
@@ -105,6 +138,16 @@ def mark_offsets(kind: str, r: int) -> tuple[np.ndarray, np.ndarray]:
     return dy, dx
 
 
+def mark_pixels(kind: str, r: int, x: int, y: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (ys, xs) that :func:`draw_mark` sets for a mark at (x, y) in an h x w image
+    (read-only; kept, as marks stay put from frame to frame). Tasks that draw many marks of one
+    colour concatenate these and assign once."""
+    try:
+        return _placed(kind, r, x, y, h, w)
+    except TypeError:  # unhashable coordinates (e.g. 0-d arrays): no cache
+        return _placed.__wrapped__(kind, r, x, y, h, w)
+
+
 @lru_cache(maxsize=8192)
 def _placed(kind: str, r: int, x: int, y: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """The pixels of a mark at (x, y) inside an h x w image (marks stay put from frame to frame,
@@ -129,6 +172,14 @@ def draw_mark(img: np.ndarray, x: int, y: int, color: Color, kind: str = "cross"
         paint(img, dy + y, dx + x, color, alpha)
         return
     _put(img, ys, xs, color, alpha)
+
+
+def line_pixels(x0: int, y0: int, x1: int, y1: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (ys, xs) that :func:`draw_line` sets in an h x w image (read-only)."""
+    try:
+        return _line(x0, y0, x1, y1, h, w)
+    except TypeError:  # unhashable coordinates: no cache
+        return _line.__wrapped__(x0, y0, x1, y1, h, w)
 
 
 @lru_cache(maxsize=8192)

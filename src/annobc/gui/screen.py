@@ -31,12 +31,13 @@ class FrameState:
     ``valid`` is False until the buffer holds a whole frame of that screen; set it False again
     whenever something else may have written into the buffer."""
 
-    __slots__ = ("valid", "selected", "lines")
+    __slots__ = ("valid", "selected", "lines", "status")
 
     def __init__(self):
         self.valid = False
         self.selected: frozenset = frozenset()
         self.lines: list = []
+        self.status: tuple | None = None  # the (status, status_colors) the lines were drawn from
 
     def invalidate(self) -> None:
         self.valid = False
@@ -175,6 +176,7 @@ class Screen:
             np.copyto(frame, self.chrome)
             state.selected = frozenset()
             state.lines = [None] * len(self._line_y)
+            state.status = None
             state.valid = True
         frame[self._canvas_slice] = canvas_img
         sel = frozenset(selected)
@@ -186,9 +188,15 @@ class Screen:
             for label in sel - old:
                 frame[self._button_slices[label]] = self._selected_faces[label]
             state.selected = sel
-        lines = state.lines
-        for i, slot in enumerate(self.status_slots(status, status_colors)):
-            if lines[i] != slot:
-                frame[self._line_slices[i]] = self._strip(i, slot)
-                lines[i] = slot
+        # Most clicks leave the text as it was: then no line is looked at. (Kept as tuples of
+        # plain values, so that the comparison is by value and a later change to a list shows.)
+        text = (tuple(status), tuple(c if c is None or type(c) is tuple else tuple(int(v) for v in c)
+                                     for c in status_colors))
+        if state.status != text:
+            lines = state.lines
+            for i, slot in enumerate(self.status_slots(*text)):
+                if lines[i] != slot:
+                    frame[self._line_slices[i]] = self._strip(i, slot)
+                    lines[i] = slot
+            state.status = text
         return frame

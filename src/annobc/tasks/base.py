@@ -49,6 +49,7 @@ class Effect:
 
 
 NO_EFFECT = Effect()
+_MISSING = object()  # Task.memo's marker for a key not computed yet
 
 
 @dataclass(frozen=True)
@@ -166,14 +167,16 @@ class Task(ABC):
         """Remember the annotation state before an annotating action, for UNDO."""
         self._undo_stack.append(self.ann)
 
-    def memo(self, name: str, compute):
-        """``compute()`` cached until ``self.ann`` is replaced (see the class docstring)."""
+    def memo(self, name: Hashable, compute):
+        """``compute()`` cached until ``self.ann`` is replaced (see the class docstring). ``name``
+        is any hashable key, e.g. a tuple naming what else the value depends on (the view)."""
         if self._memo_ann is not self.ann:
             self._memo.clear()
             self._memo_ann = self.ann
-        if name not in self._memo:
-            self._memo[name] = compute()
-        return self._memo[name]
+        got = self._memo.get(name, _MISSING)
+        if got is _MISSING:
+            got = self._memo[name] = compute()
+        return got
 
     def press(self, label: str) -> Effect:
         if label == "UNDO":

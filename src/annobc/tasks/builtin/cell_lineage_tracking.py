@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from annobc.gui import draw_mark
+from annobc.gui.raster import mark_pixels, put_pixels
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
@@ -567,7 +567,9 @@ class CellLineageTracking(Task):
         ks = np.flatnonzero(self.alive[:, t])
         for k, x, y in zip(ks.tolist(), *self.pos[ks, t].astype(int).T.tolist()):
             c = self.cells[k]
-            spr, R = self._sprite(k, c.divides and t == c.death)
+            mitotic = c.divides and t == c.death
+            got = self._sprites.get((k, mitotic))
+            spr, R = got if got is not None else self._sprite(k, mitotic)
             y0, x0 = y - R, x - R
             if y0 >= 0 and x0 >= 0 and y + R < S and x + R < S:
                 patch = acc[y0:y + R + 1, x0:x + R + 1]
@@ -578,25 +580,35 @@ class CellLineageTracking(Task):
             y1c, x1c = min(y + R + 1, S), min(x + R + 1, S)
             patch = acc[y0c:y1c, x0c:x1c]
             np.maximum(patch, spr[sy0:sy0 + y1c - y0c, sx0:sx0 + x1c - x0c] + patch * 0.15, out=patch)
-        return np.take(TINT_LUT, np.clip(acc, 0, 255).astype(np.uint8), axis=0)
+        return np.take(TINT_LUT, np.clip(acc, 0, 255, out=acc).astype(np.uint8), axis=0)
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        # The frame's marks as pixel lists, in drawing order, gathered once per frame while the
+        # points stand.
+        for ys, xs, color, alpha in self.memo(("overlay", self.t, mapper, canvas.shape),
+                                              lambda: self._overlay_marks(mapper, *canvas.shape[:2])):
+            put_pixels(canvas, ys, xs, color, alpha)
+
+    def _overlay_marks(self, mapper, h: int, w: int) -> list:
         ps = mapper.pixel_size
         r = max(2, round(2 * ps))
         t = self.t
+        out = []
         if t == 0:
             x, y = mapper.to_canvas_px(*self.centre(0, 0))
-            draw_mark(canvas, x, y, OUTLINE_COLOR, "ring", max(3, round((self.cells[0].a + 2.5) * ps)))
+            out.append((*mark_pixels("ring", max(3, round((self.cells[0].a + 2.5) * ps)), x, y, h, w),
+                        OUTLINE_COLOR, 1.0))
         pts = self.points
         if t > 0 and pts[t - 1] is not None:
             x, y = mapper.to_canvas_px(*pts[t - 1])
-            draw_mark(canvas, x, y, PREV_COLOR, "cross", r, PREV_ALPHA)
+            out.append((*mark_pixels("cross", r, x, y, h, w), PREV_COLOR, PREV_ALPHA))
         if pts[t] is not None:
             x, y = mapper.to_canvas_px(*pts[t])
-            draw_mark(canvas, x, y, POINT_COLOR, "x", r)
+            out.append((*mark_pixels("x", r, x, y, h, w), POINT_COLOR, 1.0))
+        return out
 
     def status(self) -> tuple[str, ...]:
-        n = sum(q is not None for q in self.points)
+        n = self.memo("n_points", lambda: sum(q is not None for q in self.points))
         divs = self.divisions
         shown = " ".join(str(d) for d in divs[:6]) + (" ..." if len(divs) > 6 else "")
         return (f"T {self.t}/{self.n_frames - 1}  POINTS {n}/{self.n_frames}",

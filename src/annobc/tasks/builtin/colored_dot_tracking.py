@@ -6,12 +6,13 @@ Analogue: marking puncta or nuclei in a 3D microscopy stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 import math
 from typing import ClassVar
 
 import numpy as np
 
-from annobc.gui import draw_mark
+from annobc.gui.raster import mark_pixels
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
@@ -28,11 +29,23 @@ MARKER_COLOR = (255, 255, 255)
 MATCH_XY = 2.0  # a marker matches a dot within this many data pixels, on the dot's peak slice
 MISS_XY = 5.0  # a wrong marker this close to a dot was meant for it (a slip, an off-centre click)
 NOISE_BANK = 512
+_NO_PIXELS = (np.zeros(0, np.intp), np.zeros(0, np.intp))
 
 
 def noise_bank() -> np.ndarray:
     """A fixed field of unit-variance, slightly correlated noise (2x2 mean, like camera noise)."""
     return camera_noise(NOISE_BANK, 20261127)
+
+
+@lru_cache(maxsize=2)
+def _background(sigma: float) -> np.ndarray:
+    """The whole noise bank as slice backgrounds, 24 + noise * sigma (float32, as a slice's crop
+    computed it), in three channels: added to a slice's dots without a broadcast over channels,
+    which costs numpy several times a plain add. Read-only, 3 MB per noise level (a scene uses
+    two: its slices and its MIP)."""
+    grey = np.repeat((24.0 + noise_bank() * sigma)[:, :, None], 3, axis=2)
+    grey.flags.writeable = False
+    return grey
 
 
 @dataclass(frozen=True)
@@ -213,32 +226,89 @@ class ColoredDotTracking(Task):
     def render_view(self, key) -> np.ndarray:
         p = self.params
         s = p.size
-        acc = np.zeros((s, s, 3), np.float32)
-        for d in self.targets + self.distractors:
-            gz = d.brightness(d.peak if key == "mip" else key)
-            if gz < 0.01:
-                continue
-            r = int(np.ceil(3 * d.sigma_xy))
-            x0, x1 = max(int(d.x) - r, 0), min(int(d.x) + r + 2, s)
-            y0, y1 = max(int(d.y) - r, 0), min(int(d.y) + r + 2, s)
-            gx = np.exp(-0.5 * ((np.arange(x0, x1) - d.x) / d.sigma_xy) ** 2)
-            gy = np.exp(-0.5 * ((np.arange(y0, y1) - d.y) / d.sigma_xy) ** 2)
-            g = (gz * gy[:, None] * gx[None, :]).astype(np.float32)
-            patch = acc[y0:y1, x0:x1]
-            np.maximum(patch, g[:, :, None] * np.asarray(COLORS[d.color], np.float32), out=patch)
+        ys, xs, gy, gx3, cols3, reach, amps = self._dot_stamps()
+        dots = self.targets + self.distractors
+        # Only dots within reach of the slice can reach the 0.01 cut: the others' brightness is
+        # not computed at all. Those that are get Dot.brightness's exponent, in Python floats as
+        # there, and one np.exp over all of them (the same float64 exp, element by element).
+        near, args = [], []
+        for i, d in enumerate(dots):
+            z = d.peak if key == "mip" else key
+            if abs(z - d.z) <= reach[i]:
+                near.append(i)
+                args.append(-0.5 * ((z - d.z) / d.sigma_z) ** 2)
+        gz = amps[near] * np.exp(np.array(args)) if near else np.zeros(0)
+        keep = gz >= 0.01
+        vis = [i for i, k in zip(near, keep.tolist()) if k]
+        gzs = gz[keep]
+        acc = np.zeros((s, s * 3), np.float32)  # (s, s, 3) with each row's pixels side by side
+        if vis:
+            # Every visible dot's patch at once, by the same operations per element as one by
+            # one: (gz * gy) * gx in float64, to float32, times the colour. gx and the colour come
+            # with each value repeated for the three channels, so no broadcast runs over them.
+            g = ((gzs[:, None] * gy[vis])[:, :, None] * gx3[vis][:, None, :]).astype(np.float32)
+            g *= cols3[vis][:, None, :]
+            for k, i in enumerate(vis):
+                (y0, y1), (x0, x1) = ys[i], xs[i]
+                patch = acc[y0:y1, 3 * x0:3 * x1]
+                np.maximum(patch, g[k, :y1 - y0, :3 * (x1 - x0)], out=patch)
+        acc = acc.reshape(s, s, 3)
         # Each slice gets its own crop of a fixed noise bank (drawn per episode, per slice index), so
         # a slice looks the same whatever the visit order and no noise is generated per frame.
         oy, ox = self._noise_offsets[self.n_slices if key == "mip" else key]
-        noise = noise_bank()[oy:oy + s, ox:ox + s]
-        img = acc + (24.0 + noise * (p.noise * (1.4 if key == "mip" else 1.0)))[:, :, None]
-        return np.clip(img, 0, 255).astype(np.uint8)
+        grey = _background(p.noise * (1.4 if key == "mip" else 1.0))[oy:oy + s, ox:ox + s]
+        img = np.add(acc, grey, out=acc)
+        return np.clip(img, 0, 255, out=img).astype(np.uint8)
+
+    def _dot_stamps(self):
+        """Per dot, what does not depend on the slice (computed once per episode, as render_view
+        computed it per slice): its patch rows and columns, gy and gx (float64, padded to one
+        width; gx and the colour repeated per channel), and how far in z it can be seen at all."""
+        st = self.__dict__.get("_stamp_cache")
+        if st is not None:
+            return st
+        s = self.params.size
+        dots = self.targets + self.distractors
+        ys, xs, gys, gxs, reach = [], [], [], [], []
+        for d in dots:
+            r = int(np.ceil(3 * d.sigma_xy))
+            x0, x1 = max(int(d.x) - r, 0), min(int(d.x) + r + 2, s)
+            y0, y1 = max(int(d.y) - r, 0), min(int(d.y) + r + 2, s)
+            gxs.append(np.exp(-0.5 * ((np.arange(x0, x1) - d.x) / d.sigma_xy) ** 2))
+            gys.append(np.exp(-0.5 * ((np.arange(y0, y1) - d.y) / d.sigma_xy) ** 2))
+            xs.append((x0, x1))
+            ys.append((y0, y1))
+            # brightness(z) < 0.01 wherever 0.5 ((z - d.z) / sigma_z)^2 > log(amplitude / 0.01):
+            # beyond this reach (with a margin) the dot is certainly under the cut.
+            lim = math.log(d.amplitude / 0.01) + 0.1 if d.amplitude > 0 else -1.0
+            reach.append(d.sigma_z * math.sqrt(2 * lim) if lim > 0 else -1.0)
+        n = max((len(g) for g in gys + gxs), default=1)
+        gy = np.zeros((len(dots), n))
+        gx = np.zeros((len(dots), n))
+        for i, (a, b) in enumerate(zip(gys, gxs)):
+            gy[i, :len(a)] = a
+            gx[i, :len(b)] = b
+        cols = np.array([COLORS[d.color] for d in dots], np.float32).reshape(len(dots), 1, 3)
+        gx3 = np.repeat(gx, 3, axis=1)  # (dots, 3 n): each value once per channel
+        cols3 = np.tile(cols, (1, n, 1)).reshape(len(dots), 3 * n)  # the colour at every pixel
+        amps = np.array([d.amplitude for d in dots], np.float64)
+        st = self._stamp_cache = (ys, xs, gy, gx3, cols3, reach, amps)
+        return st
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        # All markers shown are one colour: their pixels, gathered once per view while the
+        # markers stand, go on in one assignment (the same pixels as one mark after another).
+        ys, xs = self.memo(("overlay", self.view_key(), mapper, canvas.shape),
+                           lambda: self._marker_pixels(mapper, *canvas.shape[:2]))
+        canvas[ys, xs] = MARKER_COLOR
+
+    def _marker_pixels(self, mapper, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         r = max(2, round(2 * mapper.pixel_size))
-        for u, v, z in self.ann:
-            if self.mip or z == self.z:
-                x, y = mapper.to_canvas_px(u, v)
-                draw_mark(canvas, x, y, MARKER_COLOR, "x", r)
+        marks = [mark_pixels("x", r, *mapper.to_canvas_px(u, v), h, w)
+                 for u, v, z in self.ann if self.mip or z == self.z]
+        if not marks:
+            return _NO_PIXELS
+        return np.concatenate([m[0] for m in marks]), np.concatenate([m[1] for m in marks])
 
     def status(self) -> tuple[str, ...]:
         return (f"FIND {self.color}  Z {self.z}/{self.n_slices - 1}",
@@ -261,11 +331,16 @@ class ColoredDotTracking(Task):
         return self.memo("match", self._compute_match)
 
     def _compute_match(self) -> tuple[int, ...]:
+        by_peak = self.__dict__.get("_targets_by_peak")
+        if by_peak is None:  # a marker can only match a target whose brightest slice it is on
+            by_peak = self._targets_by_peak = {}
+            for j, d in enumerate(self.targets):
+                by_peak.setdefault(d.peak, []).append((j, d))
         pairs = []
         for i, (u, v, z) in enumerate(self.ann):
-            for j, d in enumerate(self.targets):
+            for j, d in by_peak.get(z, ()):
                 dist = math.hypot(u - d.x, v - d.y)
-                if z == d.peak and dist <= MATCH_XY:
+                if dist <= MATCH_XY:
                     pairs.append((dist, i, j))
         match = [-1] * len(self.ann)
         used_t = set()

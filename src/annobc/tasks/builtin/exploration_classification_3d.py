@@ -323,30 +323,46 @@ class ExplorationClassification3D(Task):
         if not prof.any():
             return rgb_bank[oy:oy + s, ox:ox + s]  # an empty slice: a read-only crop, no copy
         img = rgb_bank[oy:oy + s, ox:ox + s].copy()
-        blur = math.hypot(p.focus_sigma, p.defocus * DEFOCUS_STEPS)  # widest defocus blur
-        reach = min(RADIAL_MAX - 1, self.outer + 3 * blur)
-        x0, x1 = max(int(self.cx - reach), 0), min(int(self.cx + reach) + 2, s)
-        y0, y1 = max(int(self.cy - reach), 0), min(int(self.cy + reach) + 2, s)
-        dx = np.arange(x0, x1) - self.cx
-        dy = np.arange(y0, y1) - self.cy
-        idx = np.rint(np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / RADIAL_STEP).astype(np.intp)
-        np.minimum(idx, len(prof) - 1, out=idx)
-        ty, tx = self._tex_offset
-        tex = _unit_fields()[1][ty + y0:ty + y1, tx + x0:tx + x1]
-        obj = (self.amplitude * prof[idx]) * (1.0 + p.texture * tex)
+        x0, x1, y0, y1, idx, shade = self._radial_index()
+        obj = (self.amplitude * prof[idx]) * shade
         grey = grey_bank[oy + y0:oy + y1, ox + x0:ox + x1] + obj
-        img[y0:y1, x0:x1] = _lut()[np.clip(grey, 0, 255).astype(np.uint8)]
+        img[y0:y1, x0:x1] = np.take(_lut(), np.clip(grey, 0, 255, out=grey).astype(np.uint8), axis=0)
         return img
+
+    def _radial_index(self) -> tuple[int, int, int, int, np.ndarray, np.ndarray]:
+        """The window around the object that a slice can show it in, each pixel's index into the
+        radial profiles and its texture shading: the same on every slice, so computed on the
+        first."""
+        got = self.__dict__.get("_radial_cache")
+        if got is None:
+            p, s = self.params, self.params.size
+            blur = math.hypot(p.focus_sigma, p.defocus * DEFOCUS_STEPS)  # widest defocus blur
+            reach = min(RADIAL_MAX - 1, self.outer + 3 * blur)
+            x0, x1 = max(int(self.cx - reach), 0), min(int(self.cx + reach) + 2, s)
+            y0, y1 = max(int(self.cy - reach), 0), min(int(self.cy + reach) + 2, s)
+            dx = np.arange(x0, x1) - self.cx
+            dy = np.arange(y0, y1) - self.cy
+            idx = np.rint(np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2) / RADIAL_STEP).astype(np.intp)
+            np.minimum(idx, self.profiles().shape[1] - 1, out=idx)
+            ty, tx = self._tex_offset
+            shade = 1.0 + p.texture * _unit_fields()[1][ty + y0:ty + y1, tx + x0:tx + x1]
+            idx.flags.writeable = shade.flags.writeable = False
+            got = self._radial_cache = (x0, x1, y0, y1, idx, shade)
+        return got
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
         if self.pin is None:
             return
+        ys, xs = self.memo(("reticle", self.pin, mapper, canvas.shape),
+                           lambda: self._reticle_pixels(mapper, *canvas.shape[:2]))
+        canvas[ys, xs] = PIN_COLOR
+
+    def _reticle_pixels(self, mapper, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         x, y = mapper.to_canvas_px(*self.pin)
         ys, xs = _reticle(max(1, round(mapper.pixel_size)))
         ys, xs = ys + y, xs + x
-        h, w = canvas.shape[:2]
         keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-        canvas[ys[keep], xs[keep]] = PIN_COLOR
+        return ys[keep], xs[keep]
 
     def status(self) -> tuple[str, ...]:
         cls = "NONE" if self.ann is None else CLASSES[self.ann]

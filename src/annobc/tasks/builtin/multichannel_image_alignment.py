@@ -132,12 +132,10 @@ def _text_stamp(text: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _paint(img: np.ndarray, items: list, color, alpha: float = 1.0) -> None:
-    """Paint stamps [(x, y, (dy, dx)), ...] in one colour, clipped to the image."""
+    """Paint stamps placed [(ys, xs), ...] in one colour, clipped to the image."""
     if not items:
         return
-    ys = np.concatenate([y + st[0] for x, y, st in items])
-    xs = np.concatenate([x + st[1] for x, y, st in items])
-    paint(img, ys, xs, color, alpha)
+    paint(img, np.concatenate([q[0] for q in items]), np.concatenate([q[1] for q in items]), color, alpha)
 
 
 def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -296,6 +294,7 @@ class MultichannelImageAlignment(Task):
         self.features = self._sample_features(rng)
         self.shared = [i for i, f in enumerate(self.features) if f.channels == "AB"]
         self._intensity_cache: dict = {}
+        self._mark_px: dict = {}  # (x, y, stamp) -> that stamp's pixels there, this episode's marks
         # GUI state: the shown view ("A", "B" or overlay "O"); landmarks (A points, B points).
         self.view = "A"
         self.ann: tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]] = ((), ())
@@ -452,10 +451,11 @@ class MultichannelImageAlignment(Task):
         return self.view
 
     def render_view(self, key) -> np.ndarray:
+        # np.take along the table's first axis: the pixels LUT[intensity] gives, several times faster.
         if key == "A":
-            return LUT_A[self._intensity("A")]
+            return np.take(LUT_A, self._intensity("A"), axis=0)
         if key == "B":
-            return LUT_B[self._intensity("B")]
+            return np.take(LUT_B, self._intensity("B"), axis=0)
         return self._render_overlay(key[1:])
 
     def _tissue(self, layer: int) -> np.ndarray:
@@ -554,7 +554,7 @@ class MultichannelImageAlignment(Task):
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
         # Markers change only when the landmarks do: compose once per (landmarks, view, size).
-        key = f"ovl{self.view_key()}{canvas.shape}"
+        key = ("overlay", self.view_key(), canvas.shape)
         composed = self.memo(key, lambda: self._compose(canvas.copy(), mapper))
         canvas[...] = composed
 
@@ -563,15 +563,24 @@ class MultichannelImageAlignment(Task):
         r = max(2, round(2 * mapper.pixel_size))
         sc = max(1, round(mapper.pixel_size))
         n = min(len(a), len(b))
-        cross, xmark, ring = mark_offsets("cross", r), mark_offsets("x", r), mark_offsets("ring", r + 1)
+        cross, xmark, ring = ("cross", r), ("x", r), ("ring", r + 1)
+        cache = self._mark_px
+
+        def stamp_px(x, y, stamp):
+            # A stamp's pixels at (x, y), kept: landmarks stay put while others are added.
+            px = cache.get((x, y, stamp))
+            if px is None:
+                st = _text_stamp(stamp[1], stamp[2]) if stamp[0] == "text" else mark_offsets(*stamp)
+                px = cache[(x, y, stamp)] = (y + st[0], x + st[1])
+            return px
 
         def marks(points, stamp, numbered=False):
             out = []
             for k, (u, v) in enumerate(points, 1):
                 x, y = mapper.to_canvas_px(u, v)
-                out.append((x, y, stamp))
+                out.append(stamp_px(x, y, stamp))
                 if numbered:
-                    out.append((x + r + 1, y - r - 4 * sc, _text_stamp(str(k), sc)))
+                    out.append(stamp_px(x + r + 1, y - r - 4 * sc, ("text", str(k), sc)))
             return out
 
         if self.view == "O":
@@ -593,7 +602,7 @@ class MultichannelImageAlignment(Task):
         return canvas
 
     def status(self) -> tuple[str, ...]:
-        return self.memo(f"status{self.view}", self._status)
+        return self.memo(("status", self.view), self._status)
 
     def _status(self) -> tuple[str, ...]:
         a, b = self.ann

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from annobc.gui import draw_line, draw_mark
+from annobc.gui.raster import grey_to_rgb, line_pixels, mark_pixels
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
@@ -399,8 +399,7 @@ class NeuronTracking(Task):
         ny, nx = self._noise_offsets[z]
         img += scaled_noise_bank(p.noise)[ny:ny + s, nx:nx + s]
         img += self._brightness[z]
-        grey = np.clip(img, 0, 255).astype(np.uint8)
-        return np.repeat(grey[:, :, None], 3, axis=2)
+        return grey_to_rgb(np.clip(img, 0, 255, out=img).astype(np.uint8))
 
     def _paint_profiles(self, img: np.ndarray, z: int) -> None:
         """Neurite cross-sections: lighter cytoplasm inside a dark membrane ring."""
@@ -441,21 +440,30 @@ class NeuronTracking(Task):
         return st
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
+        # The marks of a slice, as pixel lists per colour in drawing order, gathered once per
+        # slice while the nodes stand.
+        for ys, xs, color in self.memo(("overlay", self.z, mapper, canvas.shape),
+                                       lambda: self._overlay_pixels(mapper, *canvas.shape[:2])):
+            canvas[ys, xs] = color
+
+    def _overlay_pixels(self, mapper, h: int, w: int) -> list:
         r = max(1, round(mapper.pixel_size))
         z, ann = self.z, self.ann
+        out = []
         if z > 0 and ann[z - 1] is not None:
-            _stamp(canvas, *mapper.to_canvas_px(*ann[z - 1][:2]), "x", r, PREV_COLOR)
+            out.append((*mark_pixels("x", r, *mapper.to_canvas_px(*ann[z - 1][:2]), h, w), PREV_COLOR))
         if z + 1 < self.n_slices and ann[z + 1] is not None:
-            _stamp(canvas, *mapper.to_canvas_px(*ann[z + 1][:2]), "x", r, NEXT_COLOR)
+            out.append((*mark_pixels("x", r, *mapper.to_canvas_px(*ann[z + 1][:2]), h, w), NEXT_COLOR))
         if ann[z] is not None:
-            _stamp(canvas, *mapper.to_canvas_px(*ann[z][:2]), "cross", r, NODE_COLOR)
+            out.append((*mark_pixels("cross", r, *mapper.to_canvas_px(*ann[z][:2]), h, w), NODE_COLOR))
         if z == 0:
             x, y = mapper.to_canvas_px(*self.cross)
             a, b = round(6 * mapper.pixel_size), round(10 * mapper.pixel_size)
-            draw_line(canvas, x - b, y, x - a, y, CROSS_COLOR)
-            draw_line(canvas, x + a, y, x + b, y, CROSS_COLOR)
-            draw_line(canvas, x, y - b, x, y - a, CROSS_COLOR)
-            draw_line(canvas, x, y + a, x, y + b, CROSS_COLOR)
+            lines = [line_pixels(x - b, y, x - a, y, h, w), line_pixels(x + a, y, x + b, y, h, w),
+                     line_pixels(x, y - b, x, y - a, h, w), line_pixels(x, y + a, x, y + b, h, w)]
+            out.append((np.concatenate([q[0] for q in lines]), np.concatenate([q[1] for q in lines]),
+                        CROSS_COLOR))
+        return out
 
     def status(self) -> tuple[str, ...]:
         return (f"TRACE NEURON  Z {self.z}/{self.n_slices - 1}",
@@ -505,22 +513,6 @@ NODE_COLOR = (255, 230, 40)  # this slice's node, bright
 PREV_COLOR = (190, 95, 95)  # the previous slice's node, faint (muted red)
 NEXT_COLOR = (95, 130, 190)  # the next slice's node, faint (muted blue)
 CROSS_COLOR = (60, 255, 90)
-_OFFSETS: dict = {}
-
-
-def _stamp(canvas: np.ndarray, x: int, y: int, kind: str, r: int, color) -> None:
-    """A small mark ('x' or 'cross'): one fancy assignment when it lies inside the canvas."""
-    h, w = canvas.shape[:2]
-    if not (r <= x < w - r and r <= y < h - r):
-        draw_mark(canvas, x, y, color, kind, r)
-        return
-    off = _OFFSETS.get((kind, r))
-    if off is None:
-        k = np.arange(-r, r + 1)
-        z = np.zeros_like(k)
-        off = _OFFSETS[(kind, r)] = ((np.concatenate([k, k]), np.concatenate([k, -k])) if kind == "x"
-                                     else (np.concatenate([k, z]), np.concatenate([z, k])))
-    canvas[off[0] + y, off[1] + x] = color
 
 
 class NeuronAnnotator(Annotator, task=NeuronTracking):

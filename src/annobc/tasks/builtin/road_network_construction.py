@@ -13,7 +13,8 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from annobc.gui import draw_line, draw_mark
+from annobc.gui import draw_mark
+from annobc.gui.raster import line_pixels, mark_pixels
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
@@ -289,6 +290,7 @@ class RoadNetworkConstruction(Task):
         self._houses = self._sample_houses(rng, int(rng.integers(p.n_houses[0], p.n_houses[1] + 1)))
         self._map: np.ndarray | None = None
         self._lines: dict = {}
+        self._squares: dict = {}
         # GUI state
         self.ox, self.oy = 0, 0
         self.tool = "NODE"
@@ -494,13 +496,19 @@ class RoadNetworkConstruction(Task):
                                               np.round(np.linspace(p0[0], p1[0], n))], 1).astype(np.intp)
         return px
 
+    def _square(self, x: int, y: int) -> np.ndarray:
+        """A node's square at map pixel (x, y), (n, 2) rows and columns; kept, as nodes stay put."""
+        px = self._squares.get((x, y))
+        if px is None:
+            px = self._squares[(x, y)] = _square_offsets() + (y, x)
+        return px
+
     def _overlay_pixels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every overlay pixel (map row, map column, colour): edges first, then node squares."""
         px = [(int(math.floor(x + 0.5)), int(math.floor(y + 0.5))) for x, y in self.ann.nodes]
         parts = [self._line(px[i], px[j]) for i, j in self.ann.edges]
         n_edge = sum(len(q) for q in parts)
-        sq = _square_offsets()
-        parts += [sq + (y, x) for x, y in px]
+        parts += [self._square(x, y) for x, y in px]
         if not parts:
             e = np.zeros(0, np.intp)
             return e, e, np.zeros((0, 3), np.uint8)
@@ -511,30 +519,45 @@ class RoadNetworkConstruction(Task):
         return allpx[:, 0], allpx[:, 1], colors
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
-        if mapper.identity:
-            ys, xs, colors = self.memo("overlay", self._overlay_pixels)
-            if len(ys):
-                ys, xs = ys - self.oy, xs - self.ox
-                keep = (ys >= 0) & (ys < self.view) & (xs >= 0) & (xs < self.view)
-                canvas[ys[keep], xs[keep]] = colors[keep]
-            if self.pick is not None:
+        # The graph's pixels on this window, gathered once per window while the graph stands.
+        ys, xs, colors = self.memo(("overlay", self.ox, self.oy, mapper, canvas.shape),
+                                   lambda: self._window_pixels(mapper, *canvas.shape[:2]))
+        canvas[ys, xs] = colors
+        if self.pick is not None:
+            if mapper.identity:
                 x, y = self.ann.nodes[self.pick]
                 draw_mark(canvas, int(math.floor(x + 0.5)) - self.ox, int(math.floor(y + 0.5)) - self.oy,
                           PICK_COLOR, "ring", 4)
-            return
+            else:
+                s = mapper.pixel_size
+                draw_mark(canvas, *self._canvas_px(*self.ann.nodes[self.pick], s), PICK_COLOR, "ring",
+                          max(4, round(4 * s)))
+
+    def _canvas_px(self, x: float, y: float, s: float) -> tuple[int, int]:
+        return (int(math.floor((x - self.ox + 0.5) * s)), int(math.floor((y - self.oy + 0.5) * s)))
+
+    def _window_pixels(self, mapper, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The window's overlay pixels (rows, columns, colours), edges first, then nodes."""
+        if mapper.identity:
+            ys, xs, colors = self.memo("overlay", self._overlay_pixels)
+            ys, xs = ys - self.oy, xs - self.ox
+            # One unsigned comparison per axis: a negative index wraps to a huge one.
+            keep = (ys.view(np.uintp) < self.view) & (xs.view(np.uintp) < self.view)
+            return ys[keep], xs[keep], colors[keep]
         s = mapper.pixel_size
-
-        def cpx(x, y):
-            return (int(math.floor((x - self.ox + 0.5) * s)), int(math.floor((y - self.oy + 0.5) * s)))
-
-        pts = [cpx(x, y) for x, y in self.ann.nodes]
-        for i, j in self.ann.edges:
-            draw_line(canvas, *pts[i], *pts[j], EDGE_COLOR)
+        pts = [self._canvas_px(x, y, s) for x, y in self.ann.nodes]
+        edges = [line_pixels(*pts[i], *pts[j], h, w) for i, j in self.ann.edges]
         r = max(2, round(2 * s))
-        for x, y in pts:
-            draw_mark(canvas, x, y, NODE_COLOR, "square", r)
-        if self.pick is not None:
-            draw_mark(canvas, *pts[self.pick], PICK_COLOR, "ring", max(4, round(4 * s)))
+        nodes = [mark_pixels("square", r, x, y, h, w) for x, y in pts]
+        parts = edges + nodes
+        if not parts:
+            e = np.zeros(0, np.intp)
+            return e, e, np.zeros((0, 3), np.uint8)
+        n_edge = sum(len(q[0]) for q in edges)
+        colors = np.empty((n_edge + sum(len(q[0]) for q in nodes), 3), np.uint8)
+        colors[:n_edge] = EDGE_COLOR
+        colors[n_edge:] = NODE_COLOR
+        return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]), colors)
 
     def status(self) -> tuple[str, ...]:
         line2 = f"NODES {len(self.ann.nodes)}  EDGES {len(self.ann.edges)}"
@@ -590,10 +613,13 @@ class RoadNetworkConstruction(Task):
             p = np.array(self.ann.nodes, float)
             d = np.hypot(p[:, None, 0] - self.nodes[None, :, 0], p[:, None, 1] - self.nodes[None, :, 1])
             used: set[int] = set()
-            for i, j in sorted(zip(*np.nonzero(d <= MATCH_PX)), key=lambda ij: d[ij]):
-                if int(i) not in match and int(j) not in used:
-                    match[int(i)] = int(j)
-                    used.add(int(j))
+            ii, jj = np.nonzero(d <= MATCH_PX)
+            # Closest pairs first; a stable sort keeps equal distances in row-major order.
+            order = np.argsort(d[ii, jj], kind="stable")
+            for i, j in zip(ii[order].tolist(), jj[order].tolist()):
+                if i not in match and j not in used:
+                    match[i] = j
+                    used.add(j)
         right = 0
         for i, j in self.ann.edges:
             if i in match and j in match:
