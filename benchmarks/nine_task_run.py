@@ -26,7 +26,7 @@ from machine import describe, save_results  # noqa: E402
 
 from annobc.data import resolve_tasks  # noqa: E402
 from annobc.demo import DEMO_PARAMS  # noqa: E402
-from annobc.loop import Loop, LoopSpec, task_figures  # noqa: E402
+from annobc.loop import Loop, LoopSpec, stage_minutes, task_figures  # noqa: E402
 
 
 def table(rows: dict, temperatures: list[float]) -> str:
@@ -78,13 +78,12 @@ def main(argv=None) -> int:
                     eval_episodes=args.eval_episodes, temperatures=temps, workers=args.workers)
     state = Loop(args.out, spec).run()
     rows = {t: {f"{temp:g}": task_figures(state, t, temp) for temp in temps} for t in spec.tasks}
-    train_minutes = round(sum(v["minutes"] for k, v in state["stages"].items() if k.endswith("train")), 2)
     md = table(rows, temps)
     save_results(args.result, {
         "what": "one policy on all nine tasks with DAgger rounds, closed loop on the test seeds",
         "command": "python benchmarks/nine_task_run.py " + " ".join(argv or sys.argv[1:]),
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "result")},
-        "machine": describe(), "train_minutes": train_minutes,
+        "machine": describe(), "train_minutes": stage_minutes(state, "train"),
         "minutes": state["minutes_total"], "steps": spec.steps + spec.rounds * spec.round_steps,
         "tasks": rows, "table": md})
     print(md)

@@ -221,9 +221,14 @@ class Loop:
                  f"seeds per task")
             self.stage(f"eval/{temp:g}", lambda temp=temp: self._evaluate(temp))
         self.state["minutes_this_sitting"] = round((time.perf_counter() - t0) / 60, 2)
-        self.state["minutes_total"] = round(sum(v["minutes"] for v in self.stages.values()), 2)
+        self.state["minutes_total"] = stage_minutes(self.state)
         self.save()
         return self.state
+
+
+def stage_minutes(state: dict, kind: str = "") -> float:
+    """Minutes of the finished stages (``kind="train"``: the trainings only)."""
+    return round(sum(v["minutes"] for k, v in state["stages"].items() if k.endswith(kind)), 2)
 
 
 def success_by_round(state: dict) -> dict[str, list[float]]:
@@ -246,9 +251,8 @@ def task_figures(state: dict, task: str, temperature: float) -> dict:
             "decision_accuracy", "accuracy_by_category", "count_by_category", "accuracy_by_button")},
         "mistake_recovery": final["mistake_recovery"][task],
         "success_by_round": success_by_round(state)[task] if state["spec"]["rounds"] else None,
-        "train_minutes": round(sum(v["minutes"] for k, v in state["stages"].items()
-                                   if k.endswith("train")), 2),
-        "minutes": round(sum(v["minutes"] for v in state["stages"].values()), 2),
+        "train_minutes": stage_minutes(state, "train"),
+        "minutes": stage_minutes(state),
     }
 
 

@@ -2,27 +2,16 @@
 its shares lie in [0, 1], and the clones measure what they should: a clone with the annotator's
 own decision seed never clicks differently, one with another seed does where a mistake coin fires."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from annobc.tasks import run_annotator
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks import load
 
 TASKS = ["neuron_tracking", "animal_limb_tracking"]  # both make mistakes at seeds 0 and 1
-
-
-def load(name):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def shares(d, path=""):

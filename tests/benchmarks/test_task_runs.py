@@ -1,22 +1,12 @@
 """benchmarks/single_task.py and benchmarks/nine_task_run.py at a tiny scale: they run, write
 their results with every per-task figure the issue asks for, and resume."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks import load
+
 TINY = ["data.workers=0", "data.window=2", "optim.batch_size=4",
         "model.overrides={cnn_channels: [4, 8, 8], d_model: 16, n_layers: 1, n_heads: 2}"]
-
-
-def load(name):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_single_task_runs_each_task_alone_and_keeps_finished_tasks(tmp_path, capsys):

@@ -167,10 +167,11 @@ def teacher_forced(model, store: EpisodeStore, split: str = "val", max_windows: 
     out = summarise(rows)
     for k, pairs in losses.items():
         out[k] = float(sum(v * n for v, n in pairs) / max(1, sum(n for _, n in pairs)))
-    out["by_task"] = {t: summarise({k: v[rows["task"] == t] for k, v in rows.items() if k != "task"})
-                      for t in sorted(set(rows["task"]))}
-    for t, m in out["by_task"].items():
-        m["accuracy_by_button"] = button_accuracy(t, {k: v[rows["task"] == t] for k, v in rows.items()})
+    out["by_task"] = {}
+    for t in sorted(set(rows["task"])):
+        mask = rows["task"] == t
+        task_rows = {k: v[mask] for k, v in rows.items() if k != "task"}
+        out["by_task"][t] = summarise(task_rows) | {"accuracy_by_button": button_accuracy(t, task_rows)}
     out["by_variant"] = {v: summarise({k: c[rows["variant"] == v] for k, c in rows.items()
                                        if k != "task"}) for v in sorted(set(rows["variant"]))}
     if return_rows:
