@@ -89,6 +89,10 @@ class Layout:
             if v.panel == "left":
                 self._mirror()
         self.hit_map = self._hit_map()
+        # The hit map again as bytes of code + 1, row by row, and the name of each code: indexing
+        # bytes and a tuple is cheaper than indexing a numpy array (one byte a pixel).
+        self._hit_names = (None, "canvas") + self.labels
+        self._hit_codes = (self.hit_map + 1).astype(np.uint8).tobytes() if len(self.labels) < 255 else None
 
     # -- buttons beside the canvas ---------------------------------------------------------------
     def _side_layout(self) -> None:
@@ -247,7 +251,12 @@ class Layout:
 
     def hit(self, x: int, y: int) -> str | None:
         """Name of the element under pixel (x, y): a button label, 'canvas', or None."""
-        code = int(self.hit_map[y, x])
+        if self._hit_codes is not None and 0 <= x < self.width and 0 <= y < self.height:
+            try:
+                return self._hit_names[self._hit_codes[y * self.width + x]]
+            except TypeError:  # not integers: numpy's indexing below says what is wrong
+                pass
+        code = int(self.hit_map[y, x])  # what the list holds; negative indices wrap, as numpy's
         if code == NONE:
             return None
         if code == CANVAS:

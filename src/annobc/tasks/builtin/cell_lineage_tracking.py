@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from annobc.gui.raster import mark_pixels, put_pixels
+from annobc.gui.raster import blend_pixels, mark_pixels
 from annobc.tasks.textures import camera_noise
 from annobc.tasks.annotator import Annotator, Intent
 from annobc.tasks.base import Button, Effect, NO_EFFECT, Persona, Task
@@ -583,13 +583,17 @@ class CellLineageTracking(Task):
         return np.take(TINT_LUT, np.clip(acc, 0, 255, out=acc).astype(np.uint8), axis=0)
 
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
-        # The frame's marks as pixel lists, in drawing order, gathered once per frame while the
-        # points stand.
-        for ys, xs, color, alpha in self.memo(("overlay", self.t, mapper, canvas.shape),
-                                              lambda: self._overlay_marks(mapper, *canvas.shape[:2])):
-            put_pixels(canvas, ys, xs, color, alpha)
+        # The frame's marks as pixel lists and what goes there, in drawing order, gathered once
+        # per frame while the points stand.
+        for ys, xs, values in self.memo(("overlay", self.t, mapper, canvas.shape),
+                                        lambda: self._overlay_marks(canvas, mapper)):
+            canvas[ys, xs] = values
 
-    def _overlay_marks(self, mapper, h: int, w: int) -> list:
+    def _overlay_marks(self, canvas: np.ndarray, mapper) -> list:
+        """(ys, xs, colour or per-pixel colours) per mark. The faint mark of the previous point is
+        blended with the frame's base image, which the canvas holds when this is computed (it is
+        the first mark drawn where it is drawn)."""
+        h, w = canvas.shape[:2]
         ps = mapper.pixel_size
         r = max(2, round(2 * ps))
         t = self.t
@@ -597,14 +601,15 @@ class CellLineageTracking(Task):
         if t == 0:
             x, y = mapper.to_canvas_px(*self.centre(0, 0))
             out.append((*mark_pixels("ring", max(3, round((self.cells[0].a + 2.5) * ps)), x, y, h, w),
-                        OUTLINE_COLOR, 1.0))
+                        OUTLINE_COLOR))
         pts = self.points
         if t > 0 and pts[t - 1] is not None:
             x, y = mapper.to_canvas_px(*pts[t - 1])
-            out.append((*mark_pixels("cross", r, x, y, h, w), PREV_COLOR, PREV_ALPHA))
+            ys, xs = mark_pixels("cross", r, x, y, h, w)
+            out.append((ys, xs, blend_pixels(canvas[ys, xs], PREV_COLOR, PREV_ALPHA)))
         if pts[t] is not None:
             x, y = mapper.to_canvas_px(*pts[t])
-            out.append((*mark_pixels("x", r, x, y, h, w), POINT_COLOR, 1.0))
+            out.append((*mark_pixels("x", r, x, y, h, w), POINT_COLOR))
         return out
 
     def status(self) -> tuple[str, ...]:
