@@ -142,7 +142,14 @@ class Session:
             self._frame_out = buf.view()
             self._frame_out.flags.writeable = False
         task = self.task
-        self.screen.render_into(buf, self._frame_state, self.canvas_image(), task.selected(),
+        state = self._frame_state
+        # A click that changes neither the view nor what the overlays show (a tool, a tab)
+        # leaves the canvas as the buffer holds it: it is not pasted and drawn on again.
+        key = task.canvas_key()
+        same = key is not None and state.valid and state.canvas is not None and state.canvas == key
+        self.screen.render_into(buf, state, None if same else self.canvas_image(), task.selected(),
                                 task.status(), task.status_colors())
-        task.draw_overlays(self._canvas_out, self.mapper)
+        if not same:
+            task.draw_overlays(self._canvas_out, self.mapper)
+            state.canvas = key
         return self._frame_out

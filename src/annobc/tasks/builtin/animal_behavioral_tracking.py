@@ -366,6 +366,9 @@ class AnimalBehavioralTracking(Task):
     def view_key(self):
         return self.t
 
+    def canvas_key(self):
+        return (self.t, self.ann)  # not the selected animal or marker: they show on their tabs
+
     def render_view(self, key: int) -> np.ndarray:
         return self._render_frame(key)
 

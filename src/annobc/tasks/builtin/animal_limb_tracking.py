@@ -344,6 +344,9 @@ class AnimalLimbTracking(Task):
     def view_key(self):
         return self.frame
 
+    def canvas_key(self):
+        return (self.frame, self.ann)  # not the selected keypoint: it shows on its tab only
+
     def render_view(self, key: int) -> np.ndarray:
         return self._render_frame(key)
 

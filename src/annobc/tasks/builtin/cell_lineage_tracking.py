@@ -529,6 +529,9 @@ class CellLineageTracking(Task):
     def view_key(self):
         return self.t
 
+    def canvas_key(self):
+        return (self.t, self.ann)
+
     def render_view(self, key: int) -> np.ndarray:
         return self._render_frame(key)
 

@@ -450,6 +450,9 @@ class MultichannelImageAlignment(Task):
             return ("O",) + self._overlay_params()
         return self.view
 
+    def canvas_key(self):
+        return (self.view_key(), self.ann)
+
     def render_view(self, key) -> np.ndarray:
         # np.take along the table's first axis: the pixels LUT[intensity] gives, several times faster.
         if key == "A":
