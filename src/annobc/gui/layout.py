@@ -304,6 +304,7 @@ class CanvasMapper:
         brk = np.flatnonzero(np.diff(self._ix) != 1) + 1
         starts, ends = np.concatenate([[0], brk]), np.concatenate([brk, [canvas.w]])
         self._runs = [(int(a), int(b), int(self._ix[a])) for a, b in zip(starts, ends)]
+        self._ix_channels: dict[int, np.ndarray] = {}  # channels -> column index per value
 
     @property
     def pixel_size(self) -> float:
@@ -316,7 +317,15 @@ class CanvasMapper:
             return img
         rows = img.take(self._iy, axis=0)
         if len(self._runs) > max(4, self.rect.w // 8):
-            # Two 1-D takes give the same pixels as one 2-D fancy index, several times faster.
+            # Two 1-D takes give the same pixels as one 2-D fancy index, several times faster;
+            # the columns taken as single values (each pixel's channels side by side) faster still.
+            if rows.ndim == 3:
+                c = rows.shape[2]
+                cols = self._ix_channels.get(c)
+                if cols is None:
+                    cols = self._ix_channels[c] = (self._ix[:, None] * c + np.arange(c)).ravel()
+                out = rows.reshape(rows.shape[0], -1).take(cols, axis=1)
+                return out.reshape(rows.shape[0], len(self._ix), c)
             return rows.take(self._ix, axis=1)
         out = np.empty((self.rect.h, self.rect.w) + img.shape[2:], img.dtype)
         for a, b, src in self._runs:

@@ -198,8 +198,10 @@ class Screen:
             state.selected = sel
         # Most clicks leave the text as it was: then no line is looked at. (Kept as tuples of
         # plain values, so that the comparison is by value and a later change to a list shows.)
-        text = (tuple(status), tuple(c if c is None or type(c) is tuple else tuple(int(v) for v in c)
-                                     for c in status_colors))
+        colors = status_colors
+        if colors and not all(c is None or type(c) is tuple for c in colors):
+            colors = (c if c is None or type(c) is tuple else tuple(int(v) for v in c) for c in colors)
+        text = (tuple(status), tuple(colors))
         if state.status != text:
             lines = state.lines
             for i, slot in enumerate(self.status_slots(*text)):

@@ -38,6 +38,15 @@ def noise_bank() -> np.ndarray:
     return camera_noise(BANK, 20261203)
 
 
+@lru_cache(maxsize=2)
+def _background(noise: float) -> np.ndarray:
+    """The whole bank as frame backgrounds, 16 + noise x bank (float32, as a frame's crop
+    computed it); frames copy their crop of it. Read-only, 0.6 MB."""
+    bg = 16.0 + noise * noise_bank()
+    bg.flags.writeable = False
+    return bg
+
+
 @lru_cache(maxsize=1)
 def texture_bank() -> np.ndarray:
     """Fixed chromatin-like texture: fine grain plus coarse clumps, zero mean, unit variance."""
@@ -566,7 +575,7 @@ class CellLineageTracking(Task):
         p = self.params
         S = p.size
         oy, ox = self._noise_offsets[t]
-        acc = 16.0 + p.noise * noise_bank()[oy:oy + S, ox:ox + S]
+        acc = _background(p.noise)[oy:oy + S, ox:ox + S].copy()
         ks = np.flatnonzero(self.alive[:, t])
         for k, x, y in zip(ks.tolist(), *self.pos[ks, t].astype(int).T.tolist()):
             c = self.cells[k]
