@@ -49,13 +49,6 @@ def interleave(planes: np.ndarray) -> np.ndarray:
     return out
 
 
-def put_pixels(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color,
-               alpha: float = 1.0) -> None:
-    """Set (or blend by ``alpha``) pixels (ys, xs), all inside ``img``: as :func:`paint` sets them,
-    for pixel lists already clipped (:func:`mark_pixels`, :func:`line_pixels`)."""
-    _put(img, ys, xs, color, alpha)
-
-
 def _put(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, color: Color, alpha: float) -> None:
     """Set or blend pixels (ys, xs), all inside ``img``."""
     if alpha >= 1.0:

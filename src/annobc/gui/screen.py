@@ -31,13 +31,14 @@ class FrameState:
     ``valid`` is False until the buffer holds a whole frame of that screen; set it False again
     whenever something else may have written into the buffer."""
 
-    __slots__ = ("valid", "selected", "lines", "status")
+    __slots__ = ("valid", "selected", "lines", "status", "canvas")
 
     def __init__(self):
         self.valid = False
         self.selected: frozenset = frozenset()
         self.lines: list = []
         self.status: tuple | None = None  # the (status, status_colors) the lines were drawn from
+        self.canvas = None  # what the canvas region shows, as its drawer named it (None: unknown)
 
     def invalidate(self) -> None:
         self.valid = False
@@ -171,14 +172,21 @@ class Screen:
                     selected: Iterable[str], status: Sequence[str],
                     status_colors: Sequence[tuple[int, int, int] | None] = ()) -> np.ndarray:
         """The frame :meth:`render` draws, drawn into ``frame``, which holds what ``state`` says:
-        only what changed since is redrawn (the canvas always is: overlays go on it)."""
+        only what changed since is redrawn (the canvas always is, since overlays go on it; a
+        ``canvas_img`` of None leaves the canvas region as it is, for a caller that knows it holds
+        this frame's canvas already)."""
         if not state.valid:
             np.copyto(frame, self.chrome)
             state.selected = frozenset()
             state.lines = [None] * len(self._line_y)
             state.status = None
+            state.canvas = None
             state.valid = True
-        frame[self._canvas_slice] = canvas_img
+            if canvas_img is None:
+                raise ValueError("a frame drawn afresh needs its canvas image")
+        if canvas_img is not None:
+            frame[self._canvas_slice] = canvas_img
+            state.canvas = None  # the caller names it once its overlays are on
         sel = frozenset(selected)
         old = state.selected
         if sel != old:
@@ -190,8 +198,10 @@ class Screen:
             state.selected = sel
         # Most clicks leave the text as it was: then no line is looked at. (Kept as tuples of
         # plain values, so that the comparison is by value and a later change to a list shows.)
-        text = (tuple(status), tuple(c if c is None or type(c) is tuple else tuple(int(v) for v in c)
-                                     for c in status_colors))
+        colors = status_colors
+        if colors and not all(c is None or type(c) is tuple for c in colors):
+            colors = (c if c is None or type(c) is tuple else tuple(int(v) for v in c) for c in colors)
+        text = (tuple(status), tuple(colors))
         if state.status != text:
             lines = state.lines
             for i, slot in enumerate(self.status_slots(*text)):

@@ -217,6 +217,14 @@ class Task(ABC):
     def draw_overlays(self, canvas: np.ndarray, mapper: "CanvasMapper") -> None:
         """Draw annotations (markers, nodes, faint previous points) onto the canvas pixels."""
 
+    def canvas_key(self) -> Hashable | None:
+        """A value equal from one frame to the next only while the canvas (view image and
+        overlays) stays the same, e.g. (view, annotations, picked node); None (the default):
+        unknown, the canvas is drawn on every frame. A session whose buffer holds the canvas of
+        an equal key leaves it as it is. It must cover everything ``view_key`` and
+        ``draw_overlays`` read, and compare by value (no arrays inside)."""
+        return None
+
     @abstractmethod
     def status(self) -> tuple[str, ...]:
         """Status lines, most important first."""

@@ -62,7 +62,9 @@ class Session:
         self.mapper = CanvasMapper(self.layout.canvas, *self.task.data_shape)
         self._category = {b.label: b.category for b in cls.buttons}
         self._canvas_cache: dict = {}
-        self._frame: np.ndarray | None = None
+        self._frame: np.ndarray | None = None  # the buffer the frames are drawn in (writable)
+        self._frame_out: np.ndarray | None = None  # a read-only view of it, what frame() hands out
+        self._canvas_out: np.ndarray | None = None  # the buffer's canvas region, for overlays
         self._frame_state = FrameState()
         self.steps = 0
 
@@ -134,10 +136,20 @@ class Session:
         if buf is None:
             L = self.layout
             buf = self._frame = np.empty((L.height, L.width, 3), np.uint8)
-        buf.flags.writeable = True
+            # The views are made once: the buffer stays writable for drawing, callers get a
+            # read-only view of it.
+            self._canvas_out = self.screen.canvas_view(buf)
+            self._frame_out = buf.view()
+            self._frame_out.flags.writeable = False
         task = self.task
-        self.screen.render_into(buf, self._frame_state, self.canvas_image(), task.selected(),
+        state = self._frame_state
+        # A click that changes neither the view nor what the overlays show (a tool, a tab)
+        # leaves the canvas as the buffer holds it: it is not pasted and drawn on again.
+        key = task.canvas_key()
+        same = key is not None and state.valid and state.canvas is not None and state.canvas == key
+        self.screen.render_into(buf, state, None if same else self.canvas_image(), task.selected(),
                                 task.status(), task.status_colors())
-        task.draw_overlays(self.screen.canvas_view(buf), self.mapper)
-        buf.flags.writeable = False
-        return buf
+        if not same:
+            task.draw_overlays(self._canvas_out, self.mapper)
+            state.canvas = key
+        return self._frame_out

@@ -366,6 +366,9 @@ class AnimalBehavioralTracking(Task):
     def view_key(self):
         return self.t
 
+    def canvas_key(self):
+        return (self.t, self.ann)  # not the selected animal or marker: they show on their tabs
+
     def render_view(self, key: int) -> np.ndarray:
         return self._render_frame(key)
 
@@ -432,12 +435,26 @@ class AnimalBehavioralTracking(Task):
         # Two layers, each cached by the markers it shows: the previous frame's markers, faint
         # (blended with this frame's base image, which is what lies under them), then this frame's
         # markers on top. A cached layer is written back with one fancy assignment.
-        n, t = self.n_animals, self.t
-        if t > 0:
-            self._layer(canvas, mapper, ("prev", t, self.ann[2 * n * (t - 1):2 * n * t]))
-        self._layer(canvas, mapper, ("this", self.ann[2 * n * t:2 * n * (t + 1)]))
+        # While the markers stand, both layers of a frame go on in one assignment (the later
+        # layer last, so that it wins where they overlap, as drawn one after the other).
+        hit = self.memo(("overlay", self.t, canvas.shape), lambda: self._both_layers(canvas, mapper))
+        if hit:
+            canvas[hit[0], hit[1]] = hit[2]
 
-    def _layer(self, canvas: np.ndarray, mapper, key: tuple) -> None:
+    def _both_layers(self, canvas: np.ndarray, mapper) -> tuple:
+        n, t = self.n_animals, self.t
+        layers = []
+        if t > 0:
+            layers.append(self._layer(canvas, mapper, ("prev", t, self.ann[2 * n * (t - 1):2 * n * t])))
+        layers.append(self._layer(canvas, mapper, ("this", self.ann[2 * n * t:2 * n * (t + 1)])))
+        layers = [q for q in layers if q]
+        if len(layers) < 2:
+            return layers[0] if layers else ()
+        return tuple(np.concatenate(a) for a in zip(*layers))
+
+    def _layer(self, canvas: np.ndarray, mapper, key: tuple) -> tuple:
+        """(ys, xs, colours) of one layer, or (); the faint layer's colours are blended with the
+        canvas, which holds the frame's base image when it is first computed."""
         key = key + canvas.shape[:2]
         hit = self._overlay_cache.get(key)
         if hit is None:
@@ -446,8 +463,7 @@ class AnimalBehavioralTracking(Task):
                      for i, pt in enumerate(key[-3]) if pt is not None]
             hit = tuple(np.concatenate(a) for a in zip(*parts)) if parts else ()
             self._overlay_cache[key] = hit
-        if hit:
-            canvas[hit[0], hit[1]] = hit[2]
+        return hit
 
     def _marker_pixels(self, canvas: np.ndarray, mapper, faint: int, i: int, pt):
         """(ys, xs, colours) of marker slot i at pt; faint: blended over frame ``faint``'s image."""

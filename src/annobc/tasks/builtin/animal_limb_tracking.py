@@ -344,6 +344,9 @@ class AnimalLimbTracking(Task):
     def view_key(self):
         return self.frame
 
+    def canvas_key(self):
+        return (self.frame, self.ann)  # not the selected keypoint: it shows on its tab only
+
     def render_view(self, key: int) -> np.ndarray:
         return self._render_frame(key)
 
@@ -504,7 +507,7 @@ class AnimalLimbTracking(Task):
             marks += [(k, pt, True) for k, pt in enumerate(self.ann[f - 1]) if pt is not None]
         marks += [(k, pt, False) for k, pt in enumerate(self.ann[f]) if pt is not None]
         for k, pt, faint in marks:
-            mkey = (f, k, pt, faint, mapper.rect)
+            mkey = (f, k, pt, faint, mapper)
             part = self._marker_cache.get(mkey)
             if part is None:
                 part = self._marker_cache[mkey] = self._marker_pixels(canvas, mapper, k, pt, faint, r)
@@ -530,16 +533,18 @@ class AnimalLimbTracking(Task):
         return ys, xs, cols
 
     def status(self) -> tuple[str, ...]:
-        return self.memo(("status", self.frame, self.sel), self._status)
-
-    def _status(self) -> tuple[str, ...]:
-        row = self.ann[self.frame]
-        placed = sum(pt is not None for pt in row)
-        total = sum(self._row_counts(f, r)[0] for f, r in enumerate(self.ann))
-        names = " ".join(k if pt is not None else "-" for k, pt in zip(KEYPOINTS, row))
+        # The parts kept while the keypoints stand: the total, and the frame's line (a click on a
+        # keypoint tab changes only the first line's KEY).
+        total = self.memo("total", lambda: sum(self._row_counts(f, r)[0] for f, r in enumerate(self.ann)))
         return (f"FRAME {self.frame + 1}/{self.n_frames}  KEY {KEYPOINTS[self.sel]}  "
                 f"ALL {total}/{N_KP * self.n_frames}",
-                f"IN FRAME {placed}/{N_KP}: {names}")
+                self.memo(("status2", self.frame), self._frame_line))
+
+    def _frame_line(self) -> str:
+        row = self.ann[self.frame]
+        placed = sum(pt is not None for pt in row)
+        names = " ".join(k if pt is not None else "-" for k, pt in zip(KEYPOINTS, row))
+        return f"IN FRAME {placed}/{N_KP}: {names}"
 
     def selected(self) -> tuple[str, ...]:
         return (KEYPOINTS[self.sel],)

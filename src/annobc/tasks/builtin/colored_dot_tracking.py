@@ -223,6 +223,9 @@ class ColoredDotTracking(Task):
     def view_key(self):
         return "mip" if self.mip else self.z
 
+    def canvas_key(self):
+        return (self.view_key(), self.ann)  # the markers shown depend on the view and the markers
+
     def render_view(self, key) -> np.ndarray:
         p = self.params
         s = p.size

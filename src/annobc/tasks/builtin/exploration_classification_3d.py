@@ -311,6 +311,9 @@ class ExplorationClassification3D(Task):
     def view_key(self):
         return self.z
 
+    def canvas_key(self):
+        return (self.z, self.pin)  # the class chosen shows on its button, not on the canvas
+
     def render_view(self, key: int) -> np.ndarray:
         return self._render_slice(key)
 

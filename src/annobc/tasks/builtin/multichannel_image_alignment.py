@@ -450,6 +450,9 @@ class MultichannelImageAlignment(Task):
             return ("O",) + self._overlay_params()
         return self.view
 
+    def canvas_key(self):
+        return (self.view_key(), self.ann)
+
     def render_view(self, key) -> np.ndarray:
         # np.take along the table's first axis: the pixels LUT[intensity] gives, several times faster.
         if key == "A":
@@ -602,22 +605,26 @@ class MultichannelImageAlignment(Task):
         return canvas
 
     def status(self) -> tuple[str, ...]:
-        return self.memo(("status", self.view), self._status)
+        # The second line depends on the landmarks only: kept across the view switches.
+        return self.memo(("status", self.view), self._status_line1), self.memo("status2", self._status_line2)
 
-    def _status(self) -> tuple[str, ...]:
+    def _status_line1(self) -> str:
         a, b = self.ann
         n = min(len(a), len(b))
-        line1 = f"VIEW {VIEW_LABEL[self.view]}  PAIRS {n}  NEXT {self.next_expected()}"
+        return f"VIEW {VIEW_LABEL[self.view]}  PAIRS {n}  NEXT {self.next_expected()}"
+
+    def _status_line2(self) -> str:
+        a, b = self.ann
         est = self.estimate()
         if est is None:
-            return line1, f"A {len(a)} B {len(b)}  NO ESTIMATE"
+            return f"A {len(a)} B {len(b)}  NO ESTIMATE"
         th, t = est
         c = np.array([self.c, self.c])
         d = _rot(th) @ c + t - c  # displacement at the canvas centre
         line2 = f"A {len(a)} B {len(b)}  DX {d[0]:+.1f} DY {d[1]:+.1f}"
         if self.rigid:
             line2 += f" R {math.degrees(th):+.1f}"
-        return line1, line2
+        return line2
 
     def selected(self) -> tuple[str, ...]:
         return (VIEW_LABEL[self.view],)

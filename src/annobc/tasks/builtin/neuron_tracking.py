@@ -376,6 +376,9 @@ class NeuronTracking(Task):
     def view_key(self):
         return self.z
 
+    def canvas_key(self):
+        return (self.z, self.ann)
+
     def render_view(self, key: int) -> np.ndarray:
         return self._render_slice(key)
 

@@ -483,6 +483,9 @@ class RoadNetworkConstruction(Task):
     def view_key(self):
         return (self.ox, self.oy)
 
+    def canvas_key(self):
+        return (self.ox, self.oy, self.ann, self.pick)  # not the tool: it shows on its button
+
     def render_view(self, key: tuple[int, int]) -> np.ndarray:
         ox, oy = key
         return np.ascontiguousarray(self.map_image()[oy:oy + self.view, ox:ox + self.view])

@@ -426,6 +426,9 @@ class SpectralPlumeFinding(Task):
     def view_key(self):
         return (self.band, self.ratio)
 
+    def canvas_key(self):
+        return (self.band, self.ratio, self.ann)
+
     def render_view(self, key: tuple[int, bool]) -> np.ndarray:
         return self._render_view(*key)
 
