@@ -65,10 +65,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, save_results  # noqa: E402
 
-from annobc.tasks import Session, frame_hash, get_annotator_class, task_ids  # noqa: E402
+from annobc.data import parse_task_params, resolve_tasks  # noqa: E402
+from annobc.demo import DEMO_PARAMS  # noqa: E402
+from annobc.tasks import Session, frame_hash, get_annotator_class  # noqa: E402
 from annobc.tasks.episode import annotator_rng  # noqa: E402
 
-PARAMS = {"colored_dot_tracking": {"n_targets": [4, 8]}}  # annobc/demo.py DEMO_PARAMS
+PARAMS = parse_task_params(DEMO_PARAMS)  # the demo's scenes: task id -> parameter overrides
 CLONES = 2  # clones made per step
 WINDOWS = (0, 8, 32)  # clone ages reported (R0, R8, R32); the oldest is also the longest kept
 CANVAS_PX = 3.0  # canvas clicks further apart than this differ
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=50, help="episodes per task (seeds 0..N-1)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "decision_ambiguity.json"))
     args = ap.parse_args(argv)
-    tasks = task_ids() if args.tasks == "all" else args.tasks.split(",")
+    tasks = resolve_tasks(args.tasks)
     print(HEADER, flush=True)
     results, rows = {}, []
     for t in tasks:
