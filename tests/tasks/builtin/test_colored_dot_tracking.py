@@ -281,3 +281,33 @@ def test_target_offset_is_the_distance_from_the_dots_brightest_slice():
     s.click_button("+Z")
     assert t.target_offset(k) == 1 - t.targets[k].peak
     assert t.target_offset(len(t.targets)) is None and t.target_offset(-1) is None
+
+
+def test_status_shows_the_total_and_neighbour_slice_markers_are_drawn_faintly():
+    from annobc.tasks.builtin.colored_dot_tracking import NEIGHBOUR_COLOR
+
+    s = Session(TASK, 1)
+    t = s.task
+    assert t.status()[1] == f"MARKERS 0/{len(t.targets)}  MIP OFF"
+    d = min(t.targets, key=lambda d: d.peak)
+    while t.z < d.peak:
+        s.click_button("+Z")
+    s.click_data(d.x, d.y)
+    assert t.status()[1] == f"MARKERS 1/{len(t.targets)}  MIP OFF"
+    assert not (s.render() == NEIGHBOUR_COLOR).all(2).any()
+    s.click_button("+Z")
+    assert (s.render() == NEIGHBOUR_COLOR).all(2).sum() > 4  # the marker one slice down, faintly
+    s.click_button("+Z")
+    assert not (s.render() == NEIGHBOUR_COLOR).all(2).any()
+
+
+def test_the_default_presses_done_in_the_final_mip_right_after_the_last_marker():
+    for seed in range(10):
+        rec = run_annotator(TASK, seed)
+        assert [st.element for st in rec.steps[-3:]] == ["canvas", "MIP", "DONE"], seed
+        # MIP checks come after the 6th, 12th, ... marker, where the status shows the count.
+        s = Session(TASK, seed)
+        for x, y in rec.clicks:
+            if s.hit(x, y)[0] == "MIP" and not s.task.mip and 0 < len(s.task.ann) < len(s.task.targets):
+                assert len(s.task.ann) % 6 == 0 or s.task.n_wrong(), seed
+            s.step(x, y)

@@ -324,3 +324,10 @@ def test_target_point_is_the_target_on_the_slice_on_view():
     goto(s, 7)
     assert t.target_point(0) == tuple(t.centres[0, 7])
     assert t.target_point(1) is None and t.target_point(-1) is None
+
+
+def test_the_default_presses_done_as_soon_as_every_slice_has_its_node():
+    for seed in range(8):
+        rec = run_annotator(TASK, seed)
+        assert [st.element for st in rec.steps[-2:]] == ["canvas", "DONE"], seed
+        assert not any(st.phase in ("survey", "verify") for st in rec.steps)

@@ -174,7 +174,8 @@ class ColoredDotTracking(Task):
         "correction_rate": (0.024, 0.076),
         "mean_length": (70, 120),
     }
-    # The expert presses UNDO as soon as a wrong marker stands, and UNDO removes the latest
+    # The expert presses UNDO as soon as a wrong marker stands where it is drawn (on its slice or
+    # next to it, or in the MIP; else it steps there first), and UNDO removes the latest
     # marker: one click (each marker placed on top of a wrong one costs one UNDO more).
     correction_length = 1
 
