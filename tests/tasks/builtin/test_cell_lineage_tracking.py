@@ -207,14 +207,19 @@ def test_annotator_makes_both_mistakes_and_undoes_them():
     assert sum(r.success for r in recs) >= 39
 
 
-def test_default_persona_verifies_by_stepping_back_and_surveyor_plays_the_movie_first():
-    d = run_annotator(TASK, 0)
-    v = run_annotator(TASK, 0, "surveyor")
+def test_default_persona_surveys_and_presses_done_after_the_last_point_careless_verifies():
     T = Session(TASK, 0).task.n_frames
-    assert sum(st.phase == "verify" for st in d.steps) >= T - 2
-    assert sum(st.phase == "survey" for st in v.steps) == 2 * (T - 1)
-    assert not any(st.phase == "verify" for st in v.steps)
-    assert d.success and v.success
+    for seed in range(5):
+        d = run_annotator(TASK, seed)
+        T = Session(TASK, seed).task.n_frames
+        assert [st.phase for st in d.steps[:2 * (T - 1)]] == ["survey"] * (2 * (T - 1))
+        assert not any(st.phase == "verify" for st in d.steps)
+        # DONE on the click after the last annotation, when the status shows POINTS T/T.
+        assert d.steps[-1].element == "DONE" and d.steps[-2].category in ("place", "select")
+        assert d.success
+    c = run_annotator(TASK, 0, "careless")
+    assert sum(st.phase == "verify" for st in c.steps) >= T - 2
+    assert not any(st.phase == "survey" for st in c.steps) and c.done
 
 
 def test_shortest_movies_still_give_50_clicks():
@@ -256,7 +261,10 @@ def test_the_expert_puts_right_what_others_did_anywhere_and_finishes():
                                      np.random.default_rng(0))
     elements = play(s, expert)
     assert s.done and t.score() == (1.0, True)
-    assert "UNDO" not in elements  # it cannot know what the last action was: it re-clicks, toggles
+    # UNDO only where the latest annotation is wrong and on screen (the stray DIV at d + 2 once it
+    # gets there, then the wrong point at 2 seen faintly on frame 3, then the true DIV taken away
+    # at d); otherwise it goes there and re-clicks or toggles.
+    assert elements.count("UNDO") <= 3
 
 
 def seed_and_frame_with_a_jump():
@@ -275,7 +283,8 @@ def test_a_jump_it_notices_is_undone_and_one_left_is_found_by_the_final_check():
     rec = play(s, annotator(s, jump_rate=1.0, notice_rate=1.0))
     assert "UNDO" in rec and s.task.score()[1]
     s = Session(TASK, seed)
-    rec = play(s, annotator(s, jump_rate=1.0, notice_rate=0.0, verify_notice_rate=1.0))
+    rec = play(s, annotator(s, jump_rate=1.0, notice_rate=0.0, verify_notice_rate=1.0,
+                            verify=True))
     assert "UNDO" not in rec and s.task.score()[1]  # re-clicked on the way back
     s = Session(TASK, seed)
     play(s, annotator(s, jump_rate=1.0, notice_rate=0.0, verify_notice_rate=0.0))

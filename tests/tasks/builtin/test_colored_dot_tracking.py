@@ -79,7 +79,7 @@ def test_default_persona_inside_every_human_range():
 
 def test_sweeper_persona_sweeps_to_the_last_slice_and_checks_in_gaps_before_done():
     """The sweeper ends where the screen shows the end: after the deepest dot it steps on to the
-    last slice, checks in MIP (every dot marked) and presses DONE; walking a long gap to the next
+    last slice, turns MIP on (every dot marked) and presses DONE in it; walking a long gap to the next
     dot it also checks in MIP now and then (dots left unmarked) and goes on."""
     final, gap = 0, 0
     for seed in range(30):
@@ -90,7 +90,7 @@ def test_sweeper_persona_sweeps_to_the_last_slice_and_checks_in_gaps_before_done
             if s.hit(x, y)[0] == "MIP" and not t.mip and elements and elements[-1] == "+Z":
                 # A check after empty slices: all dots marked only at the end, on the last slice.
                 left = len(t.targets) - len(t.matched_targets())
-                at_end = rec.clicks[-3:] == rec.clicks[len(elements):len(elements) + 3]
+                at_end = rec.clicks[-2:] == rec.clicks[len(elements):len(elements) + 2]
                 if at_end:
                     final += 1
                     assert left == 0 and t.z == t.n_slices - 1
@@ -99,9 +99,9 @@ def test_sweeper_persona_sweeps_to_the_last_slice_and_checks_in_gaps_before_done
                     assert left > 0
             elements.append(s.hit(x, y)[0])
             s.step(x, y)
-        assert elements[-3:] == ["MIP", "MIP", "DONE"] and t.z == t.n_slices - 1
+        assert elements[-2:] == ["MIP", "DONE"] and t.z == t.n_slices - 1 and t.mip
         last_place = max(i for i, e in enumerate(elements) if e == "canvas")
-        sweep = elements[last_place + 1:-3]
+        sweep = elements[last_place + 1:-2]
         sweep = sweep[2:] if sweep[:2] == ["MIP", "MIP"] else sweep  # a check after placing
         assert set(sweep) <= {"+Z"}  # then straight on to the last slice
     assert final == 30 and gap >= 10
@@ -224,7 +224,9 @@ def test_the_expert_undoes_down_to_a_buried_wrong_marker_and_marks_the_dots_agai
         intent = expert.next_intent()
         elements.append(s.hit(intent.x, intent.y)[0])
         s.step(intent.x, intent.y)
-    assert elements == ["UNDO"] * 3 and t.ann == ()
+    # UNDO where the marker it removes is drawn: on its slice or next to it (steps between).
+    assert elements.count("UNDO") == 3 and set(elements) <= {"UNDO", "+Z", "-Z"} and t.ann == ()
+    assert elements[-1] == "UNDO" and elements[0] == "UNDO"
     for intent in expert.resume():
         s.step(intent.x, intent.y)
     assert t.score() == (1.0, True)
@@ -279,3 +281,33 @@ def test_target_offset_is_the_distance_from_the_dots_brightest_slice():
     s.click_button("+Z")
     assert t.target_offset(k) == 1 - t.targets[k].peak
     assert t.target_offset(len(t.targets)) is None and t.target_offset(-1) is None
+
+
+def test_status_shows_the_total_and_neighbour_slice_markers_are_drawn_faintly():
+    from annobc.tasks.builtin.colored_dot_tracking import NEIGHBOUR_COLOR
+
+    s = Session(TASK, 1)
+    t = s.task
+    assert t.status()[1] == f"MARKERS 0/{len(t.targets)}  MIP OFF"
+    d = min(t.targets, key=lambda d: d.peak)
+    while t.z < d.peak:
+        s.click_button("+Z")
+    s.click_data(d.x, d.y)
+    assert t.status()[1] == f"MARKERS 1/{len(t.targets)}  MIP OFF"
+    assert not (s.render() == NEIGHBOUR_COLOR).all(2).any()
+    s.click_button("+Z")
+    assert (s.render() == NEIGHBOUR_COLOR).all(2).sum() > 4  # the marker one slice down, faintly
+    s.click_button("+Z")
+    assert not (s.render() == NEIGHBOUR_COLOR).all(2).any()
+
+
+def test_the_default_presses_done_in_the_final_mip_right_after_the_last_marker():
+    for seed in range(10):
+        rec = run_annotator(TASK, seed)
+        assert [st.element for st in rec.steps[-3:]] == ["canvas", "MIP", "DONE"], seed
+        # MIP checks come after the 6th, 12th, ... marker, where the status shows the count.
+        s = Session(TASK, seed)
+        for x, y in rec.clicks:
+            if s.hit(x, y)[0] == "MIP" and not s.task.mip and 0 < len(s.task.ann) < len(s.task.targets):
+                assert len(s.task.ann) % 6 == 0 or s.task.n_wrong(), seed
+            s.step(x, y)

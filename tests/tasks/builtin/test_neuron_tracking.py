@@ -174,7 +174,8 @@ def test_annotator_peeks_at_contacts_and_undoes_wrong_turns():
         for a, b in zip(steps, steps[1:]):
             if a.element == "+Z" and a.phase == "inspect" and b.element == "-Z" and b.phase == "inspect":
                 peeks += 1
-        # A wrong turn: wrong nodes on consecutive slices, then back with -Z and as many UNDOs.
+        # A wrong turn: wrong nodes on consecutive slices, then back with -Z and as many UNDOs,
+        # each on the slice of the node it takes back (-Z, UNDO, -Z, UNDO, ...).
         i = 0
         while i < len(steps):
             if steps[i].is_mistake and steps[i + 1].element == "+Z":
@@ -183,11 +184,11 @@ def test_annotator_peeks_at_contacts_and_undoes_wrong_turns():
                     wrong += steps[j].is_mistake
                     j += 1
                 if steps[j].element == "-Z" and steps[j].phase == "correct":
-                    while steps[j].element == "-Z":
-                        j += 1
                     undos = 0
-                    while steps[j].element == "UNDO":
-                        undos += 1
+                    while steps[j].element in ("-Z", "UNDO"):
+                        if steps[j].element == "UNDO":
+                            assert steps[j - 1].element == "-Z"  # moved onto the node's slice
+                            undos += 1
                         j += 1
                     assert undos == wrong and steps[j].element == "canvas"
                     assert steps[j].is_correction and not steps[j].is_mistake
@@ -241,7 +242,8 @@ def test_from_a_wrong_turn_the_expert_goes_back_undoes_it_and_finishes():
         intent = expert.next_intent()
         clicks.append((s.hit(intent.x, intent.y)[0], intent.is_correction))
         s.step(intent.x, intent.y)
-    assert clicks == [("-Z", True)] * 3 + [("UNDO", True)] * 3 + [("canvas", True)]
+    # Each UNDO on the slice of the node it takes back, where that node is drawn.
+    assert clicks == [("-Z", True), ("UNDO", True)] * 3 + [("canvas", True)]
     assert t.z == c.z and t.n_wrong() == 0 and t.ann[c.z + 1] is None
     assert finish(s, expert)
 
@@ -322,3 +324,10 @@ def test_target_point_is_the_target_on_the_slice_on_view():
     goto(s, 7)
     assert t.target_point(0) == tuple(t.centres[0, 7])
     assert t.target_point(1) is None and t.target_point(-1) is None
+
+
+def test_the_default_presses_done_as_soon_as_every_slice_has_its_node():
+    for seed in range(8):
+        rec = run_annotator(TASK, seed)
+        assert [st.element for st in rec.steps[-2:]] == ["canvas", "DONE"], seed
+        assert not any(st.phase in ("survey", "verify") for st in rec.steps)

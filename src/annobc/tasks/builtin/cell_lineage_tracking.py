@@ -90,14 +90,19 @@ class Params:
 @dataclass(frozen=True)
 class LineagePersona(Persona):
     jump_rate: float = 0.2  # at a frame where a neighbour passes close, clicks the neighbour
-    follow_max: int = 2  # keeps following the neighbour for up to this many more frames
+    # Keeps following the neighbour for up to this many more frames (a number drawn per jump);
+    # the default follows none: it notices on the next frame, whatever a coin says.
+    follow_max: int = 0
     late_rate: float = 0.15  # records a division one frame late
     notice_rate: float = 0.95  # notices a mistake soon after making it
     verify_notice_rate: float = 0.8  # finds a mistake it missed in the final check
-    peek_rate: float = 0.5  # at a close pass, looks one frame ahead before deciding
-    div_peek_rate: float = 0.3  # at a division, looks back at the mother before recording it
-    survey: bool = False  # plays the movie forward and back before tracking
-    verify: bool = True  # steps back through every frame at the end to check the track
+    # Looks at a coin's rate: the default looks never (a close pass is judged on a hidden gap).
+    peek_rate: float = 0.0  # at a close pass, looks one frame ahead before deciding
+    div_peek_rate: float = 0.0  # at a division, looks back at the mother before recording it
+    survey: bool = True  # plays the movie forward to the last frame and back before tracking
+    # Steps back through every frame at the end to check the track; the default presses DONE
+    # right after the last frame's point, when the status shows ``POINTS T/T``.
+    verify: bool = False
 
     MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + ("jump_rate", "late_rate")
     NOTICE_FIELDS: ClassVar[tuple[str, ...]] = Persona.NOTICE_FIELDS + ("verify_notice_rate",)
@@ -159,10 +164,17 @@ class CellLineageTracking(Task):
     - v0: initial version.
     - v1: the annotator is a policy of the state (``next_intent``), so it finishes any episode and
       labels any state; its decisions are keyed by frame; steps record the followed nucleus's point.
+    - v2: the default annotator decides on what the screen shows: it plays the movie forward to
+      the last frame and back before tracking (deterministic, ends at ``T 0``) and presses DONE
+      right after the last frame's point (``POINTS T/T``; no verify sweep back through the
+      movie); no look-ahead at close passes or look-back at divisions (coins); a jump to a
+      neighbour is noticed on the next frame (no follow length drawn); and one correction rule
+      for demonstrations and labels: UNDO while the latest annotation is wrong and drawn (a
+      point on its frame or faintly on the next, a DIV on its frame), else go there and fix it.
     """
 
     task_id = "cell_lineage_tracking"
-    version = 1
+    version = 2
     instruction = ("Follow the outlined cell through time, one point per frame; at a division press "
                    "DIV and follow the daughter closer to the mother's last position.")
     Params = Params
@@ -176,9 +188,10 @@ class CellLineageTracking(Task):
     personas = {
         "default": LineagePersona(),
         "surveyor": LineagePersona(survey=True, verify=False, peek_rate=0.8, div_peek_rate=0.6,
-                                   jump_rate=0.12, late_rate=0.1, notice_rate=0.97),
+                                   jump_rate=0.12, late_rate=0.1, notice_rate=0.97, follow_max=2),
         "careless": LineagePersona(jump_rate=0.35, late_rate=0.3, notice_rate=0.85,
-                                   verify_notice_rate=0.6, peek_rate=0.0, div_peek_rate=0.0),
+                                   verify_notice_rate=0.6, peek_rate=0.0, div_peek_rate=0.0,
+                                   follow_max=2, survey=False, verify=True),
     }
 
     # -- scene ---------------------------------------------------------------------------------
@@ -634,6 +647,18 @@ class CellLineageTracking(Task):
     def selected(self) -> tuple[str, ...]:
         return ("DIV",) if self.t in self.divisions else ()
 
+    def undo_change(self) -> tuple | None:
+        """What UNDO would change: ``("point", frame, the point it puts back)`` or
+        ``("div", frame)`` (the division toggled back), None where it would change nothing.
+        Every annotating click changes one frame's point or one division."""
+        if not self._undo_stack:
+            return None
+        (pb, db), (pa, da) = self._undo_stack[-1], self.ann
+        if db != da:
+            return ("div", min(set(db) ^ set(da)))
+        f = next((i for i, (a, b) in enumerate(zip(pb, pa)) if a != b), None)
+        return None if f is None else ("point", f, pb[f])
+
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:
         return self.t / (self.n_frames - 1)
@@ -684,7 +709,8 @@ class CellLineageTracking(Task):
 @dataclass
 class Jump:
     """A jump to the close neighbour: its point on frames ``start`` to ``last``; if noticed, then
-    NEXT (the two have drifted apart), UNDO for each wrong point, PREV back, the right nucleus."""
+    NEXT (the two have drifted apart), after which the state rule fixes it: UNDO of the latest
+    wrong point while it is drawn (faintly, one frame on), PREV, ..., the right nucleus."""
 
     start: int
     neighbour: int
@@ -697,7 +723,7 @@ class Jump:
 @dataclass
 class LateDivision:
     """A division recorded one frame late: the point on ``frame`` without DIV, NEXT, DIV; if
-    noticed, then PREV (the daughters were already apart) and UNDO."""
+    noticed, then (the state rule) UNDO on that frame, where the DIV shows, PREV and DIV."""
 
     frame: int  # the true division frame
     noticed: bool
@@ -713,9 +739,10 @@ def one_point_changed(before: tuple, after: tuple, frame: int) -> bool:
 
 class LineageAnnotator(Annotator, task=CellLineageTracking):
     """Clicks the followed nucleus, NEXT, clicks, ...; DIV then the nearer daughter at a division;
-    steps back through the movie to check, then DONE. From any state: fixes the wrong annotation
-    nearest the current frame (re-click, DIV toggle), fills the lowest frame missing its point or
-    division, checks, DONE.
+    then DONE (the persona's survey before, its verify sweep back through the movie after). From
+    any state: UNDO where the latest annotation is wrong and drawn on screen; else fixes the wrong
+    annotation nearest the current frame (re-click, DIV toggle), fills the lowest frame missing
+    its point or division, checks, DONE.
 
     Memory: the multi-click mistake under way (:class:`Jump`, :class:`LateDivision`), the wrong
     annotations it has made and left, the frames it has looked at around the frame it works on,
@@ -748,6 +775,9 @@ class LineageAnnotator(Annotator, task=CellLineageTracking):
             self._plan = None
         if self._survey != "done":
             return self.press("NEXT" if self._survey == "ahead" else "PREV", "survey")
+        undo = self._undo_fix()
+        if undo is not None:
+            return undo
         work = self._working_frame()
         wrong = self._wrong_frames()
         if wrong:
@@ -790,6 +820,30 @@ class LineageAnnotator(Annotator, task=CellLineageTracking):
                 del self._left_points[f]
             if f in self._left_late and self.decide(("verify", "div", f), p.verify_notice_rate):
                 self._left_late.discard(f)
+
+    def _undo_fix(self) -> Intent | None:
+        """UNDO where the latest annotation is a wrong one (not one it has left), UNDO puts back
+        nothing wrong, and what it removes is on screen: a point on its frame (or faintly on the
+        next), a division on its frame (DIV highlighted). Demonstrations and labels share it:
+        elsewhere a wrong annotation is gone to and fixed (:meth:`_fix`)."""
+        t = self.task
+        ch = t.undo_change()
+        if ch is None:
+            return None
+        if ch[0] == "point":
+            _, f, before = ch
+            q = t.points[f]
+            wrong = q is not None and not t.point_ok(f) and self._left_points.get(f) != q
+            fixes = before is None or t.inside(int(t.fol[f]), f, *before)
+            shown = t.t in (f, f + 1)
+        else:
+            f = ch[1]
+            wrong = ((f in t.divisions and f not in t.div_frames and f not in self._left_late)
+                     or (f in t.div_frames and f not in t.divisions))
+            fixes, shown = True, t.t == f
+        if wrong and fixes and shown:
+            return self.press("UNDO", "correct", int(t.fol[f]), True)
+        return None
 
     def _wrong_frames(self) -> list[int]:
         """Frames holding a wrong point or division, but for the mistakes it has left."""
@@ -887,33 +941,29 @@ class LineageAnnotator(Annotator, task=CellLineageTracking):
         """The jump's next click, or None where it is over or the state has left it."""
         t = self.task
         k = int(t.fol[j.start])
-        if not j.undoing:
-            if t.ann is not j.anns[-1]:  # its last point landed, or someone else changed things
-                g = j.start + len(j.anns) - 1
-                if not (one_point_changed(j.anns[-1], t.ann, g)
-                        and t.inside(j.neighbour, g, *t.points[g])):
-                    return None
-                j.anns.append(t.ann)
-            g = j.start + len(j.anns) - 1  # the next frame to point the neighbour on
-            if g <= j.last:
-                if t.t == g:
-                    return self.place(*t.centre(j.neighbour, g), "place", int(t.fol[g]))
-                return self.press("NEXT", "navigate", int(t.fol[g])) if t.t == g - 1 else None
-            if not j.noticed:
-                # It picks up the right nucleus again next frame, leaving these points wrong.
-                self._left_points.update({f: t.points[f] for f in range(j.start, j.last + 1)})
-                return None
-            j.undoing = True
-        i = next((n for n, a in enumerate(j.anns) if a is t.ann), -1)
-        if i < 0:
+        if j.undoing:
             return None
-        if i > 0:
-            if i == len(j.anns) - 1 and t.t == j.last < t.n_frames - 1:
-                return self.press("NEXT", "navigate", k)  # the two have drifted apart
-            return self.press("UNDO", "correct", k, True)
-        if t.t > j.start:
-            return self.press("PREV", "correct", k, True)
-        return self._point(j.start, "correct", True) if t.t == j.start else None
+        if t.ann is not j.anns[-1]:  # its last point landed, or someone else changed things
+            g = j.start + len(j.anns) - 1
+            if not (one_point_changed(j.anns[-1], t.ann, g)
+                    and t.inside(j.neighbour, g, *t.points[g])):
+                return None
+            j.anns.append(t.ann)
+        g = j.start + len(j.anns) - 1  # the next frame to point the neighbour on
+        if g <= j.last:
+            if t.t == g:
+                return self.place(*t.centre(j.neighbour, g), "place", int(t.fol[g]))
+            return self.press("NEXT", "navigate", int(t.fol[g])) if t.t == g - 1 else None
+        if not j.noticed:
+            # It picks up the right nucleus again next frame, leaving these points wrong.
+            self._left_points.update({f: t.points[f] for f in range(j.start, j.last + 1)})
+            return None
+        # Noticed on the next frame, where the two have drifted apart; from there the state
+        # rule fixes it (UNDO of the latest point, drawn faintly; PREV; UNDO; ...; re-click).
+        j.undoing = True
+        if t.t == j.last < t.n_frames - 1:
+            return self.press("NEXT", "navigate", k)
+        return None
 
     def _continue_late(self, late: LateDivision) -> Intent | None:
         """The late division's next click, or None where it is over or the state has left it."""
@@ -938,9 +988,8 @@ class LineageAnnotator(Annotator, task=CellLineageTracking):
             if t.t == f:
                 return self.press("NEXT", "navigate", k)
             return self.press("DIV", "select", int(t.fol[f + 1])) if t.t == f + 1 else None
+        # Over. Noticed (the daughters were already apart on the frame before), the state rule
+        # undoes the DIV on this frame, where it shows, and records it one frame back.
         if not late.noticed:
             self._left_late.add(f + 1)
-            return None
-        if t.t == f + 1:
-            return self.press("PREV", "inspect", k, True)  # the daughters were already apart
-        return self.press("UNDO", "correct", k, True) if t.t == f else None
+        return None

@@ -26,6 +26,7 @@ COLORS = {
     "MAGENTA": (235, 60, 235),
 }
 MARKER_COLOR = (255, 255, 255)
+NEIGHBOUR_COLOR = (140, 140, 140)  # a marker on the slice above or below, drawn faintly
 MATCH_XY = 2.0  # a marker matches a dot within this many data pixels, on the dot's peak slice
 MISS_XY = 5.0  # a wrong marker this close to a dot was meant for it (a slip, an off-centre click)
 NOISE_BANK = 512
@@ -73,8 +74,12 @@ class DotPersona(Persona):
     slip_rate: float = 0.03  # places one slice off the brightest
     offcentre_rate: float = 0.012  # places 3-4 px off the centre
     distractor_rate: float = 0.012  # marks a dot of another colour
-    mip_check_rate: float = 0.08  # after a placement, toggles MIP on and off to check
-    final_check: bool = True  # toggles MIP at the end to verify before DONE
+    # After a placement, toggles MIP on and off to check: at a coin's rate, or (check_every > 0,
+    # the default) after the placement that brings the count to a multiple of check_every, which
+    # the status line shows (``MARKERS 6/N``).
+    mip_check_rate: float = 0.0
+    check_every: int = 6
+    final_check: bool = True  # turns MIP on at the end to verify, and presses DONE in it
     # Scan order: after the deepest dot, steps on to the last slice to see that no dot is left
     # before the final check (the "sweeper" persona; its measured effect: docs/experiments.md).
     final_sweep: bool = False
@@ -117,8 +122,10 @@ class ColoredDotTracking(Task):
 
     ## Observation Space
     The rendered screen: the current slice (or the MIP) with markers as crosses on their slice (all
-    markers in MIP), the status lines ``FIND <COLOUR>  Z <z>/<Z-1>`` (in the requested colour) and
-    ``MARKERS <n>  MIP ON|OFF``, and the MIP button highlighted while on.
+    markers in MIP) and the markers of the slices just above and below as faint grey plus signs,
+    the status lines ``FIND <COLOUR>  Z <z>/<Z-1>`` (in the requested colour) and
+    ``MARKERS <n>/<N>  MIP ON|OFF`` (N: the number of requested dots), and the MIP button
+    highlighted while on.
 
     ## Rewards
     Zero until the episode ends, then the F1 score of markers against the requested dots (a match
@@ -136,20 +143,27 @@ class ColoredDotTracking(Task):
     - v1: the status line naming the requested colour is drawn in that colour.
     - v2: the annotator is a policy of the state (``next_intent``), its decisions keyed per dot;
       a slip is placed on the first slice next to the brightest that it reaches.
+    - v3: the status shows the total, ``MARKERS <n>/<N>``; markers on the neighbouring slices are
+      drawn faintly. The default annotator decides on what the screen shows: a MIP check after
+      the placement that brings the count to a multiple of 6 (no coin), the final check turns MIP
+      on and presses DONE in it, and UNDO is pressed only where the marker it removes is drawn
+      (on its slice, next to it, or in the MIP), so a slip is undone from the brightest slice.
     """
 
     task_id = "colored_dot_tracking"
-    version = 2
+    version = 3
     instruction = "Mark every dot of the requested colour at the slice where it is brightest."
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("MIP", "view"),
                Button("UNDO", "undo"), Button("DONE", "done"))
     personas = {
         "default": DotPersona(),
-        "nearest": DotPersona(order="nearest", overshoot_rate=0.6, mip_check_rate=0.12),
+        "nearest": DotPersona(order="nearest", overshoot_rate=0.6, mip_check_rate=0.12,
+                              check_every=0),
         "careless": DotPersona(slip_rate=0.06, offcentre_rate=0.03, distractor_rate=0.03,
-                               notice_rate=0.9, overshoot_rate=0.3, mip_check_rate=0.0),
-        "sweeper": DotPersona(final_sweep=True, gap_check_rate=0.5),
+                               notice_rate=0.9, overshoot_rate=0.3, check_every=0),
+        "sweeper": DotPersona(final_sweep=True, gap_check_rate=0.5, mip_check_rate=0.08,
+                              check_every=0),
     }
     # Human study on this task: fractions of clicks per episode, and clicks per episode.
     reference_ranges = {
@@ -160,7 +174,8 @@ class ColoredDotTracking(Task):
         "correction_rate": (0.024, 0.076),
         "mean_length": (70, 120),
     }
-    # The expert presses UNDO as soon as a wrong marker stands, and UNDO removes the latest
+    # The expert presses UNDO as soon as a wrong marker stands where it is drawn (on its slice or
+    # next to it, or in the MIP; else it steps there first), and UNDO removes the latest
     # marker: one click (each marker placed on top of a wrong one costs one UNDO more).
     correction_length = 1
 
@@ -301,21 +316,31 @@ class ColoredDotTracking(Task):
     def draw_overlays(self, canvas: np.ndarray, mapper) -> None:
         # All markers shown are one colour: their pixels, gathered once per view while the
         # markers stand, go on in one assignment (the same pixels as one mark after another).
-        ys, xs = self.memo(("overlay", self.view_key(), mapper, canvas.shape),
-                           lambda: self._marker_pixels(mapper, *canvas.shape[:2]))
-        canvas[ys, xs] = MARKER_COLOR
+        # On a slice, the markers of the slices above and below are drawn faintly (a +, under
+        # this slice's), as stack viewers show neighbouring annotations.
+        faint, own = self.memo(("overlay", self.view_key(), mapper, canvas.shape),
+                               lambda: self._marker_pixels(mapper, *canvas.shape[:2]))
+        if len(faint[0]):
+            canvas[faint] = NEIGHBOUR_COLOR
+        canvas[own] = MARKER_COLOR
 
-    def _marker_pixels(self, mapper, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    def _marker_pixels(self, mapper, h: int, w: int) -> tuple[tuple, tuple]:
         r = max(2, round(2 * mapper.pixel_size))
-        marks = [mark_pixels("x", r, *mapper.to_canvas_px(u, v), h, w)
-                 for u, v, z in self.ann if self.mip or z == self.z]
+        faint = [mark_pixels("cross", r, *mapper.to_canvas_px(u, v), h, w)
+                 for u, v, z in self.ann if not self.mip and abs(z - self.z) == 1]
+        own = [mark_pixels("x", r, *mapper.to_canvas_px(u, v), h, w)
+               for u, v, z in self.ann if self.mip or z == self.z]
+        return self._joined(faint), self._joined(own)
+
+    @staticmethod
+    def _joined(marks: list) -> tuple[np.ndarray, np.ndarray]:
         if not marks:
             return _NO_PIXELS
         return np.concatenate([m[0] for m in marks]), np.concatenate([m[1] for m in marks])
 
     def status(self) -> tuple[str, ...]:
         return (f"FIND {self.color}  Z {self.z}/{self.n_slices - 1}",
-                f"MARKERS {len(self.ann)}  MIP {'ON' if self.mip else 'OFF'}")
+                f"MARKERS {len(self.ann)}/{len(self.targets)}  MIP {'ON' if self.mip else 'OFF'}")
 
     def status_colors(self):
         # The requested colour's line is drawn in that colour, as annotation tools show a label's.
@@ -392,7 +417,7 @@ class ColoredDotAnnotator(Annotator, task=ColoredDotTracking):
 
     From any state: UNDO while a wrong marker stands (one it has not decided to leave); MIP off
     unless it is looking at the MIP for a reason (the survey at the start, a check after a
-    placement, a check in a long gap, the final check); otherwise the next requested dot no
+    placement, a check in a long gap, the final check: DONE in the MIP); otherwise the next requested dot no
     marker matches (on up the stack from the current slice, then back for any left behind; or the
     nearest in depth): towards its brightest slice, past it by a slice or two (the overshoot: it
     places only once the screen has shown the dot fading), back, a click on its centre. With no
@@ -508,6 +533,11 @@ class ColoredDotAnnotator(Annotator, task=ColoredDotTracking):
         t = self.task
         if not any(j < 0 and m not in self._left for m, j in zip(t.ann, t.marker_targets())):
             return None
+        # UNDO where what it removes is drawn: on the latest marker's slice or next to it (drawn
+        # faintly there), or in the MIP.
+        z = t.ann[-1][2]
+        if not t.mip and abs(z - t.z) > 1:
+            return self.press("+Z" if z > t.z else "-Z", "correct", self._meant_for_latest(), True)
         return self.press("UNDO", "correct", self._meant_for_latest(), correction=True)
 
     def _meant_for_latest(self) -> int:
@@ -531,15 +561,20 @@ class ColoredDotAnnotator(Annotator, task=ColoredDotTracking):
         m = self._mistake
         if m is not None and m.kind == "distractor" and ("notice", m.dot) not in self._looked:
             return ("notice", m.dot)
-        if self._placed is not None and t.ann and t.ann[-1] == self._placed[0]:
-            k = self._placed[1]
-            if ("check", k) not in self._looked and self.decide(("check", k), p.mip_check_rate):
-                return ("check", k)
         k = self._current_dot()
-        if k is None:
+        if k is None:  # the final check stands in for a check after the last placement
             at_end = not p.final_sweep or t.z == t.n_slices - 1
             wanted = p.final_check and at_end and ("final",) not in self._looked
             return ("final",) if wanted else None
+        if self._placed is not None and t.ann and t.ann[-1] == self._placed[0]:
+            if p.check_every > 0:  # the count the status line shows
+                n = len(t.ann)
+                if n % p.check_every == 0 and ("check", n) not in self._looked:
+                    return ("check", n)
+            else:
+                j = self._placed[1]
+                if ("check", j) not in self._looked and self.decide(("check", j), p.mip_check_rate):
+                    return ("check", j)
         return ("gap", k) if self._gap_z == t.z and ("gap", k) not in self._looked else None
 
     def _mip_view(self) -> Intent | None:
@@ -547,6 +582,8 @@ class ColoredDotAnnotator(Annotator, task=ColoredDotTracking):
         occasion = self._look if self.task.mip else self._wanted_look()
         if not self.task.mip and occasion is None:
             return None
+        if self.task.mip and occasion == ("final",):  # every dot marked, the MIP shows it: DONE
+            return self.press("DONE", "finish")
         # A look's target is the dot it shows: the one noticed wrong, else the next to do.
         if occasion is not None and occasion[0] == "notice":
             target = occasion[1]
@@ -585,8 +622,8 @@ class ColoredDotAnnotator(Annotator, task=ColoredDotTracking):
         return self.place(dot.x, dot.y, "place", k)
 
     def _finish(self) -> Intent:
-        """Every dot marked: the sweeper's walk to the last slice, then DONE (the final check is
-        a MIP look)."""
+        """Every dot marked: the sweeper's walk to the last slice, then DONE (with the final
+        check, DONE is pressed in the MIP, see :meth:`_mip_view`)."""
         t = self.task
         if self.persona.final_sweep and ("final",) not in self._looked and t.z < t.n_slices - 1:
             return self.press("+Z", "verify")

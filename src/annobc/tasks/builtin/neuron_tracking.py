@@ -140,15 +140,22 @@ class Contact:
 @dataclass(frozen=True)
 class NeuronPersona(Persona):
     notice_rate: float = 0.97  # a wrong-neurite or slipped node is noticed and corrected
-    peek_rate: float = 0.85  # peeks ahead (+Z, look, -Z) at a contact before deciding
+    peek_rate: float = 1.0  # peeks ahead (+Z, look, -Z) at a contact before deciding
     peek_depth: int = 1  # slices looked ahead when peeking
     swap_rate: float = 0.5  # follows the wrong neurite at a contact it did not peek at
     swap_rate_peeked: float = 0.2  # ... and at one it peeked at
-    notice_delay: tuple[int, int] = (1, 3)  # slices followed before the divergence is noticed
+    # Slices followed before the divergence is noticed: the default turns back on the first
+    # slice past the contact, always (a length drawn at random is not on the screen).
+    notice_delay: tuple[int, int] = (1, 1)
     slip_rate: float = 0.03  # a node placed on the membrane beside the profile
-    slip_undo_rate: float = 0.7  # a slip is fixed by UNDO + place (else by clicking again)
-    survey_rate: float = 0.5  # scrolls a few slices ahead and back before starting
-    review: str = "some"  # "none", "some" (a few slices back) or "all" (back through the stack)
+    # A slip UNDO can take back (the latest node, on this slice) is fixed by UNDO + place, else
+    # by clicking again; below 1 the choice is a coin, as some personas do.
+    slip_undo_rate: float = 1.0
+    survey_rate: float = 0.0  # scrolls a few slices ahead and back before starting
+    survey_depth: tuple[int, int] = (2, 4)  # ... this many slices (drawn once per episode)
+    # Before DONE: "none" (DONE as soon as NODES Z/Z shows), "some" (a few slices back, at a
+    # coin) or "all" (back through the stack to Z 0, then DONE).
+    review: str = "none"
     review_notice: float = 0.9  # an overlooked wrong node is seen during the review
 
     MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + (
@@ -197,10 +204,15 @@ class NeuronTracking(Task):
     - v0: initial version.
     - v1: the annotator is a policy of the stack's state: from any state it removes the wrong
       nodes, traces the empty slices and finishes; its choices are keyed by slice and contact.
+    - v2: the default persona decides on what the screen shows: DONE as soon as ``NODES Z/Z``
+      shows (no review coin, no random review depth), no survey, a peek at every contact, a
+      wrong turn always turned back on the first slice past the contact, and one correction
+      rule for demonstrations and labels (UNDO where UNDO takes the wrong node back, pressed on
+      that node's slice; else a re-click), so UNDO removes only a node drawn on screen.
     """
 
     task_id = "neuron_tracking"
-    version = 1
+    version = 2
     instruction = "Trace the neuron under the crosshair: place one node on it in every slice."
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"), Button("UNDO", "undo"),
@@ -211,8 +223,8 @@ class NeuronTracking(Task):
     personas = {
         "default": NeuronPersona(),
         "careful": NeuronPersona(peek_rate=1.0, peek_depth=2, swap_rate_peeked=0.1,
-                                 notice_delay=(1, 2), slip_rate=0.02, survey_rate=1.0,
-                                 review="all", notice_rate=0.99),
+                                 notice_delay=(1, 2), slip_rate=0.02, slip_undo_rate=0.7,
+                                 survey_rate=1.0, review="all", notice_rate=0.99),
         "hasty": NeuronPersona(peek_rate=0.25, swap_rate=0.45, notice_delay=(2, 3),
                                slip_rate=0.045, slip_undo_rate=0.5, survey_rate=0.0,
                                review="none", notice_rate=0.93, place_sigma=0.5),
@@ -523,9 +535,10 @@ class NeuronAnnotator(Annotator, task=NeuronTracking):
 
     A policy of the stack's nodes and the slice on view. In order: finish a survey or a wrong turn
     it is following; otherwise go to the nearest run of wrong nodes it knows of and remove them
-    (UNDO where that takes a wrong node back, else a click on the target); otherwise the next
-    empty slice, on up from here and then down for any left behind, peeking ahead first at a
-    contact; then the persona's review back down the stack, and DONE.
+    (UNDO on the slice of the node it takes back, where that node is the latest one; else a click
+    on the target); otherwise the next empty slice, on up from here and then down for any left
+    behind, peeking ahead first at a contact; then the persona's review back down the stack (the
+    default has none: DONE as soon as the status shows ``NODES Z/Z``), and DONE.
 
     It remembers what it has seen: the slices it has seen a node on (the persona's slips and
     wrong turns happen on a slice's first node), the wrong nodes it has judged and those it
@@ -587,7 +600,9 @@ class NeuronAnnotator(Annotator, task=NeuronTracking):
         """Before starting on a fresh stack, maybe scroll a few slices ahead and back."""
         t, p = self.task, self.persona
         if t.z == 0 and t.n_nodes() == 0 and self.decide(("survey",), p.survey_rate):
-            self._survey = _Excursion(int(self.draw(("survey_depth",)).integers(2, 5)), 0, "survey")
+            lo, hi = p.survey_depth
+            depth = int(self.draw(("survey_depth",)).integers(lo, hi + 1))
+            self._survey = _Excursion(depth, 0, "survey")
 
     def _observe(self) -> None:
         """Take in the state: the nodes seen, new wrong nodes noticed or not, a review begun."""
@@ -656,19 +671,23 @@ class NeuronAnnotator(Annotator, task=NeuronTracking):
         return self.press("+Z", "inspect" if z == end - 1 else "navigate", self.TARGET)
 
     def _correct(self, known: list[int]) -> Intent:
-        """Towards the nearest run of wrong nodes, to its first slice (where the trace went wrong),
-        then UNDO while that takes a wrong node back, else a click on the target there."""
+        """The nearest run of wrong nodes: where UNDO takes one of them back (the latest node),
+        to that node's slice, where it is drawn, and UNDO; else to the run's first slice (where
+        the trace went wrong) and a click on the target there. The same rule labels and
+        demonstrates: the state (what UNDO would change) decides, not the mistake's history."""
         t, p = self.task, self.persona
         runs = _runs(known)
-        first, _ = min(runs, key=lambda r: (max(r[0] - t.z, t.z - r[1], 0), r[0]))
+        first, last = min(runs, key=lambda r: (max(r[0] - t.z, t.z - r[1], 0), r[0]))
         self._fixing = first
-        if t.z != first:
-            return self.press("+Z" if first > t.z else "-Z", "correct", self.TARGET, True)
         undo = t.undo_change()
-        undo_fixes = undo is not None and undo[0] in known and not _wrong(undo[1])
-        # A wrong turn is cut by UNDO; a slip is undone or clicked again, as the persona does.
-        by_undo = first in self._contact_at or self.decide(("undo", first), p.slip_undo_rate)
-        if undo_fixes and by_undo:
+        undo_fixes = undo is not None and first <= undo[0] <= last and not _wrong(undo[1])
+        # A wrong turn is cut by UNDO; a slip is undone (or, for a persona's coin, clicked again).
+        by_undo = undo_fixes and (first in self._contact_at
+                                  or self.decide(("undo", first), p.slip_undo_rate))
+        goal = undo[0] if by_undo else first
+        if t.z != goal:
+            return self.press("+Z" if goal > t.z else "-Z", "correct", self.TARGET, True)
+        if by_undo:
             return self.press("UNDO", "correct", self.TARGET, True)
         self._fixing = None
         return self._place_on(first, self.TARGET, "correct", True)
