@@ -194,7 +194,8 @@ def test_annotator_swaps_near_encounters_and_corrects():
     assert stats["success_rate"] >= 0.95
     assert 0.02 <= stats["correction_rate"] <= 0.10
     phases = {s.phase for r in recs for s in r.steps}
-    assert {"survey", "navigate", "inspect", "place", "select", "verify", "correct", "finish"} <= phases
+    assert {"survey", "navigate", "inspect", "place", "select", "correct", "finish"} <= phases
+    assert "verify" not in phases  # the default presses DONE when ALL 2NT/2NT shows
     # Swaps: a wrong placement at another animal's true point, made while the two are close.
     swaps = 0
     for r in recs[:20]:
@@ -236,7 +237,7 @@ def test_target_point_is_the_animal_in_this_frame():
     assert t.target_point(-1) is None and t.target_point(t.n_animals) is None
 
 
-def test_expert_goes_back_to_a_wrong_marker_and_places_it_again():
+def test_expert_goes_back_to_a_wrong_marker_and_undoes_it_where_it_is_the_latest():
     s = Session(TASK, 10)
     t = s.task
     put(s, 0, 1, t.gt_point(0, 1, 1))  # A1's BACK on A2's tail base
@@ -244,6 +245,26 @@ def test_expert_goes_back_to_a_wrong_marker_and_places_it_again():
         s.click_button("NEXT")
     s.click_button("A2")
     s.click_button("FRONT")
+    clicks = []
+    for intent in expert(s).resume():
+        clicks.append(s.hit(intent.x, intent.y)[0])
+        s.step(intent.x, intent.y)
+        if t.n_wrong() == 0:
+            break
+    # The wrong marker is the latest annotation: UNDO once its frame shows it, not before.
+    assert clicks == ["PREV"] * 3 + ["UNDO"] and t.slot_ok(0, 0, 1) is None
+    for intent in expert(s).resume():
+        s.step(intent.x, intent.y)
+    assert s.done and t.score() == (1.0, True)
+
+
+def test_expert_goes_back_to_a_wrong_marker_and_places_it_again():
+    s = Session(TASK, 10)
+    t = s.task
+    put(s, 0, 1, t.gt_point(0, 1, 1))  # A1's BACK on A2's tail base
+    for _ in range(3):
+        s.click_button("NEXT")
+    put(s, 1, 0, t.gt_point(3, 1, 0))  # a right marker after it: UNDO would take that one
     clicks = []
     for intent in expert(s).resume():
         clicks.append(s.hit(intent.x, intent.y)[0])
@@ -307,6 +328,36 @@ def test_a_swap_left_unnoticed_carries_on_with_the_other_animal():
     for intent in expert(s).resume():
         s.step(intent.x, intent.y)
     assert s.done and t.score() == (1.0, True)
+
+
+def test_default_surveys_peeks_at_every_close_pair_and_presses_done_at_all_markers():
+    for seed in range(6):
+        rec = run_annotator(TASK, seed)
+        t = Session(TASK, seed).task
+        T = t.n_frames
+        assert [st.element for st in rec.steps[:2 * (T - 1)]] == ["NEXT"] * (T - 1) + ["PREV"] * (T - 1)
+        assert rec.steps[-1].element == "DONE" and rec.steps[-2].category == "place"
+        assert not any(st.phase == "verify" for st in rec.steps)
+        close = {(f, k) for f in range(1, T) for k in range(t.n_animals)
+                 if t.nearest_other(f, k)[1] < TrackPersona().close_dist}
+        if not any(st.is_mistake for st in rec.steps):  # a PREV and a NEXT at every close pair
+            assert sum(st.phase == "inspect" for st in rec.steps) == 2 * len(close)
+
+
+def test_the_labeller_undoes_in_the_states_where_the_demonstration_undoes():
+    cls = get_annotator_class(TASK)
+    undos = agree = 0
+    for seed in range(12):
+        rec = run_annotator(TASK, seed)
+        s = Session(TASK, seed)
+        lab = cls.expert(s, s.task_cls.personas["default"], np.random.default_rng(seed))
+        for st in rec.steps:
+            intent = lab.next_intent()
+            if st.element == "UNDO":
+                undos += 1
+                agree += s.hit(intent.x, intent.y)[0] == "UNDO"
+            s.step(st.x, st.y)
+    assert undos >= 5 and agree == undos
 
 
 def test_expert_persona_makes_no_mistakes_and_notices_all():

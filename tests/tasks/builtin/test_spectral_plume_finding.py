@@ -170,7 +170,7 @@ def test_annotator_scans_coarse_then_fine_and_marks_on_a_window_band():
     marks = [i for i, st in enumerate(steps) if st.category == "place"]
     before = steps[:marks[0]]
     assert sum(st.element in ("BAND+", "BAND-") for st in before) >= 10  # a fine scan
-    assert any(st.element == "RATIO" and st.phase == "verify" for st in before)  # ratio confirm
+    assert sum(st.element == "RATIO" for st in before) == 3  # on, off (survey), on (fine scan)
     s = Session(TASK, 9)
     w0, w1 = s.task.plume.window
     n = s.task.n_bands - 1
@@ -181,8 +181,31 @@ def test_personas_differ():
     cls = get_task_class(TASK)
     assert list(cls.personas)[0] == "default" and len(cls.personas) >= 3
     stats = {p: episode_stats([run_annotator(TASK, s, p) for s in range(8)]) for p in cls.personas}
-    assert stats["default"]["action_mix"]["view"] > stats["quick"]["action_mix"]["view"]
     assert stats["default"]["mean_length"] > stats["quick"]["mean_length"]
+    assert stats["quick"]["action_mix"]["view"] > stats["default"]["action_mix"]["view"]  # blinks
+    assert stats["careless"]["mistake_rate"] > stats["default"]["mistake_rate"]
+
+
+def test_default_turns_where_the_screen_shows_marks_on_the_window_top_and_done_at_its_neighbour():
+    for seed in range(12):
+        rec = run_annotator(TASK, seed)
+        s = Session(TASK, seed)
+        t = s.task
+        B, (w0, w1) = t.n_bands, t.plume.window
+        bands = [round(st.position * (B - 1)) for st in rec.steps]
+        elements = [st.element for st in rec.steps]
+        top = bands.index(B - 1)  # the fine scan goes up to the last band, shown in the status
+        assert elements[top] == "RATIO" and all(e == "BAND+" for e in elements[top - 5:top])
+        mark = elements.index("canvas")
+        # Down band by band in RATIO, to the first band where the plume shows strongly.
+        assert all(e == "BAND-" for e in elements[top + 1:mark]) and bands[mark] == w1
+        assert all(t.absorb[b] < 0.4 * t.plume.depth for b in bands[top:mark])
+        assert "RATIO" not in elements[top + 1:]  # no blinks, no ratio tour
+        if rec.steps[mark].is_mistake:
+            continue
+        # Then the neighbouring window band and DONE there.
+        assert elements[mark + 1:] == ["BAND-", "DONE"] and w0 <= bands[mark + 1] <= w1
+        assert rec.success
 
 
 def _annotator(seed, persona="default"):

@@ -99,13 +99,16 @@ class TrackPersona(Persona):
     notice_rate: float = 0.985
     order: str = "animal"  # "animal": each animal through all frames; "frame": each frame, all animals
     grouping: str = "animal"  # within a frame (order "frame"): "animal" (A, FRONT, BACK) or "marker"
-    survey_rate: float = 0.85  # plays through the clip before starting
-    inspect_rate: float = 0.5  # peeks at the previous frame when two animals are close
-    verify_rate: float = 0.6  # steps back through the frames at the end
+    # Coins the default does not flip (rate 1 or 0): it always plays through the clip before
+    # starting, peeks at the previous frame whenever two animals are close (closeness shows), and
+    # presses DONE as soon as ``ALL 2NT/2NT`` shows, without stepping back through the frames.
+    survey_rate: float = 1.0  # plays through the clip before starting
+    inspect_rate: float = 1.0  # peeks at the previous frame when two animals are close
+    verify_rate: float = 0.0  # steps back through the frames at the end
     swap_rate: float = 0.12  # follows the other animal when two are close
     flip_rate: float = 0.015  # puts FRONT on the tail base and BACK on the snout
     forget_rate: float = 0.012  # places with a stale selection (skips the last select)
-    late_rate: float = 0.4  # a swap or flip is noticed only on the next frame
+    late_rate: float = 0.0  # a swap or flip is noticed only on the next frame (the default: never)
     close_dist: float = 14.0  # body-to-body distance under which animals count as close
 
     # notice_rate, the base field, is the one rate that gets a slip noticed.
@@ -153,10 +156,16 @@ class AnimalBehavioralTracking(Task):
     - v1: the annotator is a policy of the state (it finishes any episode: wrong markers are
       placed again, missing ones marked in the persona's order); steps name their target animal's
       place in the frame.
+    - v2: the default annotator decides on what the screen shows: it always plays through the clip
+      first, peeks at the previous frame at every close pair of animals, notices a swap or flip
+      on its own frame (no late-notice coin) and presses DONE as soon as ``ALL 2NT/2NT`` shows
+      (no verify coin); one correction rule for demonstrations and labels: UNDO while the latest
+      annotation is a wrong marker drawn on this frame and UNDO puts back nothing wrong, else go
+      to the wrong marker and place it again.
     """
 
     task_id = "animal_behavioral_tracking"
-    version = 1
+    version = 2
     instruction = ("Mark FRONT and BACK of every animal in every frame; tags in frame 1 give the "
                    "identities.")
     Params = Params
@@ -498,6 +507,15 @@ class AnimalBehavioralTracking(Task):
     def selected(self) -> tuple[str, ...]:
         return (ANIMAL_LABELS[self.animal], MARKERS[self.marker])
 
+    def undo_change(self) -> tuple[int, tuple | None] | None:
+        """What UNDO would change: (slot, the point it puts back, None for none), or None where it
+        would change nothing. Every annotating click changes one slot."""
+        if not self._undo_stack:
+            return None
+        before = self._undo_stack[-1]
+        i = next((i for i, (a, b) in enumerate(zip(before, self.ann)) if a != b), None)
+        return None if i is None else (i, before[i])
+
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:
         return self.t / max(1, self.n_frames - 1)
@@ -586,7 +604,9 @@ class _Tour:
 class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
     """Marks the missing slots in its persona's order, taking each identity for the animal nearest
     its markers of the frame before (the frame-1 tags at the start). Wrong markers it knows of are
-    placed again first; it knows of all but the ones it slipped on and has not noticed."""
+    taken back first: UNDO where the latest annotation is one of them, drawn on this frame, and
+    UNDO puts back nothing wrong; else it goes to the nearest and places it again. It knows of all
+    but the ones it slipped on and has not noticed (demonstrations and labels share the rule)."""
 
     persona: TrackPersona
     task: AnimalBehavioralTracking
@@ -606,6 +626,7 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
         # that animal in later frames, as long as those markers stay.
         self._follow: dict[int, tuple[int, int, dict[int, tuple]]] = {}
         self._redo: set[int] = set()  # slots to place again after their slip was undone
+        self._late = False  # a noticed slip it goes to see on the next frame before its UNDO
 
     def next_intent(self) -> Intent:
         t, p = self.task, self.persona
@@ -615,12 +636,14 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
             if fresh and self.decide(("survey",), p.survey_rate):
                 self._tour = _Tour([(t.n_frames - 1, "survey"), (0, "survey")])
         self._see_slip()
-        if self.undo_plan:  # a noticed slip, maybe seen only from the next frame first
-            step = self._tour_step() if self._tour is not None else None
-            if step is None:
-                step = self.planned_undo()
+        if self._late and self._tour is not None:  # a slip seen only from the next frame first
+            step = self._tour_step()
             if step is not None:
                 return step
+        self._late = False
+        undo = self._undo_fix()
+        if undo is not None:
+            return undo
         intent = self._act()
         if intent is None and not self._verified:
             self._verified = True
@@ -672,6 +695,23 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
         return need
 
     # -- fixing --------------------------------------------------------------------------------
+    def _undo_fix(self) -> Intent | None:
+        """UNDO where the latest annotation is a wrong marker (not one it has left) drawn on this
+        frame, and UNDO puts back nothing wrong (a missing or right marker). Demonstrations and
+        labels share it; elsewhere a wrong marker is gone to and placed again (:meth:`_fix`)."""
+        t = self.task
+        ch = t.undo_change()
+        if ch is None:
+            return None
+        i, before = ch
+        pt = t.ann[i]
+        wrong = pt is not None and not t._ok(i, pt) and i not in self._left
+        fixes = before is None or t._ok(i, before)
+        f, k = divmod(i // 2, t.n_animals)
+        if wrong and fixes and t.t == f:
+            return self.press("UNDO", "correct", k, True)
+        return None
+
     def _known_wrong(self) -> tuple[int, int, int] | None:
         """The wrong marker it knows of nearest to this frame (the lower frame on a tie)."""
         t = self.task
@@ -715,7 +755,7 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
             return
         f, k, m = s.aim
         if self.decide(("notice", *unit), p.notice_rate):
-            self.undo_plan = [(a, b, k) for a, b, _ in reversed(chain)]
+            # Noticed: the state rule takes the unit's slips back with UNDO, latest first.
             for _, _, c in chain:
                 self._left.pop(t.slot(*c.spot), None)
                 self._redo.add(t.slot(*c.aim))
@@ -723,6 +763,7 @@ class AnimalTrackingAnnotator(Annotator, task=AnimalBehavioralTracking):
             if late and self.decide(("late", *unit), p.late_rate):
                 # Sees it on the next frame: its faint markers sit on the wrong animal.
                 self._tour = _Tour([(f + 1, "navigate"), (f, "correct")], k)
+                self._late = True
         elif s.kind == "swap" and (len(unit) == 2 or m == 1):
             # Carries on with the animal it marked, once its BACK is on that one too.
             kept = {t.slot(*c.spot): a[t.slot(*c.spot)] for a, _, c in chain}

@@ -23,7 +23,7 @@ MARK_COLOR = (255, 215, 0)
 COARSE = 10  # the BAND+10 / BAND-10 step
 NOISE_BANK = 512
 SMOOTH_BANK = 320
-VISIBLE = 0.1  # the annotator sees the plume in a band whose absorption is >= this x the peak
+STRONG = 0.6  # a band shows the plume strongly (a window band: >= 0.72 x the peak; wings <= 0.35)
 
 # Field materials: smooth SWIR reflectance spectra of x = normalised wavelength in [0, 1], and how
 # much texture a parcel of it has. Every scene perturbs them smoothly, so no two scenes share spectra.
@@ -120,12 +120,16 @@ class PlumePersona(Persona):
     bright_rate: float = 0.035  # marks a bright land feature (a pad) instead of the source
     wrong_end_rate: float = 0.035  # marks the wide end of the plume instead of its narrow end
     notice_rate: float = 0.95
-    # Coarse survey: "both": up in the plain view, back down in RATIO, then up to the best band;
-    # "ratio": up in RATIO, then back down (plain) to the best band; "plain": up, then down.
+    # Coarse survey: "both": up in the plain view, back down in RATIO to band 0; "ratio": up in
+    # RATIO; "plain": up in the plain view. It ends in the plain view; then the fine scan goes up
+    # band by band to the last band, turns RATIO on there and comes down band by band to the
+    # first band where the plume shows strongly (the window's top band), and marks there.
     survey: str = "both"
-    fine_margin: tuple[int, int] = (2, 3)  # fine scan goes this many bands past where the plume fades
-    blink_rate: float = 0.6  # per window band in the ratio check: RATIO off and on to compare
-    final_check: bool = True  # steps through the window once more in plain view before DONE
+    # At the band it is about to mark on, RATIO off and on to compare (a coin; the default never).
+    blink_rate: float = 0.0
+    # After the neighbouring-band check, back to the mark's band, RATIO off, then the window's
+    # bottom band in the plain view before DONE; the default presses DONE at the neighbouring band.
+    final_check: bool = False
 
     MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = ("bright_rate", "wrong_end_rate")
     NOTICE_FIELDS: ClassVar[tuple[str, ...]] = ("notice_rate",)
@@ -194,10 +198,17 @@ class SpectralPlumeFinding(Task):
     - v1: the annotator is a policy of the state (band, RATIO, mark) and how far along its
       itinerary it has come; it removes a wrong mark it did not choose to leave at once, from any
       state.
+    - v2: the default annotator decides on what the screen shows: after the coarse survey the fine
+      scan goes up band by band to the last band (no turn back at a hidden 10% threshold plus a
+      random margin), turns RATIO on there and comes down to the first band where the plume shows
+      strongly, the window's top band, and marks the source there (not at the hidden peak band,
+      no ratio tour of the window's edges, no RATIO blink coins); it checks the mark on the
+      neighbouring window band and presses DONE there (no final plain-view pass ending at the
+      hidden last window band). After an UNDO it marks again on the window band it is on.
     """
 
     task_id = "spectral_plume_finding"
-    version = 1
+    version = 2
     instruction = ("Find the bands where the gas plume absorbs and mark the plume's source, its "
                    "narrow end, on one of them.")
     Params = Params
@@ -208,7 +219,7 @@ class SpectralPlumeFinding(Task):
         "default": PlumePersona(),
         "quick": PlumePersona(survey="ratio", blink_rate=0.3),
         "careless": PlumePersona(bright_rate=0.07, wrong_end_rate=0.07, notice_rate=0.85,
-                                 blink_rate=0.3, place_sigma=0.8, place_max=2.0),
+                                 blink_rate=0.3, final_check=True, place_sigma=0.8, place_max=2.0),
     }
     correction_length = 1  # UNDO takes the wrong mark away
 
@@ -503,16 +514,20 @@ class Waypoint:
 
 
 class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
-    """Coarse sweep, fine sweep across the window, RATIO checks, mark, check a neighbouring band.
+    """Coarse survey, fine scan up to the last band, down in RATIO to the window, mark, check.
 
-    The policy travels an itinerary of views (:class:`Waypoint`): the persona's coarse survey,
-    back to the coarse band where the plume showed most, a fine scan down and up past the window,
-    the peak band in RATIO and a ratio tour of the window's edges (blinking RATIO at window bands
-    now and then). It remembers how far along the itinerary it has come. Then it marks the source
-    at the peak band and checks the mark: a neighbouring window band, back, RATIO off, and (final
-    check) the window once more; it remembers how much of that check it has seen since the mark
-    last changed. A wrong mark it removes with UNDO at once, unless it is its own mistake, left
-    until the neighbouring band shows it (or for good, if it does not notice).
+    The policy travels an itinerary of views (:class:`Waypoint`): the persona's coarse survey, a
+    fine scan up band by band to the last band (``BAND B-1/B-1``), RATIO on there, and a fine scan
+    down to the first band where the plume shows strongly in the ratio view: the window's top band
+    (window bands absorb at least 0.72 of the peak, the band above at most 0.35). Every turn is at
+    something the screen shows. It remembers how far along the itinerary it has come. Then it
+    marks the source there (RATIO off and on first, if its persona blinks) and checks the mark on
+    the neighbouring window band, where the narrow end of the dark cone must sit under the mark
+    too, and presses DONE there (a persona's final check goes back, RATIO off and to the window's
+    bottom band first). It remembers how much of that check it has seen since the mark last
+    changed. A wrong mark it removes with UNDO at once, unless it is its own mistake, left until
+    the neighbouring band shows it (or for good, if it does not notice); it marks again on the
+    window band it is on.
     """
 
     persona: PlumePersona
@@ -521,9 +536,8 @@ class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
     def __init__(self, session, persona: PlumePersona, rng: np.random.Generator):
         super().__init__(session, persona, rng)
         self.itinerary = self._itinerary()
-        self._tour = len(self.itinerary) - 3  # the index of the ratio tour's first leg
         self._reached = 0  # waypoints of the itinerary reached, in order
-        self._blinked: set[tuple[int, int]] = set()  # (tour leg, band) seen in the plain view
+        self._blinked = False  # it has turned RATIO off to compare before its first mark
         self._checked_for: tuple | None = None  # the mark its check began from,
         self._checked = 0  # and the check's waypoints reached since
         self._saw_wrong = False  # a wrong mark was up: the next mark is a correction
@@ -535,43 +549,41 @@ class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
         t = self.task
         return float(t.absorb[b] / t.plume.depth)
 
+    def _strong(self, b: int) -> bool:
+        """Whether band b shows the plume strongly in the ratio view: a window band."""
+        return self._rel(b) >= STRONG
+
     def _itinerary(self) -> tuple[Waypoint, ...]:
         t, p = self.task, self.persona
-        B, pl = t.n_bands, t.plume
-        w0, w1 = pl.window
+        B = t.n_bands
         coarse = list(range(0, B, COARSE))
         up_plain = [Waypoint(c, False, "survey", -1) for c in coarse]
-        if p.survey == "both":  # up in the plain view, back down in RATIO
+        if p.survey == "both":  # up in the plain view, back down in RATIO, RATIO off
             survey = up_plain + [Waypoint(c, True, "survey", -1) for c in reversed(coarse)]
+            survey.append(Waypoint(0, False, "survey", -1))
         elif p.survey == "ratio":
             survey = [Waypoint(c, True, "survey", -1) for c in coarse]
         else:
             survey = up_plain
-        survey.append(Waypoint(survey[-1].band, False, "survey", -1))  # it ends in the plain view
-        best = max(coarse, key=lambda c: (self._rel(c), -c))
-        visible = [b for b in range(B) if self._rel(b) >= VISIBLE]
-        lo_m, hi_m = (int(m) for m in self.draw(("fine margin",)).integers(
-            p.fine_margin[0], p.fine_margin[1] + 1, 2))
-        return (*survey, Waypoint(best, False, "navigate"),
-                # Fine scan: down until the plume has faded for a few bands, then up across the
-                # window until it has faded on the other side.
-                Waypoint(max(visible[0] - lo_m, 0), False, "inspect"),
-                Waypoint(min(visible[-1] + hi_m, B - 1), False, "inspect"),
-                Waypoint(pl.peak, False, "navigate"), Waypoint(pl.peak, True, "verify"),
-                # The ratio tour: the window's edges, back to the peak.
-                Waypoint(max(w0 - 1, 0), True, "verify"),
-                Waypoint(min(w1 + 1, B - 1), True, "verify"), Waypoint(pl.peak, True, "verify"))
+        # The first strong band coming down from the last band: the window's top band.
+        home = max(b for b in range(B) if self._strong(b))
+        return (*survey,
+                # Fine scan up to the last band, in the view the survey ended in; RATIO on there;
+                # then down band by band until the plume shows strongly.
+                Waypoint(B - 1, survey[-1].ratio, "inspect"), Waypoint(B - 1, True, "inspect"),
+                Waypoint(home, True, "inspect"))
 
     def _check(self, home: int) -> tuple[Waypoint, ...]:
-        """After marking on band ``home``: a neighbouring window band (a window has 3-5 bands, so
-        there is one), where the narrow end of the dark cone must sit under the mark too; back;
-        RATIO off; and the window once more in the plain view."""
-        w0, w1 = self.task.plume.window
-        nb = home + 1 if home + 1 <= w1 else home - 1
-        check = [Waypoint(nb, True, "verify"), Waypoint(home, True, "verify"),
-                 Waypoint(home, False, "verify")]
+        """After marking on band ``home``: the neighbouring window band (a window has 3-5 bands,
+        so there is one; the one above if it shows the plume strongly), where the narrow end of the
+        dark cone must sit under the mark too. The persona's final check: back, RATIO off, the
+        window's bottom band in the plain view."""
+        t = self.task
+        nb = home + 1 if home + 1 < t.n_bands and self._strong(home + 1) else home - 1
+        check = [Waypoint(nb, True, "verify")]
         if self.persona.final_check:
-            check += [Waypoint(w0, False, "verify"), Waypoint(w1, False, "verify")]
+            check += [Waypoint(home, True, "verify"), Waypoint(home, False, "verify"),
+                      Waypoint(t.plume.window[0], False, "verify")]
         return tuple(check)
 
     def next_intent(self) -> Intent:
@@ -580,8 +592,6 @@ class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
         if t.n_wrong() and not self._leaves_standing():
             return self.press("UNDO", "correct", 0, True)
         if self._reached < len(self.itinerary):
-            if self._blink_pending():
-                return self.press("RATIO", "inspect", 0)
             return self._towards(self.itinerary[self._reached])
         if t.ann is None:
             return self._mark()
@@ -593,10 +603,7 @@ class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
     def _observe(self) -> None:
         t = self.task
         view = (t.band, t.ratio)
-        if self._tour_leg() is not None and not t.ratio:
-            self._blinked.add((self._tour_leg(), t.band))
-        while (self._reached < len(self.itinerary) and not self._blink_pending()
-               and view == self.itinerary[self._reached].view):
+        while self._reached < len(self.itinerary) and view == self.itinerary[self._reached].view:
             self._reached += 1
         if t.ann != self._checked_for:  # a new mark (or none): its check begins from here
             self._checked_for, self._checked = t.ann, 0
@@ -605,20 +612,6 @@ class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
             while self._checked < len(check) and view == check[self._checked].view:
                 self._checked += 1
         self._saw_wrong |= t.n_wrong() > 0
-
-    def _tour_leg(self) -> int | None:
-        leg = self._reached - self._tour
-        return leg if 0 <= leg < 3 else None
-
-    def _blink_pending(self) -> bool:
-        """At a window band of the ratio tour, a blink (RATIO off and on again) it decided on and
-        has not finished. Not on the peak band the tour starts from."""
-        t, pl, leg = self.task, self.task.plume, self._tour_leg()
-        in_window = pl.window[0] <= t.band <= pl.window[1]
-        if leg is None or not in_window or (leg, t.band) == (0, pl.peak):
-            return False
-        done = (leg, t.band) in self._blinked and t.ratio
-        return not done and self.decide(("blink", leg, t.band), self.persona.blink_rate)
 
     def _leaves_standing(self) -> bool:
         """Whether the wrong mark up now is its own, left until the neighbouring band shows it."""
@@ -643,11 +636,17 @@ class PlumeAnnotator(Annotator, task=SpectralPlumeFinding):
         return self.press(label, wp.phase, wp.target, correction)
 
     def _mark(self) -> Intent:
-        """Marks the source at the peak band in RATIO; the first mark may go wrong."""
+        """Marks the source in RATIO on the band it is on if that shows the plume strongly, else
+        on the itinerary's last band (the window's top band); the first mark may go wrong."""
         t, p, pl = self.task, self.persona, self.task.plume
-        if (t.band, t.ratio) != (pl.peak, True):
-            phase = "correct" if self._saw_wrong else "navigate"
-            return self._towards(Waypoint(pl.peak, True, phase), correction=self._saw_wrong)
+        home = t.band if self._strong(t.band) else self.itinerary[-1].band
+        if (t.band, t.ratio) == (home, True) and not self._saw_wrong and not self._blinked \
+                and self.decide(("blink", home), p.blink_rate):
+            self._blinked = True  # RATIO off to compare the plain band, then on again
+            return self.press("RATIO", "inspect", 0)
+        if (t.band, t.ratio) != (home, True):
+            phase = "correct" if self._saw_wrong else "inspect" if self._blinked else "navigate"
+            return self._towards(Waypoint(home, True, phase), correction=self._saw_wrong)
         if self._saw_wrong:
             return self.place(pl.x, pl.y, "correct", 0, True)
         if not self._marked:
