@@ -143,3 +143,25 @@ def test_task_class_declares_its_contract(task_id):
                     "Arguments", "Version History"):
         assert f"## {section}" in cls.__doc__, section
     assert cls.instruction
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_done_lights_when_the_work_is_complete_and_the_annotator_presses_it_lit(task_id):
+    # The completion cue is drawn where the policy clicks: DONE lit, nothing else changed.
+    s = Session(task_id, seed=0)
+    assert not s.task.complete()
+    before = s.render().copy()
+    s.task.complete = lambda: True
+    lit = s.render()
+    r = s.layout.buttons["DONE"]
+    inside = np.zeros(before.shape[:2], bool)
+    inside[r.y0:r.y1, r.x0:r.x1] = True
+    changed = (before != lit).any(axis=2)
+    assert changed[inside].any() and not changed[~inside].any()
+    # The default annotator presses DONE only on a screen showing DONE lit.
+    for rec in annotator_episodes(task_id)[:20]:
+        s = Session(task_id, rec.seed)
+        for step in rec.steps:
+            if step.category == "done":
+                assert s.task.complete(), (rec.seed, len(rec.steps))
+            s.step(step.x, step.y)

@@ -237,6 +237,13 @@ class Task(ABC):
         """Labels of buttons shown as selected/active (tool, tab, toggles)."""
         return ()
 
+    def complete(self) -> bool:
+        """Whether the work the status line counts is complete (every slice has its node, every
+        frame its point, ...): the DONE button is then drawn lit, as annotation tools enable their
+        submit button once every required item is labelled. Whether it is right is the score's
+        business; this is what the screen shows. False (the default): DONE is never lit."""
+        return False
+
     # -- latents and score --------------------------------------------------------------------
     @abstractmethod
     def position(self) -> float:

@@ -162,6 +162,7 @@ class AnimalBehavioralTracking(Task):
       (no verify coin); one correction rule for demonstrations and labels: UNDO while the latest
       annotation is a wrong marker drawn on this frame and UNDO puts back nothing wrong, else go
       to the wrong marker and place it again.
+      The DONE button is drawn lit while the status shows ``ALL 2NT/2NT`` (``complete()``).
     """
 
     task_id = "animal_behavioral_tracking"
@@ -506,6 +507,9 @@ class AnimalBehavioralTracking(Task):
 
     def selected(self) -> tuple[str, ...]:
         return (ANIMAL_LABELS[self.animal], MARKERS[self.marker])
+
+    def complete(self) -> bool:  # ALL 2NT/2NT
+        return self.memo("total", lambda: sum(a is not None for a in self.ann)) == len(self.ann)
 
     def undo_change(self) -> tuple[int, tuple | None] | None:
         """What UNDO would change: (slot, the point it puts back, None for none), or None where it

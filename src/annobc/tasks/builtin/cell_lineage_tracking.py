@@ -171,6 +171,7 @@ class CellLineageTracking(Task):
       neighbour is noticed on the next frame (no follow length drawn); and one correction rule
       for demonstrations and labels: UNDO while the latest annotation is wrong and drawn (a
       point on its frame or faintly on the next, a DIV on its frame), else go there and fix it.
+      The DONE button is drawn lit while the status shows ``POINTS T/T`` (``complete()``).
     """
 
     task_id = "cell_lineage_tracking"
@@ -646,6 +647,9 @@ class CellLineageTracking(Task):
 
     def selected(self) -> tuple[str, ...]:
         return ("DIV",) if self.t in self.divisions else ()
+
+    def complete(self) -> bool:  # POINTS T/T
+        return self.memo("n_points", lambda: sum(q is not None for q in self.points)) == self.n_frames
 
     def undo_change(self) -> tuple | None:
         """What UNDO would change: ``("point", frame, the point it puts back)`` or

@@ -148,6 +148,7 @@ class ColoredDotTracking(Task):
       the placement that brings the count to a multiple of 6 (no coin), the final check turns MIP
       on and presses DONE in it, and UNDO is pressed only where the marker it removes is drawn
       (on its slice, next to it, or in the MIP), so a slip is undone from the brightest slice.
+      The DONE button is drawn lit while the status shows ``MARKERS N/N`` (``complete()``).
     """
 
     task_id = "colored_dot_tracking"
@@ -348,6 +349,9 @@ class ColoredDotTracking(Task):
 
     def selected(self) -> tuple[str, ...]:
         return ("MIP",) if self.mip else ()
+
+    def complete(self) -> bool:
+        return len(self.ann) >= len(self.targets)  # MARKERS N/N
 
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:

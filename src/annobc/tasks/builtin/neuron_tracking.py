@@ -209,6 +209,7 @@ class NeuronTracking(Task):
       wrong turn always turned back on the first slice past the contact, and one correction
       rule for demonstrations and labels (UNDO where UNDO takes the wrong node back, pressed on
       that node's slice; else a re-click), so UNDO removes only a node drawn on screen.
+      The DONE button is drawn lit while the status shows ``NODES Z/Z`` (``complete()``).
     """
 
     task_id = "neuron_tracking"
@@ -483,6 +484,9 @@ class NeuronTracking(Task):
     def status(self) -> tuple[str, ...]:
         return (f"TRACE NEURON  Z {self.z}/{self.n_slices - 1}",
                 f"NODES {self.n_nodes()}/{self.n_slices}")
+
+    def complete(self) -> bool:
+        return self.n_nodes() == self.n_slices  # NODES Z/Z
 
     def undo_change(self) -> tuple[int, tuple | None] | None:
         """The slice UNDO would change and the node it would put back there (None: no node), or

@@ -205,6 +205,7 @@ class SpectralPlumeFinding(Task):
       no ratio tour of the window's edges, no RATIO blink coins); it checks the mark on the
       neighbouring window band and presses DONE there (no final plain-view pass ending at the
       hidden last window band). After an UNDO it marks again on the window band it is on.
+      The DONE button is drawn lit while the status shows ``SOURCE MARKED`` (``complete()``).
     """
 
     task_id = "spectral_plume_finding"
@@ -465,6 +466,9 @@ class SpectralPlumeFinding(Task):
 
     def selected(self) -> tuple[str, ...]:
         return ("RATIO",) if self.ratio else ()
+
+    def complete(self) -> bool:
+        return self.ann is not None  # SOURCE MARKED
 
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:
