@@ -12,7 +12,7 @@ def _from_scratch(s: Session) -> np.ndarray:
     task = s.task
     view = task.render_view(task.view_key())
     canvas = view if s.mapper.identity else s.mapper.to_canvas_image(view)
-    frame = s.screen.render(canvas, task.selected(), task.status(), None, task.status_colors())
+    frame = s.screen.render(canvas, task.buttons_lit(), task.status(), None, task.status_colors())
     task.draw_overlays(s.screen.canvas_view(frame), s.mapper)
     return frame
 

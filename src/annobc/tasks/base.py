@@ -244,6 +244,10 @@ class Task(ABC):
         business; this is what the screen shows. False (the default): DONE is never lit."""
         return False
 
+    def buttons_lit(self) -> tuple[str, ...]:
+        """The buttons drawn selected: :meth:`selected`, and DONE while :meth:`complete`."""
+        return self.selected() + (("DONE",) if self.complete() else ())
+
     # -- latents and score --------------------------------------------------------------------
     @abstractmethod
     def position(self) -> float:

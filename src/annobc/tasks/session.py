@@ -147,9 +147,8 @@ class Session:
         # leaves the canvas as the buffer holds it: it is not pasted and drawn on again.
         key = task.canvas_key()
         same = key is not None and state.valid and state.canvas is not None and state.canvas == key
-        selected = task.selected() + (("DONE",) if task.complete() else ())
-        self.screen.render_into(buf, state, None if same else self.canvas_image(), selected,
-                                task.status(), task.status_colors())
+        self.screen.render_into(buf, state, None if same else self.canvas_image(),
+                                task.buttons_lit(), task.status(), task.status_colors())
         if not same:
             task.draw_overlays(self._canvas_out, self.mapper)
             state.canvas = key
