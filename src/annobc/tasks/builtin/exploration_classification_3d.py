@@ -185,8 +185,9 @@ class ExplorationClassification3D(Task):
       the class shows (a torus's hole, the second of two spheres coming back after the gap, an
       ellipsoid's disc staying wide longer than a sphere's could, where a premature guess is also
       refuted; a sphere five dark slices past it, more than any gap between two spheres, or at
-      the last slice), and (default) presses DONE on the next click, on that slice: no sweep on to the bottom and no climb back to the
-      hidden widest slice before DONE, and no re-pin at the hidden widest slice. Its survey first
+      the last slice), and (default) presses DONE on the next click, on that slice: no sweep on
+      to the bottom and no climb back to the hidden widest slice before DONE, and no re-pin at
+      the hidden widest slice. Its survey first
       goes down to the last slice and up to the top, pinning the object on the way up (turning at
       the stack's ends, shown as ``Z <Z-1>/<Z-1>`` and ``Z 0``); the sweep down then runs with the
       crosshair shown, which tells it from the survey down. The "quick" persona surveys straight
@@ -490,8 +491,9 @@ def scan_events(t: ExplorationClassification3D) -> ScanEvents:
 class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
     """Surveys the stack (default: down to the last slice, then up to the top pinning the object
     on its first visible slice from below; or straight up to the top), sweeps down the stack from
-    the top (pinning the object on its first visible slice, if not pinned yet), selects the class on the slice where it shows (:attr:`ScanEvents.deciding`, while the
-    evidence is on screen or in the last few frames) and (default) presses DONE on the next click.
+    the top (pinning the object on its first visible slice, if not pinned yet), selects the class
+    on the slice where it shows (:attr:`ScanEvents.deciding`, while the evidence is on screen or in
+    the last few frames) and (default) presses DONE on the next click.
     Personas may sweep on to the last slice first ("sweep"), or also come back up to the widest
     slice ("full").
 
