@@ -166,22 +166,94 @@ def test_annotator_premature_choice_is_undone_then_right_class_selected():
 def test_personas_scan_differently():
     a = run_annotator(TASK, 4)
     b = run_annotator(TASK, 4, "quick")
-    # default comes back up to verify; quick stops at the bottom of the stack
-    assert any(s.phase == "verify" for s in a.steps)
-    assert not any(s.phase == "verify" for s in b.steps)
-    assert len(a) > len(b) >= 50
-    assert sum(s.category == "place" for s in a.steps) == 2
-    assert sum(s.category == "place" for s in b.steps) == 1
+    c = run_annotator(TASK, 4, "careless")
+    t = Session(TASK, 4).task
+    # default surveys down and up the whole stack, then presses DONE right after the select;
+    # quick surveys up only and sweeps on to the bottom of the stack first; careless also comes
+    # back up (to verify)
+    assert [s.category for s in a.steps[-2:]] == ["select", "done"]
+    first = [s.element for s in a.steps[:t.n_slices - 1 - t.n_slices // 2]]
+    assert first == ["+Z"] * len(first)  # down to the last slice first
+    assert b.steps[0].element == "-Z" and c.steps[0].element == "-Z"
+    assert not any(s.phase == "verify" for s in a.steps + b.steps)
+    assert any(s.phase == "verify" for s in c.steps)
+    assert round(b.steps[-1].position * (t.n_slices - 1)) == t.n_slices - 1
+    assert len(c) > len(b) >= 50 and len(a) >= 50
+    for rec in (a, b, c):
+        assert sum(s.category == "place" for s in rec.steps) == 1  # no re-pin
 
 
 def test_annotator_selects_only_after_the_whole_object_was_seen():
+    # The object ends visibly before "quick" selects a sphere; the other classes show earlier.
     for seed in range(10):
-        rec = run_annotator(TASK, seed)
+        rec = run_annotator(TASK, seed, "quick")
         t = Session(TASK, seed).task
+        if t.label != SPHERE:
+            continue
         _, _, _, vis = _stats(t.label, [seed])[0]
         final = [s for s in rec.steps if s.category == "select" and not s.is_mistake][-1]
         z = round(final.position * (t.n_slices - 1))
         assert z > vis[-1]
+
+
+def test_default_selects_where_the_class_shows_and_presses_done_on_the_next_click():
+    from annobc.tasks.builtin.exploration_classification_3d import GONE
+    seen = set()
+    for seed in range(24):
+        rec = run_annotator(TASK, seed)
+        t = Session(TASK, seed).task
+        ev = scan_events(t)
+        steps = rec.steps
+        assert rec.success and steps[-1].category == "done"
+        last = steps[-2]  # the click before DONE is the (right) selection, on the same slice
+        assert last.category == "select" and not last.is_mistake
+        assert _z(t, last) == _z(t, steps[-1]) == ev.deciding
+        top = max(i for i, st in enumerate(steps) if _z(t, st) == 0)  # the sweep begins here
+        assert all(_z(t, st) <= ev.deciding for st in steps[top:])  # no sweep on, no climb back
+        assert all(st.element == "+Z" for st in steps[top:] if st.category == "navigate")
+        # The evidence lies on the deciding slice or in the 8 frames before it.
+        z, prof = ev.deciding, t.profiles()
+        peak = prof.max(1)
+        if t.label == TORUS:
+            assert ev.visible[z] and prof[z, 0] < 0.3 * peak[z]  # the hole is on screen
+        elif t.label == PAIR:  # the second sphere is back, the dark gap and the first in view
+            assert ev.visible[z] and not ev.visible[z - 1]
+            assert ev.visible[z - 8:z - 1].any()
+        elif t.label == ELLIPSOID:  # still wide, and it reached full width in the last frames
+            assert ev.visible[z] and z - ev.guess <= 7
+        else:  # gone for GONE slices (or the stack ended), its taper in the last frames
+            assert not ev.visible[ev.last + 1:z + 1].any()
+            assert z == min(ev.last + GONE, t.n_slices - 1) and z - ev.last <= 7
+        seen.add(t.label)
+    assert seen == {SPHERE, ELLIPSOID, TORUS, PAIR}
+
+
+def test_default_survey_turns_at_the_stack_ends_and_pins_on_the_way_up():
+    for seed in range(8):
+        rec = run_annotator(TASK, seed)
+        t = Session(TASK, seed).task
+        ev, n = scan_events(t), t.n_slices
+        zs = [_z(t, st) for st in rec.steps]
+        bottom, top = zs.index(n - 1), max(i for i, z in enumerate(zs) if z == 0)
+        assert all(st.element == "+Z" for st in rec.steps[:bottom])
+        between = rec.steps[bottom:top]
+        assert [st.element for st in between if st.element != "-Z"] == ["canvas"]
+        pin = next(i for i in range(bottom, top) if rec.steps[i].element == "canvas")
+        assert zs[pin] == ev.last  # the object's first slice seen from below
+        # The sweep down runs with the crosshair shown: no other canvas click.
+        assert sum(st.category == "place" for st in rec.steps) == 1
+
+
+def test_a_sphere_is_taken_as_gone_only_past_any_gap_between_two_spheres():
+    from annobc.tasks.builtin.exploration_classification_3d import GONE
+    gaps = []
+    for seed in range(600):
+        t = Session(TASK, seed).task
+        if t.label == PAIR:
+            ev = scan_events(t)
+            assert ev.deciding == ev.refuted  # the second sphere's first visible slice
+            gaps.append(ev.refuted - ev.guess)  # the dark slices between the two spheres
+    assert gaps and max(gaps) < GONE
 
 
 def _z(t, step):

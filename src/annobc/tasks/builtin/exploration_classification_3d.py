@@ -30,6 +30,9 @@ BLAS_ROWS = 32
 DEFOCUS_STEPS = 8  # out-of-focus light reaches a slice from planes up to this many px away in z
 PIN_COLOR = (255, 215, 60)
 VISIBLE = 0.3  # a slice shows the object where its peak is >= this x the brightest slice's
+# Dark slices after an object before the annotator takes it as gone: the dark gap between two
+# stacked spheres is 1-4 slices (4 at most over 3,000 scenes), so on the 5th it is one sphere.
+GONE = 5
 
 
 @lru_cache(maxsize=1)
@@ -124,9 +127,16 @@ class ExplorePersona(Persona):
     notice_rate: float = 0.97  # ... and notices it when the volume shows otherwise
     slip_rate: float = 0.03  # presses the neighbouring class button by accident
     slip_notice_rate: float = 0.99  # sees the wrong highlighted button / status and fixes it
-    scan: str = "full"  # "full": survey, sweep down, back up to the widest slice; "sweep": no return
+    # When to press DONE once the class is selected: "select": at once, on the slice where the
+    # class showed (the click after the select); "sweep": after sweeping on to the last slice
+    # (``Z Z-1/Z-1``); "full": after the sweep, back up to the object's widest slice.
+    scan: str = "select"
+    # The survey before the sweep: "stack": down to the last slice, then up to the top slice,
+    # pinning the object on its first slice seen from below (so the sweep down, which begins at
+    # the top, runs with the crosshair already shown); "top": straight up to the top slice.
+    survey: str = "stack"
     correct_by: str = "undo"  # "undo": UNDO the premature choice; "reselect": pick the right class
-    repin: bool = True  # re-centres the crosshair at the object's widest slice
+    repin: bool = False  # re-centres the crosshair at the object's (hidden) widest slice
 
     MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = ("mistake_rate", "slip_rate")
     NOTICE_FIELDS: ClassVar[tuple[str, ...]] = ("notice_rate", "slip_notice_rate")
@@ -171,10 +181,21 @@ class ExplorationClassification3D(Task):
     - v0: initial version.
     - v1: the annotator is a policy of the state (slice, class, crosshair) and what it has seen;
       it removes a wrong class it did not choose to leave at once, from any state.
+    - v2: the annotator decides on what the screen shows: it selects the class on the slice where
+      the class shows (a torus's hole, the second of two spheres coming back after the gap, an
+      ellipsoid's disc staying wide longer than a sphere's could, where a premature guess is also
+      refuted; a sphere five dark slices past it, more than any gap between two spheres, or at
+      the last slice), and (default) presses DONE on the next click, on that slice: no sweep on
+      to the bottom and no climb back to the hidden widest slice before DONE, and no re-pin at
+      the hidden widest slice. Its survey first
+      goes down to the last slice and up to the top, pinning the object on the way up (turning at
+      the stack's ends, shown as ``Z <Z-1>/<Z-1>`` and ``Z 0``); the sweep down then runs with the
+      crosshair shown, which tells it from the survey down. The "quick" persona surveys straight
+      up and sweeps to the last slice before DONE, "careless" also climbs back.
     """
 
     task_id = "3d_exploration_classification"
-    version = 1
+    version = 2
     instruction = "Scroll through the stack and select the class of the object's 3D shape, then DONE."
     Params = Params
     buttons = (Button("+Z", "navigate"), Button("-Z", "navigate"),
@@ -182,10 +203,10 @@ class ExplorationClassification3D(Task):
                Button("UNDO", "undo"), Button("DONE", "done"))
     personas = {
         "default": ExplorePersona(),
-        "quick": ExplorePersona(scan="sweep", correct_by="reselect", repin=False,
+        "quick": ExplorePersona(scan="sweep", survey="top", correct_by="reselect",
                                 mistake_rate=0.15, notice_rate=0.95),
         "careless": ExplorePersona(mistake_rate=0.25, notice_rate=0.85, slip_rate=0.06,
-                                   slip_notice_rate=0.9, repin=False),
+                                   slip_notice_rate=0.9, scan="full", survey="top"),
     }
     chance_level = 1 / len(CLASSES)
     correction_length = 1  # one UNDO (or the right class) replaces the wrong selection
@@ -419,6 +440,13 @@ class ScanEvents:
     guess: int  # where a premature guess is made,
     refuted: int  # and the slice that shows otherwise
     wrong: int  # the class guessed
+    # The slice where the class shows, while its evidence is on screen or in the last few frames,
+    # so the annotator selects it there: a torus's first slice with the hole; the second of two
+    # spheres coming back after the dark gap; an ellipsoid's disc still wide more slices after it
+    # reached full width than a sphere's disc that wide could be (for these three, the slice that
+    # refutes a premature guess too); for a sphere, the GONE-th dark slice past it (longer than
+    # any gap between two spheres) or the last slice of the stack, whichever comes first.
+    deciding: int
 
 
 def scan_events(t: ExplorationClassification3D) -> ScanEvents:
@@ -456,13 +484,18 @@ def scan_events(t: ExplorationClassification3D) -> ScanEvents:
         after = np.nonzero(vis[zp + 1:])[0]
         zn = zp + 1 + int(after[0]) if len(after) else zd
         wrong = SPHERE
-    return ScanEvents(vis, z0, z1, zw, zd, int(zp), int(zn), wrong)
+    deciding = min(z1 + GONE, t.n_slices - 1) if t.label == SPHERE else int(zn)
+    return ScanEvents(vis, z0, z1, zw, zd, int(zp), int(zn), wrong, deciding)
 
 
 class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
-    """Surveys up to the top slice, sweeps down through the whole stack pinning the object,
-    selects the class once it has passed the object, and (default) comes back up to its widest
-    slice to check.
+    """Surveys the stack (default: down to the last slice, then up to the top pinning the object
+    on its first visible slice from below; or straight up to the top), sweeps down the stack from
+    the top (pinning the object on its first visible slice, if not pinned yet), selects the class
+    on the slice where it shows (:attr:`ScanEvents.deciding`, while the evidence is on screen or in
+    the last few frames) and (default) presses DONE on the next click.
+    Personas may sweep on to the last slice first ("sweep"), or also come back up to the widest
+    slice ("full").
 
     The policy reads the slice, the selected class and the crosshair, and remembers what it has
     seen: the slices of its sweep (begun at the top) and the wrong class it chose to leave
@@ -478,6 +511,7 @@ class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
         self.events = scan_events(self.task)
         self._swept: set[int] = set()  # slices seen since the sweep began at the top slice
         self._at_bottom = False  # the sweep has reached the last slice
+        self._bottomed = False  # the survey has reached the last slice
         self._saw_wrong = False  # a wrong class was selected: the right one comes as a correction
         self._standing: tuple[int, int | None] | None = None  # (wrong class left, refuting slice)
         self._guessed = False  # the premature guess's occasion has come
@@ -491,7 +525,11 @@ class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
                 return self.press("UNDO", "correct", 0, True)
             return self.press(CLASSES[t.label], "correct", 0, True)
         if not self._swept:
-            return self.press("-Z", "survey")
+            return self._survey_step()
+        if t.ann is None and ev.deciding in self._swept:
+            return self._select()  # the class has shown (on this slice, or one passed)
+        if t.ann is not None and p.scan == "select" and ev.deciding in self._swept:
+            return self.press("DONE", "finish")  # the class is selected: CLASS <class> shows it
         if not self._at_bottom:
             return self._sweep_step()
         if t.ann is None:
@@ -500,9 +538,20 @@ class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
             return self.press("-Z" if t.z > ev.widest else "+Z", "verify", 0)
         return self.press("DONE", "finish")
 
+    def _survey_step(self) -> Intent:
+        t, p, ev = self.task, self.persona, self.events
+        if p.survey != "stack":
+            return self.press("-Z", "survey")
+        if not self._bottomed:
+            return self.press("+Z", "survey")
+        if t.z == ev.last and not self._pin_on_object():
+            return self.place(t.cx, t.cy, "inspect", 0)  # pin the crosshair on the object
+        return self.press("-Z", "survey", 0 if t.z <= ev.last else -1)
+
     def _observe(self) -> None:
         t = self.task
-        if self._swept or t.z == 0:
+        self._bottomed |= t.z == t.n_slices - 1
+        if self._swept or (t.z == 0 and (self._bottomed or self.persona.survey != "stack")):
             self._swept.add(t.z)
             self._at_bottom |= t.z == t.n_slices - 1
         self._saw_wrong |= t.n_wrong() > 0
@@ -530,8 +579,6 @@ class ExplorationAnnotator(Annotator, task=ExplorationClassification3D):
                 noticed = self.decide(("notice", "premature"), p.notice_rate)
                 self._standing = (ev.wrong, ev.refuted if noticed else None)
                 return self.press(CLASSES[ev.wrong], "select", 0)
-        if t.ann is None and all(k in self._swept for k in range(ev.first, ev.decision + 1)):
-            return self._select()
         return self.press("+Z", "inspect" if ev.visible[z] else "navigate",
                           0 if z >= ev.first else -1)
 
