@@ -192,6 +192,7 @@ class ExplorationClassification3D(Task):
       the stack's ends, shown as ``Z <Z-1>/<Z-1>`` and ``Z 0``); the sweep down then runs with the
       crosshair shown, which tells it from the survey down. The "quick" persona surveys straight
       up and sweeps to the last slice before DONE, "careless" also climbs back.
+      The DONE button is drawn lit while a class is selected (``complete()``).
     """
 
     task_id = "3d_exploration_classification"
@@ -397,6 +398,9 @@ class ExplorationClassification3D(Task):
 
     def selected(self) -> tuple[str, ...]:
         return () if self.ann is None else (CLASSES[self.ann],)
+
+    def complete(self) -> bool:
+        return self.ann is not None  # CLASS <x>
 
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:
