@@ -194,7 +194,7 @@ def test_target_point_is_the_keypoint_on_its_own_frame_only():
     assert t.target_offset(item) == 0 and t.target_point(-1) is None
 
 
-def test_expert_goes_back_to_a_wrong_keypoint_and_places_it_again():
+def test_expert_goes_back_to_a_wrong_keypoint_and_undoes_it_where_it_is_the_latest():
     s = Session(TASK, 9)
     t = s.task
     for k in range(6):
@@ -204,6 +204,29 @@ def test_expert_goes_back_to_a_wrong_keypoint_and_places_it_again():
     s.click_button("NEXT")
     s.click_button("NEXT")
     s.click_button("NOSE")
+    assert t.n_wrong() == 1
+    clicks = []
+    for intent in expert(s).resume():
+        clicks.append(s.hit(intent.x, intent.y)[0])
+        s.step(intent.x, intent.y)
+        if t.n_wrong() == 0:
+            break
+    # The wrong FR is the latest annotation and UNDO puts back the right one: UNDO once its frame
+    # shows it, not before.
+    assert clicks == ["PREV", "PREV", "UNDO"] and t.keypoint_ok(0, FR)
+    assert len(clicks) <= t.correction_length
+
+
+def test_expert_goes_back_to_a_wrong_keypoint_and_places_it_again():
+    s = Session(TASK, 9)
+    t = s.task
+    for k in range(6):
+        place(s, k)
+    s.click_button("FR")
+    s.click_data(*t.gt[0, FL])  # FR on the left front paw
+    s.click_button("NEXT")
+    s.click_button("NEXT")
+    place(s, NOSE)  # a right keypoint after it: UNDO would take that one
     assert t.n_wrong() == 1
     clicks = []
     for intent in expert(s).resume():
@@ -267,3 +290,48 @@ def test_expert_persona_makes_no_mistakes_and_notices_all():
     assert p.notice_rate == p.swap_notice_now == p.frame_check == 1.0
     rare = LimbPersona().with_mistakes_scaled(3.0)
     assert rare.swap_rate == pytest.approx(0.15) and rare.wrong_tab_rate == pytest.approx(0.075)
+
+
+def test_default_surveys_never_looks_back_and_presses_done_at_all_keypoints():
+    for seed in range(6):
+        rec = run_annotator(TASK, seed)
+        t = Session(TASK, seed).task
+        T = t.n_frames
+        assert [st.element for st in rec.steps[:2 * (T - 1)]] == ["NEXT"] * (T - 1) + ["PREV"] * (T - 1)
+        assert all(st.phase == "survey" for st in rec.steps[:2 * (T - 1)])
+        # DONE on the click after the last keypoint lands (``ALL 6T/6T`` then shows).
+        assert rec.steps[-1].element == "DONE" and rec.steps[-2].category == "place"
+        assert not any(st.phase in ("inspect", "verify") for st in rec.steps)
+
+
+def test_the_labeller_undoes_in_the_states_where_the_demonstration_undoes():
+    cls = get_annotator_class(TASK)
+    undos = agree = 0
+    for seed in range(30):
+        rec = run_annotator(TASK, seed)
+        s = Session(TASK, seed)
+        lab = cls.expert(s, s.task_cls.personas["default"], np.random.default_rng(seed))
+        for st in rec.steps:
+            intent = lab.next_intent()
+            if st.element == "UNDO":
+                undos += 1
+                agree += s.hit(intent.x, intent.y)[0] == "UNDO"
+                # What the UNDO takes back is the latest annotation, wrong and drawn on this frame.
+                f, k, _ = s.task.undo_change()
+                assert f == s.task.frame and s.task.keypoint_ok(f, k) is False
+            s.step(st.x, st.y)
+    assert undos >= 5 and agree == undos
+
+
+def test_undo_change_names_the_keypoint_undo_would_put_back():
+    s = Session(TASK, 13)
+    t = s.task
+    assert t.undo_change() is None
+    place(s, NOSE)
+    first = t.ann[0][NOSE]
+    assert t.undo_change() == (0, NOSE, None)
+    s.click_data(5.0, 5.0)  # NOSE moved off the animal
+    assert t.undo_change() == (0, NOSE, first)
+    s.click_button("UNDO")
+    s.click_button("UNDO")
+    assert t.undo_change() is None

@@ -129,9 +129,12 @@ class LimbPersona(Persona):
     swap_notice_now: float = 0.6  # sees the swap as soon as the first marker lands
     wrong_tab_rate: float = 0.025  # per keypoint: forgets to switch tabs before placing
     frame_check: float = 0.9  # before moving on, sees a wrong or missing keypoint in this frame
-    survey_rate: float = 0.5  # flips through all frames before starting
-    inspect_rate: float = 0.2  # per frame: looks back at the previous frame before labelling
-    review_rate: float = 0.2  # steps back through every frame to check before DONE
+    # Coins the default does not flip (rate 1 or 0): it always flips through all frames first,
+    # never looks back at the previous frame (its keypoints are drawn faintly on this one), and
+    # presses DONE as soon as ``ALL 6T/6T`` shows, without stepping back through the frames.
+    survey_rate: float = 1.0  # flips through all frames before starting
+    inspect_rate: float = 0.0  # per frame: looks back at the previous frame before labelling
+    review_rate: float = 0.0  # steps back through every frame to check before DONE
 
     MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + ("swap_rate",
                                                                           "wrong_tab_rate")
@@ -191,10 +194,15 @@ class AnimalLimbTracking(Task):
     - v0: initial version.
     - v1: the annotator is a policy of the state (it finishes any episode: wrong keypoints are
       placed again, missing ones labelled frame by frame); steps name their target on the view.
+    - v2: the default annotator decides on what the screen shows: it always flips through all
+      frames first, never looks back at the previous frame on a coin, and presses DONE as soon as
+      ``ALL 6T/6T`` shows (no review coin); one correction rule for demonstrations and labels:
+      UNDO while the latest annotation is a wrong keypoint drawn on this frame and UNDO puts back
+      nothing wrong, else go to the wrong keypoint and place it again.
     """
 
     task_id = "animal_limb_tracking"
-    version = 1
+    version = 2
     instruction = ("In every frame select each keypoint tab (nose, tail base, front/hind left/right "
                    "paw) and click it on the animal.")
     Params = Params
@@ -549,6 +557,19 @@ class AnimalLimbTracking(Task):
     def selected(self) -> tuple[str, ...]:
         return (KEYPOINTS[self.sel],)
 
+    def undo_change(self) -> tuple[int, int, tuple | None] | None:
+        """What UNDO would change: (frame, keypoint, the point it puts back, None for none), or
+        None where it would change nothing. Every canvas click changes one keypoint."""
+        if not self._undo_stack:
+            return None
+        before = self._undo_stack[-1]
+        for f, (a, b) in enumerate(zip(before, self.ann)):
+            if a is not b and a != b:
+                k = next((k for k in range(N_KP) if a[k] != b[k]), None)
+                if k is not None:
+                    return f, k, a[k]
+        return None
+
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:
         return self.frame / (self.n_frames - 1)
@@ -629,8 +650,10 @@ class _Tour:
 
 class LimbAnnotator(Annotator, task=AnimalLimbTracking):
     """Frame by frame: each missing keypoint in the persona's order (its tab, then its click), a
-    look over the frame, NEXT. Wrong keypoints it knows of are placed again first, wherever they
-    are; it knows of all but the ones it slipped on and has not noticed yet."""
+    look over the frame, NEXT. Wrong keypoints it knows of are taken back first: UNDO where the
+    latest annotation is one of them, drawn on this frame, and UNDO puts back nothing wrong; else
+    it goes to the nearest and places it again. It knows of all but the ones it slipped on and
+    has not noticed yet (demonstrations and labels share the rule)."""
 
     persona: LimbPersona
     task: AnimalLimbTracking
@@ -659,10 +682,10 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
             if fresh and self.decide(("survey",), p.survey_rate):
                 self._tour = _Tour("survey", [t.n_frames - 1, 0], None)
         self._see_slip()
-        undo = self.planned_undo()
+        self._look_over()
+        undo = self._undo_fix()
         if undo is not None:
             return undo
-        self._look_over()
         intent = self._act()
         if intent is None and not self._reviewed:
             self._reviewed = True
@@ -702,6 +725,22 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
         return self.press("NEXT" if f > self.task.frame else "PREV", phase, target, correction)
 
     # -- fixing --------------------------------------------------------------------------------
+    def _undo_fix(self) -> Intent | None:
+        """UNDO where the latest annotation is a wrong keypoint (not one it has left) drawn on
+        this frame, and UNDO puts back nothing wrong (a missing or right keypoint). Demonstrations
+        and labels share it; elsewhere a wrong keypoint is gone to and placed again (:meth:`_fix`)."""
+        t = self.task
+        ch = t.undo_change()
+        if ch is None:
+            return None
+        f, k, before = ch
+        if f != t.frame or (f, k) in self._left or t.keypoint_ok(f, k) is not False:
+            return None
+        gu, gv = t._gt_list[f][k]
+        if before is not None and (before[0] - gu) ** 2 + (before[1] - gv) ** 2 > PCK_PX * PCK_PX:
+            return None  # UNDO would put back a wrong point: place it again instead
+        return self.press("UNDO", "correct", f * N_KP + k, True)
+
     def _known_wrong(self) -> tuple[int, int] | None:
         """The wrong keypoint it knows of nearest to this frame (the lower frame on a tie)."""
         t = self.task
@@ -736,13 +775,13 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
 
     # -- slips ---------------------------------------------------------------------------------
     def _see_slip(self) -> None:
-        """After a slip click: notice it at once (then UNDO it), or leave it."""
+        """After a slip click: notice it at once (the state rule then UNDOes it), or leave it."""
         s, self._slip = self._slip, None
         t, p = self.task, self.persona
         if s is None or t.ann is s.before or t.keypoint_ok(s.frame, s.keypoint) is not False:
             return  # the click did not land as a slip
         f, k, after = s.frame, s.keypoint, t.ann
-        undo = [(after, s.before, f * N_KP + s.aim)]
+        redo = [f * N_KP + s.aim]
         if s.kind == "wrong_tab":
             noticed = self.decide(("notice", "wrong_tab", f, s.aim), p.notice_rate)
         elif s.kind == "swap":
@@ -750,14 +789,13 @@ class LimbAnnotator(Annotator, task=AnimalLimbTracking):
             if not noticed:
                 self._confused[(f, PAIR[k])] = (k, after, s.before)
         else:  # both paws of the pair now sit on the wrong sides, which is easier to see
-            first, first_after, first_before = self._confused.pop((f, PAIR[k]))
+            first, _, _ = self._confused.pop((f, PAIR[k]))
             noticed = self.decide(("notice", "swap", f, PAIR[k]), p.notice_rate)
-            undo.append((first_after, first_before, f * N_KP + first))
+            redo.append(f * N_KP + first)
             if noticed:
                 self._left.pop((f, first), None)
-        if noticed:
-            self.undo_plan = undo
-            self._redo.update(i for _, _, i in undo)
+        if noticed:  # the latest annotations are the slip's: _undo_fix takes them back
+            self._redo.update(redo)
         else:
             self._left[(f, k)] = after[f][k]
 
