@@ -199,6 +199,7 @@ class AnimalLimbTracking(Task):
       ``ALL 6T/6T`` shows (no review coin); one correction rule for demonstrations and labels:
       UNDO while the latest annotation is a wrong keypoint drawn on this frame and UNDO puts back
       nothing wrong, else go to the wrong keypoint and place it again.
+      The DONE button is drawn lit while the status shows ``ALL 6T/6T`` (``complete()``).
     """
 
     task_id = "animal_limb_tracking"
@@ -543,7 +544,7 @@ class AnimalLimbTracking(Task):
     def status(self) -> tuple[str, ...]:
         # The parts kept while the keypoints stand: the total, and the frame's line (a click on a
         # keypoint tab changes only the first line's KEY).
-        total = self.memo("total", lambda: sum(self._row_counts(f, r)[0] for f, r in enumerate(self.ann)))
+        total = self._total()
         return (f"FRAME {self.frame + 1}/{self.n_frames}  KEY {KEYPOINTS[self.sel]}  "
                 f"ALL {total}/{N_KP * self.n_frames}",
                 self.memo(("status2", self.frame), self._frame_line))
@@ -556,6 +557,13 @@ class AnimalLimbTracking(Task):
 
     def selected(self) -> tuple[str, ...]:
         return (KEYPOINTS[self.sel],)
+
+    def complete(self) -> bool:  # ALL 6T/6T
+        return self._total() == N_KP * self.n_frames
+
+    def _total(self) -> int:
+        return self.memo("total", lambda: sum(self._row_counts(f, r)[0]
+                                              for f, r in enumerate(self.ann)))
 
     def undo_change(self) -> tuple[int, int, tuple | None] | None:
         """What UNDO would change: (frame, keypoint, the point it puts back, None for none), or
