@@ -54,14 +54,14 @@ def test_clicks_add_landmarks_in_the_shown_channel_and_pair_in_order():
     s.click_button("CH-B")
     res = s.click_data(f.bx, f.by)
     assert res.effect.annotated and not res.effect.wrong
-    assert "PAIRS 1  NEXT A2" in t.status()[0] and "DX" in t.status()[1]
+    assert "PAIRS 1/5  NEXT A2" in t.status()[0] and "DX" in t.status()[1]
     # A second A landmark waits for its partner; the next B pairs with it.
     s.click_button("CH-A")
     s.click_data(g.x, g.y)
-    assert "PAIRS 1  NEXT B2" in t.status()[0]
+    assert "PAIRS 1/5  NEXT B2" in t.status()[0]
     s.click_button("CH-B")
     s.click_data(g.bx, g.by)
-    assert "PAIRS 2  NEXT A3" in t.status()[0]
+    assert "PAIRS 2/5  NEXT A3" in t.status()[0]
     assert t.n_wrong() == 0
 
 
@@ -323,3 +323,29 @@ def test_decisions_are_keyed_so_a_second_annotator_agrees_on_every_button():
             assert s.hit(intent.x, intent.y)[0] == s.hit(label.x, label.y)[0]
             assert intent.phase == label.phase and intent.target == label.target
             s.step(intent.x, intent.y)
+
+
+def test_status_shows_the_pairs_asked_for_and_default_presses_done_when_they_are_placed():
+    for seed in range(8):
+        s = Session(TASK, seed)
+        N = s.task.n_target
+        assert N == min(5, len(s.task.shared)) and f"PAIRS 0/{N}" in s.task.status()[0]
+        rec = run_annotator(TASK, seed)
+        # A fixed survey: two A/B toggles, then the overlay.
+        assert [st.element for st in rec.steps[:5]] == ["CH-B", "CH-A", "CH-B", "CH-A", "OVERLAY"]
+        # DONE in the overlay right after the last pair's check: no final tour of the pairs.
+        assert rec.steps[-1].element == "DONE" and rec.steps[-2].element == "OVERLAY"
+        assert rec.steps[-3].category == "place"
+        assert not any(st.phase == "verify" and st.element in ("CH-A", "CH-B") for st in rec.steps)
+        assert rec.success
+    # With rotation fitted, one pair more is asked for and placed.
+    s = Session(TASK, 0, {"max_rotation_deg": 5.0})
+    assert s.task.n_target == min(6, len(s.task.shared))
+
+
+def test_thorough_persona_keeps_its_final_check():
+    rec = run_annotator(TASK, 0, "thorough")
+    # Every pair once more in a channel and the overlay before DONE.
+    final = [st.element for st in rec.steps[-5:]]
+    assert final[-1] == "DONE" and final[-2] == "OVERLAY" and final[-3] in ("CH-A", "CH-B")
+    assert rec.steps[-3].phase == "verify"

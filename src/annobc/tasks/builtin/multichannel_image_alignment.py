@@ -168,19 +168,36 @@ class Params:
     noise_a: float = 0.035  # noise standard deviation, fraction of full scale
     noise_b: float = 0.05
     min_separation: float = 9.0  # minimum distance between landmarks, pixels
+    # Landmark pairs the protocol asks for, shown as ``PAIRS <n>/<N>`` (one more when rotation is
+    # fitted, at most the number of shared landmarks).
+    n_pairs: int = 5
 
 
 @dataclass(frozen=True)
 class AlignPersona(Persona):
     notice_rate: float = 0.97  # a mismatched pair is noticed in the overlay
-    n_pairs: tuple[int, int] = (4, 5)  # landmark pairs placed
+    # Landmark pairs placed: None, the number the status asks for (``PAIRS n/N``); a range, a
+    # number drawn per episode (a persona's own habit, not shown on screen).
+    n_pairs: tuple[int, int] | None = None
     order: str = "spread"  # "spread": farthest-first over the field; "scan": reading order
-    survey_blinks: tuple[int, int] = (2, 3)  # A/B toggles before starting
-    blink_continue: float = 0.4  # after each A/B toggle while looking for a partner, another one
+    # The corner the "spread" order starts from (0 top left, 1 top right, 2 bottom left, 3 bottom
+    # right); -1: one drawn per episode.
+    start_corner: int = 0
+    survey_blinks: tuple[int, int] = (2, 2)  # A/B toggles before starting (a fixed count)
+    # A/B toggles while looking for a partner: one, then another at blink_continue each (up to
+    # max_blinks), and one more at crowded_blink_rate where another feature of channel B lies
+    # close to the partner (visible). The default toggles once, twice where crowded.
+    blink_continue: float = 0.0
     max_blinks: int = 3
-    flick_rate: float = 0.35  # after a pair's overlay check, flicks CH-B/OVERLAY once more
-    confirm_rate: float = 0.5  # on seeing misalignment, flicks once more before UNDO
-    late_notice_rate: float = 0.8  # a mismatch missed at first is caught in the final check
+    crowded_blink_rate: float = 1.0
+    flick_rate: float = 0.0  # after a pair's overlay check, flicks CH-B/OVERLAY once more
+    confirm_rate: float = 0.0  # on seeing misalignment, flicks once more before UNDO
+    # A/B toggles looking in B for the partner of a landmark that has none (then it is undone).
+    absent_looks: tuple[int, int] = (1, 1)
+    # Before DONE, every pair once more in a channel and the overlay (2 clicks a pair); without
+    # it, DONE comes in the overlay right after the last pair's check, where ``PAIRS N/N`` shows.
+    final_check: bool = False
+    late_notice_rate: float = 0.8  # a mismatch missed at first is caught before DONE
     mismatch_rate: float = 0.07  # B partner put on the wrong feature
     single_rate: float = 0.045  # A landmark put on a feature that channel B does not show
 
@@ -226,7 +243,7 @@ class MultichannelImageAlignment(Task):
     cyan) and the other channel's landmarks as faint rings (the A landmark awaiting its partner as
     a bright ring); the overlay (A green, B magenta warped by the current estimate, white where
     they agree) with A landmarks as crosses and B landmarks mapped back by the estimate as x's.
-    Status: ``VIEW <CH-A|CH-B|OVERLAY>  PAIRS <n>  NEXT <A|B><k>`` and
+    Status: ``VIEW <CH-A|CH-B|OVERLAY>  PAIRS <n>/<N>  NEXT <A|B><k>`` (N: the pairs asked for) and
     ``A <n> B <n>  DX <dx> DY <dy>`` (the estimated shift; ``R <deg>`` when rotation is on).
 
     ## Rewards
@@ -245,10 +262,18 @@ class MultichannelImageAlignment(Task):
     - v0: initial version.
     - v1: the annotator is a policy of the state (the same expert labels any state and finishes
       any episode); its decisions are keyed by occasion, so the demonstrations changed.
+    - v2: the status shows the pairs asked for, ``PAIRS <n>/<N>`` (Params ``n_pairs``, 5; one
+      more with rotation); the default annotator decides on what the screen shows: it places N
+      pairs (not 4 or 5 drawn at random), starts from the top-left corner, surveys with two A/B
+      toggle, looks for a partner with one A/B toggle (two where another channel-B feature lies
+      close to it), makes no extra CH-B/OVERLAY flicks (coins) before a check or an UNDO, looks
+      once for a missing partner, and presses DONE in the overlay right after the last pair's
+      check, where ``PAIRS N/N`` shows (a mismatch missed before gets its late look there),
+      instead of checking every pair again (10 clicks for 5 pairs).
     """
 
     task_id = "multichannel_image_alignment"
-    version = 1
+    version = 2
     instruction = "Place matching landmark pairs in channels A and B until the overlay is aligned."
     Params = Params
     buttons = (Button("CH-A", "view"), Button("CH-B", "view"), Button("OVERLAY", "view"),
@@ -260,12 +285,15 @@ class MultichannelImageAlignment(Task):
     personas = {
         "default": AlignPersona(),
         "thorough": AlignPersona(n_pairs=(6, 7), order="scan", survey_blinks=(3, 4),
-                                 blink_continue=0.5, flick_rate=0.7, mismatch_rate=0.04,
-                                 single_rate=0.03, notice_rate=0.99),
+                                 blink_continue=0.5, crowded_blink_rate=0.5, flick_rate=0.7,
+                                 confirm_rate=0.5, absent_looks=(1, 2), final_check=True,
+                                 start_corner=-1, mismatch_rate=0.04, single_rate=0.03,
+                                 notice_rate=0.99),
         "hasty": AlignPersona(n_pairs=(4, 4), survey_blinks=(2, 2), blink_continue=0.15,
-                              max_blinks=2, flick_rate=0.0, confirm_rate=0.0,
-                              mismatch_rate=0.12, single_rate=0.08, notice_rate=0.92,
-                              late_notice_rate=0.5, place_sigma=0.55),
+                              max_blinks=2, crowded_blink_rate=0.5, flick_rate=0.0,
+                              confirm_rate=0.0, absent_looks=(1, 2), final_check=True,
+                              start_corner=-1, mismatch_rate=0.12, single_rate=0.08,
+                              notice_rate=0.92, late_notice_rate=0.5, place_sigma=0.55),
     }
 
     # -- scene ---------------------------------------------------------------------------------
@@ -293,6 +321,8 @@ class MultichannelImageAlignment(Task):
         self._noise_at = rng.integers(0, NOISE_BANK - s, (2, 2))
         self.features = self._sample_features(rng)
         self.shared = [i for i, f in enumerate(self.features) if f.channels == "AB"]
+        # The pairs the protocol asks for, shown in the status.
+        self.n_target = min(len(self.shared), p.n_pairs + int(self.rigid))
         self._intensity_cache: dict = {}
         self._mark_px: dict = {}  # (x, y, stamp) -> that stamp's pixels there, this episode's marks
         # GUI state: the shown view ("A", "B" or overlay "O"); landmarks (A points, B points).
@@ -611,7 +641,7 @@ class MultichannelImageAlignment(Task):
     def _status_line1(self) -> str:
         a, b = self.ann
         n = min(len(a), len(b))
-        return f"VIEW {VIEW_LABEL[self.view]}  PAIRS {n}  NEXT {self.next_expected()}"
+        return f"VIEW {VIEW_LABEL[self.view]}  PAIRS {n}/{self.n_target}  NEXT {self.next_expected()}"
 
     def _status_line2(self) -> str:
         a, b = self.ann
@@ -659,7 +689,8 @@ class Step:
 class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
     """Surveys both channels, then pair by pair: checks a landmark shows in both channels, places it
     in A, finds its partner in B by toggling between the channels, places it, checks the overlay.
-    Ends by checking every pair in the overlay against a channel.
+    DONE in the overlay once the status shows ``PAIRS N/N`` (a persona with ``final_check``
+    checks every pair in the overlay against a channel first).
 
     A policy of the state: :meth:`next_intent` reads the landmarks against the ground truth and
     the view, and follows a short plan (a few view toggles ending in one click that changes the
@@ -674,8 +705,11 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         t, p = self.task, self.persona
-        n = int(self.draw(("pairs",)).integers(p.n_pairs[0], p.n_pairs[1] + 1))
-        self._n_pairs = min(len(t.shared), n + int(t.rigid))  # one more when rotation is fitted
+        if p.n_pairs is None:  # the number the status asks for
+            self._n_pairs = t.n_target
+        else:
+            n = int(self.draw(("pairs",)).integers(p.n_pairs[0], p.n_pairs[1] + 1))
+            self._n_pairs = min(len(t.shared), n + int(t.rigid))  # one more when rotation is fitted
         self._order = self._choose()
         self._plan: list[Step] = []
         self._expect: tuple | None = None  # (landmarks, view) the last planned click leads to
@@ -683,6 +717,7 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
         self._surveyed = False
         self._checked: set[tuple] = set()  # pairs seen in the overlay
         self._final_checked: set[tuple] = set()  # pairs checked once more before DONE
+        self._late_looked: set[tuple] = set()  # missed pairs given their late look (no final check)
         self._noticed: set[tuple] = set()  # wrong landmarks it has noticed (until removed)
         self._missed: set[tuple] = set()  # wrong pairs it looked at in the overlay and missed
         self._confirm = False  # one more CH-B/OVERLAY flick before removing what it noticed
@@ -794,7 +829,9 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
         believed_right = sum(right or key in self._missed for key, _, right in pairs)
         if believed_right < self._n_pairs:
             return self._landmark(self._next_feature())
-        return self._final_check(pairs)
+        if self.persona.final_check:
+            return self._final_check(pairs)
+        return self._finish()
 
     def _survey(self) -> list[Step]:
         p = self.persona
@@ -840,7 +877,8 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
     def _search(self, point: tuple[float, float]) -> list[Step]:
         """A landmark in A that marks no shared feature: looks for its partner in B, finds none."""
         j = self._next_feature()
-        m = int(self.draw(("absent", point)).integers(1, 3))
+        lo, hi = self.persona.absent_looks
+        m = int(self.draw(("absent", point)).integers(lo, hi + 1))
         looks = [self._show(v, "inspect", j) for _ in range(m) for v in ("A", "B")]
         looks[-1] = dataclasses.replace(looks[-1], seen=partial(self._no_partner, point, j))
         return self._to("B", "select", j) + looks
@@ -882,6 +920,20 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
                           self._show("O", "verify", j, seen=partial(self._final_look, key, j))]
         return steps + [Step("DONE", "finish", -1)]
 
+    def _finish(self) -> list[Step]:
+        """DONE in the overlay, where every pair shows: a mismatch it missed in its own check
+        gets a late look there first (it may stand out now that all the pairs are placed)."""
+        if self.task.view != "O":
+            return [self._show("O", "verify")]
+        for key, j, _ in self._pairs():
+            if key in self._missed and key not in self._late_looked:
+                self._late_looked.add(key)
+                if self.decide(("late", key), self.persona.late_notice_rate):
+                    self._missed.discard(key)
+                    self._notice(key, j)
+                    return self._make_plan()
+        return [Step("DONE", "finish", -1)]
+
     def _final_look(self, key: tuple, j: int) -> None:
         self._final_checked.add(key)
         if key in self._missed and self.decide(("late", key), self.persona.late_notice_rate):
@@ -902,12 +954,13 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
         return [] if self.task.view == view else [self._show(view, phase, j, correction)]
 
     def _choose(self) -> list[int]:
-        """Every shared feature, in the order it would pair them: farthest first from a random
-        corner, so that the pairs it places spread over the field."""
+        """Every shared feature, in the order it would pair them: farthest first from the
+        persona's corner (or one drawn), so that the pairs it places spread over the field."""
         t, p = self.task, self.persona
         f, size = t.features, t.params.size
         corners = [(0, 0), (size, 0), (0, size), (size, size)]
-        cx, cy = corners[int(self.draw(("corner",)).integers(4))]
+        c = p.start_corner if p.start_corner >= 0 else int(self.draw(("corner",)).integers(4))
+        cx, cy = corners[c]
         order = [min(t.shared, key=lambda i: math.hypot(f[i].x - cx, f[i].y - cy))]
         while len(order) < len(t.shared):
             left = [i for i in t.shared if i not in order]
@@ -928,7 +981,7 @@ class AlignAnnotator(Annotator, task=MultichannelImageAlignment):
         n = 1
         while n < p.max_blinks and rng.random() < p.blink_continue:
             n += 1
-        n = min(p.max_blinks, n + int(crowded and rng.random() < 0.5))
+        n = min(p.max_blinks, n + int(crowded and rng.random() < p.crowded_blink_rate))
         return [self._show(v, phase, j, correction) for _ in range(n) for v in ("A", "B")]
 
     def _one_channel_feature(self, j: int) -> tuple[float, float] | None:
