@@ -270,6 +270,7 @@ class MultichannelImageAlignment(Task):
       once for a missing partner, and presses DONE in the overlay right after the last pair's
       check, where ``PAIRS N/N`` shows (a mismatch missed before gets its late look there),
       instead of checking every pair again (10 clicks for 5 pairs).
+      The DONE button is drawn lit while the status shows ``PAIRS N/N`` (``complete()``).
     """
 
     task_id = "multichannel_image_alignment"
@@ -658,6 +659,9 @@ class MultichannelImageAlignment(Task):
 
     def selected(self) -> tuple[str, ...]:
         return (VIEW_LABEL[self.view],)
+
+    def complete(self) -> bool:  # PAIRS N/N
+        return min(len(self.ann[0]), len(self.ann[1])) >= self.n_target
 
     def position(self) -> float:
         return VIEW_POSITION[self.view]
