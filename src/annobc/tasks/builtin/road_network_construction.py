@@ -161,7 +161,9 @@ class Params:
     view: int = 112  # side of the visible window (the canvas data grid), map pixels
     pan_step: int = 28  # map pixels the view moves per pan click
     map_scale: tuple[float, float] = (1.5, 2.0)  # map side / view side, per direction
-    n_nodes: tuple[int, int] = (5, 12)  # junctions and road ends
+    # Junctions and road ends. At least 8 (v2): with DONE on the complete counts, 5-7 junctions on
+    # the smallest maps made episodes of under 50 clicks (the task contract's floor).
+    n_nodes: tuple[int, int] = (8, 12)
     road_width: tuple[float, float] = (2.0, 3.0)  # pixels
     curved_fraction: tuple[float, float] = (0.25, 0.6)  # share of roads drawn as curves
     min_separation: float = 22.0  # minimum distance between nodes, pixels
@@ -207,7 +209,7 @@ class RoadNetworkConstruction(Task):
 
     ## Description
     An aerial-like map (fields with crop rows, hedgerows, trees, farm buildings, sometimes a river)
-    1.5-2x the window in each direction carries a planar road network: 5-12 nodes (junctions and
+    1.5-2x the window in each direction carries a planar road network: 8-12 nodes (junctions and
     road ends, each a small paved patch) joined by 2-3 px roads, some curved. The canvas is a
     112x112 window onto the map, moved with four pan buttons. The annotator must place a node on
     every junction and road end and join every pair of nodes that a road connects.
@@ -249,6 +251,8 @@ class RoadNetworkConstruction(Task):
       before it; that pass is walked only while the counts are short or over, and ends at X0 Y0),
       always x first when panning, no peeks near the border nor checks after a region, a wrong
       edge noticed at once (no late notice), and UNDO only where what it takes back is drawn.
+      Scenes have 8-12 nodes (was 5-12), so that episodes keep at least 50 clicks without the
+      verify pass.
     """
 
     task_id = "road_network_construction"
