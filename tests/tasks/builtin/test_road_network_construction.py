@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from annobc.tasks import Session, run_annotator
-from annobc.tasks.builtin.road_network_construction import (EDGE_COLOR, NODE_COLOR, PICK_COLOR,
-                                                    RoadAnnotator, RoadNetworkConstruction)
+from annobc.tasks.builtin.road_network_construction import (EDGE_COLOR, NODE_COLOR, PANS,
+                                                            PICK_COLOR, RoadAnnotator,
+                                                            RoadNetworkConstruction)
 from annobc.tasks.episode import annotator_rng
 
 TASK = "road_network_construction"
@@ -68,7 +69,7 @@ def test_scene_follows_the_parameters():
         t = Session(TASK, seed).task
         assert 1.5 * t.view - 14 <= t.map_w <= 2 * t.view and 1.5 * t.view - 14 <= t.map_h <= 2 * t.view
         assert t.max_x % t.params.pan_step == 0 and t.max_y % t.params.pan_step == 0
-        assert 5 <= len(t.nodes) <= 12 and 2.0 <= t.road_width <= 3.0
+        assert 8 <= len(t.nodes) <= 12 and 2.0 <= t.road_width <= 3.0
         assert t.view_image().shape == (112, 112, 3) and t.data_shape == (112, 112)
         d = np.hypot(*(t.nodes[:, None] - t.nodes[None]).transpose(2, 0, 1))
         assert d[np.triu_indices(len(t.nodes), 1)].min() >= 15
@@ -124,7 +125,8 @@ def test_node_tool_places_in_map_coordinates_and_nodes_show_in_every_view():
     x, y = t.ox + 40, t.oy + 50
     res = s.step(*s.mapper.to_screen(40, 50))
     assert res.category == "place" and res.effect.annotated
-    assert t.ann.nodes == ((x, y),) and t.status()[1].startswith("NODES 1  EDGES 0")
+    assert t.ann.nodes == ((x, y),)
+    assert t.status()[1].startswith(f"NODES 1/{len(t.nodes)}  EDGES 0/{len(t.edges)}")
     frame = s.render()
     cx, cy = s.layout.canvas.x0 + 40, s.layout.canvas.y0 + 50
     assert tuple(frame[cy, cx + 2]) == NODE_COLOR  # the square's right side
@@ -251,6 +253,16 @@ def test_target_point_is_the_node_or_the_road_end_still_to_click():
     assert t.target_point(n + 2) == t.target_point(b) is not None
 
 
+def drawn(t, points, margin=1):
+    """Whether some point of a node (one point) or of an edge (two) lies on the window."""
+    if not points:
+        return False
+    a, b = np.asarray(points[0], float), np.asarray(points[-1], float)
+    pts = a + np.linspace(0.0, 1.0, 17)[:, None] * (b - a)
+    return any(t.ox + margin <= x <= t.ox + t.view - 1 - margin
+               and t.oy + margin <= y <= t.oy + t.view - 1 - margin for x, y in pts)
+
+
 def expert(s, persona="default"):
     """The labeller of session ``s``: ``persona`` without mistakes, noticing everything."""
     persona = RoadNetworkConstruction.personas[persona]
@@ -272,10 +284,17 @@ def test_the_expert_finishes_a_state_someone_else_left():
     s.click_button("RIGHT")
     s.click_button("DOWN")
     assert t.n_wrong() >= 1 and t.pick == 1
-    clicks = [s.step(i.x, i.y).element for i in expert(s).resume()]
+    clicks = []
+    for intent in expert(s).resume():
+        if s.hit(intent.x, intent.y)[0] == "UNDO":
+            assert drawn(t, t.latest_annotation())  # UNDO only where what it removes is drawn
+        clicks.append(s.step(intent.x, intent.y).element)
     assert s.done and t.score() == (1.0, True)
-    # UNDO first, as many times as it takes to reach the wrong node (4 annotations lie above it).
-    assert clicks[:5] == ["UNDO"] * 5 and "UNDO" not in clicks[5:]
+    # UNDO first, as many times as it takes to reach the wrong node (4 annotations lie above it),
+    # panning first where the annotation it takes back is off the window.
+    last = max(i for i, c in enumerate(clicks) if c == "UNDO")
+    assert clicks[:last + 1].count("UNDO") == 5 and set(clicks[:last + 1]) <= {"UNDO", *PANS}
+    assert clicks[0] != "UNDO"  # this state: the latest edge lies off the window
 
 
 def test_an_expert_makes_no_mistakes_and_leaves_none():
@@ -326,7 +345,9 @@ def test_annotator_makes_each_kind_of_mistake_and_fixes_it():
     # Missed nodes placed later as corrections (placements flagged is_correction without an undo).
     assert any(st.category == "place" and st.is_correction and st.phase == "correct" for st in steps)
     phases = {st.phase for st in steps}
-    assert {"survey", "navigate", "inspect", "place", "select", "verify", "correct", "finish"} <= phases
+    # No peeks near the border, no checks after a region (rate 0 in the default persona).
+    assert {"survey", "navigate", "place", "select", "correct", "finish"} <= phases
+    assert "inspect" not in phases
 
 
 @pytest.mark.parametrize("persona", ["two_pass", "careless"])
@@ -344,3 +365,84 @@ def test_overlays_at_a_larger_screen():
     frame = s.render()
     assert (frame == NODE_COLOR).all(-1).any()
     assert math.isclose(t.ann.nodes[0][0], t.nodes[0][0], abs_tol=0.6)
+
+
+# -- v2: the default annotator decides on what the screen shows ----------------------------------
+def test_the_status_line_shows_the_totals_and_the_default_presses_done_when_they_are_reached():
+    """``NODES n/N  EDGES m/M``: DONE on the click after the counts read complete (UNDO first
+    where a slip just made them complete), with no verify pass before it."""
+    for seed in range(20):
+        s = Session(TASK, seed)
+        t = s.task
+        a = RoadAnnotator(s, RoadNetworkConstruction.personas["default"], annotator_rng(seed, "t"))
+        for intent in a.script():
+            element = s.hit(intent.x, intent.y)[0]
+            if element == "DONE":
+                assert t.complete()
+            elif t.complete():  # complete counts with a wrong annotation in them: UNDO first
+                assert element == "UNDO" and t.n_wrong() > 0
+            assert intent.phase != "verify"
+            s.step(intent.x, intent.y)
+        assert s.done and t.score()[1]
+        n, m = len(t.nodes), len(t.edges)
+        assert t.status()[1].startswith(f"NODES {n}/{n}  EDGES {m}/{m}")
+
+
+def test_with_the_counts_short_after_the_work_it_verifies_and_presses_done_once_complete():
+    """A junction missed on every look during the work (mistakes tripled, this seed): the status
+    reads short, it walks the verify pass, finds it, and presses DONE on the complete counts."""
+    persona = RoadNetworkConstruction.personas["default"].with_mistakes_scaled(3.0)
+    s = Session(TASK, 7)
+    t = s.task
+    a = RoadAnnotator(s, persona, annotator_rng(7, "x"))
+    phases = []
+    for intent in a.script():
+        if intent.phase == "verify":
+            assert not t.complete()
+        phases.append(intent.phase)
+        s.step(intent.x, intent.y)
+    assert "verify" in phases and phases[-1] == "finish" and t.complete() and t.score()[1]
+
+
+def test_the_default_expert_makes_no_coin_flips():
+    """Without its deliberate mistakes (the labeller), the default annotator clicks the same
+    elements whatever its decision seed: x first when panning, no peeks, no checks, no late
+    notice."""
+    persona = RoadNetworkConstruction.personas["default"]
+    assert (persona.peek_rate, persona.check_rate, persona.late_notice_rate) == (0, 0, 0)
+    assert persona.x_first_rate == 1.0 and persona.done_on_counts
+    for seed in range(6):
+        runs = []
+        for decision in (1, 2):
+            s = Session(TASK, seed)
+            a = RoadAnnotator.expert(s, persona, annotator_rng(seed, "t"))
+            a._decision_seed = (seed, decision)
+            runs.append([s.step(i.x, i.y).element for i in a.script()])
+        assert runs[0] == runs[1]
+
+
+def test_a_noticed_slip_is_undone_at_once_and_the_labeller_undoes_too():
+    """One correction rule: the default notices a wrong node or edge on the next click (no late
+    notice) and presses UNDO, with what it removes drawn; the DAgger labeller in the same state
+    names UNDO too."""
+    undos = 0
+    for seed in range(40):
+        s = Session(TASK, seed)
+        t = s.task
+        persona = RoadNetworkConstruction.personas["default"]
+        actor = RoadAnnotator(s, persona, annotator_rng(seed, "demo"))
+        labeller = expert(s)
+        wrong_since = None
+        for intent in actor.script():
+            label = labeller.next_intent()
+            element = s.hit(intent.x, intent.y)[0]
+            if element == "UNDO":
+                assert s.hit(label.x, label.y)[0] == "UNDO"
+                assert drawn(t, t.latest_annotation()) and wrong_since == 0
+                undos += 1
+            res = s.step(intent.x, intent.y)
+            if res.effect.wrong:
+                wrong_since = 0
+            elif wrong_since is not None:
+                wrong_since = None if not t.n_wrong() else wrong_since + 1
+    assert undos >= 10

@@ -161,7 +161,9 @@ class Params:
     view: int = 112  # side of the visible window (the canvas data grid), map pixels
     pan_step: int = 28  # map pixels the view moves per pan click
     map_scale: tuple[float, float] = (1.5, 2.0)  # map side / view side, per direction
-    n_nodes: tuple[int, int] = (5, 12)  # junctions and road ends
+    # Junctions and road ends. At least 8 (v2): with DONE on the complete counts, 5-7 junctions on
+    # the smallest maps made episodes of under 50 clicks (the task contract's floor).
+    n_nodes: tuple[int, int] = (8, 12)
     road_width: tuple[float, float] = (2.0, 3.0)  # pixels
     curved_fraction: tuple[float, float] = (0.25, 0.6)  # share of roads drawn as curves
     min_separation: float = 22.0  # minimum distance between nodes, pixels
@@ -176,14 +178,19 @@ class RoadPersona(Persona):
     order: str = "region"  # "region": nodes then edges in each region; "two_pass": all nodes, then all edges
     survey: bool = True  # pans over the whole map before starting
     verify: bool = True  # pans over the whole map again at the end, looking for missed nodes
+    # DONE as soon as the status line reads every node and every road (``NODES N/N  EDGES M/M``)
+    # and nothing drawn looks wrong, wherever the passes have got: the verify pass is then walked
+    # only while the counts are short (or over). False: every pass is walked to its end first.
+    done_on_counts: bool = True
     region_stride: int = 1  # pan clicks between two work regions (and survey / verify stops)
     miss_rate: float = 0.08  # overlooks a node in its region (found later)
     shortcut_rate: float = 0.5  # ... and then joins its neighbours past it (a wrong edge)
     wrong_edge_rate: float = 0.11  # joins a node to the wrong neighbour
-    late_notice_rate: float = 0.3  # ... and notices only after joining the next road
+    late_notice_rate: float = 0.0  # ... and notices only after joining the next road
     offnode_rate: float = 0.045  # places a node 4-6 px off the junction, on the road
-    peek_rate: float = 0.6  # pans towards a node near the window's border before placing it
-    check_rate: float = 0.15  # after a region, pans one step away and back to check it
+    peek_rate: float = 0.0  # pans towards a node near the window's border before placing it
+    check_rate: float = 0.0  # after a region, pans one step away and back to check it
+    x_first_rate: float = 1.0  # panning along both axes: x first (else y first)
 
     # notice_rate also rules finding an overlooked node; late_notice_rate only delays noticing.
     MISTAKE_FIELDS: ClassVar[tuple[str, ...]] = Persona.MISTAKE_FIELDS + (
@@ -202,7 +209,7 @@ class RoadNetworkConstruction(Task):
 
     ## Description
     An aerial-like map (fields with crop rows, hedgerows, trees, farm buildings, sometimes a river)
-    1.5-2x the window in each direction carries a planar road network: 5-12 nodes (junctions and
+    1.5-2x the window in each direction carries a planar road network: 8-12 nodes (junctions and
     road ends, each a small paved patch) joined by 2-3 px roads, some curved. The canvas is a
     112x112 window onto the map, moved with four pan buttons. The annotator must place a node on
     every junction and road end and join every pair of nodes that a road connects.
@@ -219,7 +226,8 @@ class RoadNetworkConstruction(Task):
     The rendered screen: the window onto the map with every placed node (yellow square) and edge
     (cyan line) drawn where it falls, the picked node circled in red; the active tool highlighted;
     status lines ``<TOOL> TOOL  VIEW X<x>/<max> Y<y>/<max>`` and
-    ``NODES <n>  EDGES <m>`` (+ ``FIRST <x>,<y>`` or ``FIRST -`` with the EDGE tool).
+    ``NODES <n>/<N>  EDGES <m>/<M>`` (N, M: the junctions and roads of the map, as an editor shows
+    progress against a known road list; + ``FIRST <x>,<y>`` or ``FIRST -`` with the EDGE tool).
 
     ## Rewards
     Zero until the episode ends, then the score: the mean of node F1 (a placed node matches a true
@@ -238,10 +246,17 @@ class RoadNetworkConstruction(Task):
     - v1: the annotator is a policy of the state (it finishes any state: takes back what looks
       wrong, then works the map); its decisions are keyed by occasion, so the demonstrations
       changed. Steps record where their target is (``target_point``).
+    - v2: the status shows the totals, ``NODES <n>/<N>  EDGES <m>/<M>``. The default annotator
+      decides on what the screen shows: DONE as soon as the counts are complete (no verify pass
+      before it; that pass is walked only while the counts are short or over, and ends at X0 Y0),
+      always x first when panning, no peeks near the border nor checks after a region, a wrong
+      edge noticed at once (no late notice), and UNDO only where what it takes back is drawn.
+      Scenes have 8-12 nodes (was 5-12), so that episodes keep at least 50 clicks without the
+      verify pass.
     """
 
     task_id = "road_network_construction"
-    version = 1
+    version = 2
     instruction = ("Trace the road network: a node on every junction and road end, an edge along "
                    "every road between two nodes.")
     Params = Params
@@ -254,7 +269,8 @@ class RoadNetworkConstruction(Task):
     personas = {
         "default": RoadPersona(),
         "two_pass": RoadPersona(order="two_pass", survey=False, verify=True, peek_rate=0.2,
-                                check_rate=0.0, region_stride=2),
+                                check_rate=0.0, region_stride=2, done_on_counts=False,
+                                late_notice_rate=0.3, x_first_rate=0.5),
         "careless": RoadPersona(survey=False, verify=False, miss_rate=0.1, wrong_edge_rate=0.1,
                                 offnode_rate=0.06, notice_rate=0.92, peek_rate=0.0,
                                 check_rate=0.0, place_sigma=0.6),
@@ -562,8 +578,26 @@ class RoadNetworkConstruction(Task):
         colors[n_edge:] = NODE_COLOR
         return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]), colors)
 
+    def complete(self) -> bool:
+        """Whether the status line reads every node and every road: ``NODES N/N  EDGES M/M``."""
+        return len(self.ann.nodes) == len(self.nodes) and len(self.ann.edges) == len(self.edges)
+
+    def latest_annotation(self) -> tuple[tuple[float, float], ...] | None:
+        """The map points of what UNDO would take back: a node (one point) or an edge (its two
+        ends); None with nothing to take back."""
+        if not self._undo_stack:
+            return None
+        before = self._undo_stack[-1]
+        if len(before.nodes) < len(self.ann.nodes):
+            return (self.ann.nodes[-1],)
+        if len(before.edges) < len(self.ann.edges):
+            i, j = self.ann.edges[-1]
+            return (self.ann.nodes[i], self.ann.nodes[j])
+        return None
+
     def status(self) -> tuple[str, ...]:
-        line2 = f"NODES {len(self.ann.nodes)}  EDGES {len(self.ann.edges)}"
+        line2 = (f"NODES {len(self.ann.nodes)}/{len(self.nodes)}  "
+                 f"EDGES {len(self.ann.edges)}/{len(self.edges)}")
         if self.tool == "EDGE":
             if self.pick is None:
                 line2 += "  FIRST -"
@@ -662,7 +696,9 @@ EdgeId = tuple[tuple[float, float], tuple[float, float]]  # an edge by its nodes
 
 class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
     """Surveys the map, works it region by region (the junctions it sees, then the roads between
-    them), looks over it once more for junctions it missed, and clicks DONE.
+    them) and clicks DONE as soon as the status reads ``NODES N/N  EDGES M/M``; with the counts
+    still short (or over) at the end of the work, it looks over the map once more for junctions
+    it missed, and clicks DONE there (personas with ``done_on_counts=False`` always walk that pass).
 
     A policy of the state: each click follows from the graph drawn so far, the window, the tool and
     the pick, and from what the annotator remembers having seen or done: how far its passes over the
@@ -740,7 +776,9 @@ class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
             self.late = None
         if self._sees_wrong():
             # UNDO takes back the latest annotation: again and again until what is left looks right.
-            return self.press("UNDO", "correct", -1, True)
+            return self._undo()
+        if self.persona.done_on_counts and self.task.complete():
+            return self.press("DONE", "finish")  # the status reads NODES N/N  EDGES M/M
         while self.pass_no < len(self.passes):
             kind, tiles = self.passes[self.pass_no]
             intent = self._work_at(kind, tiles[self.tile_no])
@@ -750,6 +788,21 @@ class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
             if self.tile_no == len(tiles):
                 self.pass_no, self.tile_no = self.pass_no + 1, 0
         return self._leftover() or self.press("DONE", "finish")
+
+    def _undo(self) -> Intent:
+        """UNDO where what it takes back is drawn: with the latest node (or every point of the
+        latest edge) off the window, a pan towards it first."""
+        t = self.task
+        latest = t.latest_annotation()
+        if latest is not None:
+            a = np.asarray(latest[0], float)
+            b = np.asarray(latest[-1], float)
+            pts = a + np.linspace(0.0, 1.0, 17)[:, None] * (b - a)
+            if not any(self._in_view(x, y, 1) for x, y in pts):
+                near = min(latest, key=lambda q: math.hypot(q[0] - t.ox - t.view / 2,
+                                                             q[1] - t.oy - t.view / 2))
+                return self._pan_to_see(*near, "correct", -1, True)
+        return self.press("UNDO", "correct", -1, True)
 
     def _work_at(self, kind: str, tile: Tile) -> Intent | None:
         """The next click of a pass of ``kind`` in region ``tile``; None once the window is on the
@@ -1113,10 +1166,11 @@ class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
         return (x, y) if 0 <= x <= t.max_x and 0 <= y <= t.max_y else None
 
     def _goto(self, tile: Tile, phase: str, target: int = -1, fix: bool = False) -> Intent:
-        """One pan towards window position ``tile`` (along x first or y first, as it happens)."""
+        """One pan towards window position ``tile``: along x first (y first at the persona's
+        ``1 - x_first_rate``; the default always x first)."""
         t = self.task
         dx, dy = tile[0] - t.ox, tile[1] - t.oy
-        if dx and (not dy or self.decide(("x first", tile), 0.5)):
+        if dx and (not dy or self.decide(("x first", tile), self.persona.x_first_rate)):
             return self.press("RIGHT" if dx > 0 else "LEFT", phase, target, fix)
         return self.press("DOWN" if dy > 0 else "UP", phase, target, fix)
 
