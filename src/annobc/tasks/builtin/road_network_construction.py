@@ -253,6 +253,8 @@ class RoadNetworkConstruction(Task):
       edge noticed at once (no late notice), and UNDO only where what it takes back is drawn.
       Scenes have 8-12 nodes (was 5-12), so that episodes keep at least 50 clicks without the
       verify pass.
+      The DONE button is drawn lit while the status shows ``NODES N/N  EDGES M/M``
+      (``complete()``).
     """
 
     task_id = "road_network_construction"
@@ -608,6 +610,9 @@ class RoadNetworkConstruction(Task):
 
     def selected(self) -> tuple[str, ...]:
         return (self.tool,)
+
+    def complete(self) -> bool:  # NODES N/N  EDGES M/M
+        return len(self.ann.nodes) == len(self.nodes) and len(self.ann.edges) == len(self.edges)
 
     # -- latents and score ----------------------------------------------------------------------
     def position(self) -> float:
