@@ -7,6 +7,7 @@ import pytest
 
 from annobc.tasks import (CATEGORIES, PHASES, Session, frame_hash, get_task_class, replay,
                           replay_score, run_annotator, task_ids)
+from annobc.tasks.base import Task
 from annobc.tasks.stats import episode_stats
 
 TASKS = task_ids()
@@ -158,7 +159,10 @@ def test_done_lights_when_the_work_is_complete_and_the_annotator_presses_it_lit(
     inside[r.y0:r.y1, r.x0:r.x1] = True
     changed = (before != lit).any(axis=2)
     assert changed[inside].any() and not changed[~inside].any()
-    # The default annotator presses DONE only on a screen showing DONE lit.
+    # The default annotator presses DONE only on a screen showing DONE lit (where the task
+    # defines completion: a plugin may leave complete() at the base's False).
+    if type(s.task).complete is Task.complete:
+        return
     for rec in annotator_episodes(task_id)[:20]:
         s = Session(task_id, rec.seed)
         for step in rec.steps:
