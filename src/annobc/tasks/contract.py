@@ -193,6 +193,22 @@ def mistake_removal(task_id: str, cases: int = 50, persona: str = "default", par
 
 
 # -- the whole contract, for one task (annobc check-task) ------------------------------------------
+def undo_states(task_id: str, seeds, persona: str = "default"):
+    """At every UNDO of the persona's demonstrations, (the session in the state before it, the
+    DAgger labeller's intent there): where the two should agree (one correction rule)."""
+    from annobc.tasks.episode import run_annotator
+    cls = get_annotator_class(task_id)
+    for seed in seeds:
+        rec = run_annotator(task_id, seed, persona)
+        s = Session(task_id, seed)
+        labeller = cls.expert(s, s.task_cls.personas[persona], np.random.default_rng(seed))
+        for st in rec.steps:
+            intent = labeller.next_intent()
+            if st.element == "UNDO":
+                yield s, intent
+            s.step(st.x, st.y)
+
+
 def _check(name: str, figure, passed: bool, required: str) -> dict:
     return {"name": name, "figure": figure, "passed": bool(passed), "required": required}
 

@@ -7,6 +7,7 @@ import pytest
 from annobc.tasks import Session, frame_hash, get_annotator_class, run_annotator
 from annobc.tasks.builtin.animal_limb_tracking import (FL, FR, HL, HR, KEYPOINTS, NOSE, TAIL,
                                                        LimbPersona)
+from annobc.tasks.contract import undo_states
 from annobc.tasks.stats import episode_stats
 
 TASK = "animal_limb_tracking"
@@ -305,21 +306,13 @@ def test_default_surveys_never_looks_back_and_presses_done_at_all_keypoints():
 
 
 def test_the_labeller_undoes_in_the_states_where_the_demonstration_undoes():
-    cls = get_annotator_class(TASK)
     undos = agree = 0
-    for seed in range(30):
-        rec = run_annotator(TASK, seed)
-        s = Session(TASK, seed)
-        lab = cls.expert(s, s.task_cls.personas["default"], np.random.default_rng(seed))
-        for st in rec.steps:
-            intent = lab.next_intent()
-            if st.element == "UNDO":
-                undos += 1
-                agree += s.hit(intent.x, intent.y)[0] == "UNDO"
-                # What the UNDO takes back is the latest annotation, wrong and drawn on this frame.
-                f, k, _ = s.task.undo_change()
-                assert f == s.task.frame and s.task.keypoint_ok(f, k) is False
-            s.step(st.x, st.y)
+    for s, intent in undo_states(TASK, range(30)):
+        undos += 1
+        agree += s.hit(intent.x, intent.y)[0] == "UNDO"
+        # What the UNDO takes back is the latest annotation, wrong and drawn on this frame.
+        f, k, _ = s.task.undo_change()
+        assert f == s.task.frame and s.task.keypoint_ok(f, k) is False
     assert undos >= 5 and agree == undos
 
 
