@@ -446,3 +446,17 @@ def test_a_noticed_slip_is_undone_at_once_and_the_labeller_undoes_too():
             elif wrong_since is not None:
                 wrong_since = None if not t.n_wrong() else wrong_since + 1
     assert undos >= 10
+
+
+def test_a_node_left_on_the_maps_border_is_undone_without_panning_against_the_clamp():
+    # Seed 10048: 5 random clicks leave a node at x = 0, the latest annotation; the window is
+    # clamped at the left border, so no pan brings it further in and the expert must UNDO it.
+    from annobc.tasks import contract
+
+    s = Session(TASK, 10048)
+    contract.roll_in(s, "random", 5, seed=10048)
+    latest = s.task.latest_annotation()
+    assert latest is not None and min(x for x, _ in latest) < 1 and s.task.ox == 0
+    contract.finish_with_expert(s)
+    assert s.done and s.task.score()[1]
+    assert s.steps < 200

@@ -254,7 +254,9 @@ class RoadNetworkConstruction(Task):
       Scenes have 8-12 nodes (was 5-12), so that episodes keep at least 50 clicks without the
       verify pass.
       The DONE button is drawn lit while the status shows ``NODES N/N  EDGES M/M``
-      (``complete()``).
+      (``complete()``). A fix within v2 (the demonstrations are unchanged, click for click):
+      the expert UNDOes a latest node on the map's own border where the window is clamped,
+      instead of panning towards it for ever (a state only a foreign roll-in reaches).
     """
 
     task_id = "road_network_construction"
@@ -806,7 +808,11 @@ class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
             if not any(self._in_view(x, y, 1) for x, y in pts):
                 near = min(latest, key=lambda q: math.hypot(q[0] - t.ox - t.view / 2,
                                                              q[1] - t.oy - t.view / 2))
-                return self._pan_to_see(*near, "correct", -1, True)
+                label = self._pan_towards(*near)
+                # A node on the map's own border is as drawn as it gets once the window is
+                # clamped there: a pan that cannot move would repeat forever.
+                if self._pan_moves(label):
+                    return self.press(label, "correct", -1, True)
         return self.press("UNDO", "correct", -1, True)
 
     def _work_at(self, kind: str, tile: Tile) -> Intent | None:
@@ -1179,15 +1185,23 @@ class RoadAnnotator(Annotator, task=RoadNetworkConstruction):
             return self.press("RIGHT" if dx > 0 else "LEFT", phase, target, fix)
         return self.press("DOWN" if dy > 0 else "UP", phase, target, fix)
 
+    def _pan_moves(self, label: str) -> bool:
+        """Whether pan ``label`` moves the window (it is clamped at the map's border)."""
+        t = self.task
+        return {"LEFT": t.ox > 0, "RIGHT": t.ox < t.max_x, "UP": t.oy > 0,
+                "DOWN": t.oy < t.max_y}[label]
+
     def _pan_to_see(self, x: float, y: float, phase: str, target: int, fix: bool = False) -> Intent:
         """One pan that brings map point (x, y) towards ``MARGIN`` inside the window."""
+        return self.press(self._pan_towards(x, y), phase, target, fix)
+
+    def _pan_towards(self, x: float, y: float) -> str:
+        """The pan that brings map point (x, y) towards ``MARGIN`` inside the window."""
         t, m = self.task, self.MARGIN
         if x < t.ox + m:
-            label = "LEFT"
-        elif x > t.ox + t.view - 1 - m:
-            label = "RIGHT"
-        elif y < t.oy + m:
-            label = "UP"
-        else:
-            label = "DOWN"
-        return self.press(label, phase, target, fix)
+            return "LEFT"
+        if x > t.ox + t.view - 1 - m:
+            return "RIGHT"
+        if y < t.oy + m:
+            return "UP"
+        return "DOWN"
