@@ -55,6 +55,9 @@ def describe() -> dict:
 
         info["torch"] = torch.__version__
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        # Whether bfloat16 autocast runs natively (cpu_bf16 configs use it only then): machines
+        # with and without it train different policies from the same seed.
+        info["cpu_bf16"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except ImportError:
         pass
     return info
