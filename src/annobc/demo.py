@@ -21,7 +21,8 @@ DEMO_PARAMS = ["colored_dot_tracking.n_targets=[4, 8]"]
 def run_demo(args) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
-    # A fixed number of steps, not minutes: the same seed gives the same policy on any machine.
+    # A fixed number of steps, not minutes: the same seed gives the same policy on any machine
+    # with the same arithmetic (bfloat16 autocast runs only where the CPU has it natively).
     spec = LoopSpec(tasks=resolve_tasks(args.tasks), episodes_per_task=args.episodes_per_task,
                     params=DEMO_PARAMS + (args.param or []), config=args.config,
                     overrides=list(args.overrides), steps=args.steps, rounds=args.rounds,
