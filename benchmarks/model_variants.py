@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, save_results  # noqa: E402
+from train_throughput import batches  # noqa: E402
 
 import annobc.models.encoders as encoders  # noqa: E402
 from annobc.data import EpisodeStore, Plan, generate, resolve_tasks  # noqa: E402
-from annobc.data.windows import WindowDataset  # noqa: E402
 from annobc.learning import ClickLoss  # noqa: E402
 from annobc.models import ClickPolicy, preset  # noqa: E402
 from annobc.train.config import load_config  # noqa: E402
@@ -70,15 +69,6 @@ def conv_block(act: str, norm: str):
             layers.append(nn.GroupNorm(min(8, b), b))
         return nn.Sequential(*layers, ACTS[act]())
     return block
-
-
-def batches(store: EpisodeStore, split: str, n: int, size: int, window: int, seed: int) -> list[dict]:
-    out = []
-    for b in DataLoader(WindowDataset(store, split, window=window, seed=seed), batch_size=size):
-        out.append({k: v for k, v in b.items() if k not in ("stream", "step")})
-        if len(out) == n:
-            break
-    return out
 
 
 def train_variant(cfg, train: list[dict], val: list[dict], task_names: list[str],
@@ -145,8 +135,9 @@ def main(argv=None) -> int:
                  workers=2, progress=False)
         store = EpisodeStore(Path(tmp) / "ds")
         # As many distinct batches as steps: repeating a few would measure memorisation.
-        train = batches(store, "train", args.steps, size, window, seed=0)
-        val = batches(store, "val", args.val_batches, size, window, seed=1)
+        keep_task = ("stream", "step")  # the task column splits the val NLL by task
+        train = batches(store, "train", args.steps, size, window, seed=0, drop=keep_task)
+        val = batches(store, "val", args.val_batches, size, window, seed=1, drop=keep_task)
         names = list(store.tasks)
     results = {}
     for name, over in {"preset": {}, **variants}.items():

@@ -89,11 +89,13 @@ print(json.dumps({"params": m.num_params(), "step_s": times, "cpu_s": cpu, "val_
 """
 
 
-def batches(store: EpisodeStore, split: str, n: int, size: int, window: int, seed: int) -> list[dict]:
+def batches(store: EpisodeStore, split: str, n: int, size: int, window: int, seed: int,
+            drop: tuple[str, ...] = ("stream", "task", "step")) -> list[dict]:
+    """The first ``n`` batches of ``split``'s windows, without the columns ``drop`` names."""
     ds = WindowDataset(store, split, window=window, seed=seed)
     out = []
     for b in DataLoader(ds, batch_size=size):
-        b = {k: v for k, v in b.items() if k not in ("stream", "task", "step")}
+        b = {k: v for k, v in b.items() if k not in drop}
         b["after_change"] = torch.zeros_like(b["valid"])  # the baseline's batches carry it
         out.append(b)
         if len(out) == n:
